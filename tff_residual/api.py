@@ -1,0 +1,97 @@
+"""Eager API for users outside TFF: aggregate a list of client models."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from tff_residual.kernels import registry
+
+FLOAT_DTYPES = (np.float16, np.float32, np.float64)
+
+
+def stack_client_values(client_values: Sequence[Any]) -> tuple[Any, list[np.ndarray], list[tuple]]:
+  """Checks K structures and stacks each leaf into a [K, n] matrix.
+
+  Returns (structure of client 0, matrices, leaf shapes). Raises ValueError or
+  TypeError naming the first problem found.
+  """
+  if isinstance(client_values, (str, bytes)) or not isinstance(client_values, Sequence):
+    raise TypeError("client_values must be a list of client structures, got "
+                    f"{type(client_values).__name__}.")
+  if len(client_values) == 0:
+    raise ValueError("client_values is empty: need at least one client (K >= 1).")
+  template = client_values[0]
+  leaves0 = tf.nest.flatten(template)
+  if not leaves0:
+    raise ValueError("client 0 holds no tensors.")
+  per_client = []
+  for k, value in enumerate(client_values):
+    try:
+      tf.nest.assert_same_structure(template, value)
+    except (ValueError, TypeError) as error:
+      raise ValueError(f"client {k} has a different structure than client 0: {error}") from None
+    per_client.append([np.asarray(leaf) for leaf in tf.nest.flatten(value)])
+  matrices, shapes = [], []
+  for index in range(len(leaves0)):
+    first = per_client[0][index]
+    if first.dtype.type not in FLOAT_DTYPES:
+      raise TypeError(f"leaf {index} of client 0 has dtype {first.dtype}; only float "
+                      "tensors can be aggregated.")
+    for k in range(1, len(per_client)):
+      leaf = per_client[k][index]
+      if leaf.shape != first.shape:
+        raise ValueError(f"leaf {index}: client {k} has shape {leaf.shape}, "
+                         f"client 0 has {first.shape}.")
+      if leaf.dtype != first.dtype:
+        raise TypeError(f"leaf {index}: client {k} has dtype {leaf.dtype}, "
+                        f"client 0 has {first.dtype}.")
+    dtype = np.float32 if first.dtype == np.float16 else first.dtype
+    stacked = np.stack([per_client[k][index] for k in range(len(per_client))]).astype(dtype, copy=False)
+    matrices.append(stacked.reshape(len(per_client), -1))
+    shapes.append(first.shape)
+  return template, matrices, shapes
+
+
+def aggregate(client_values: Sequence[Any], method: str = "residual",
+              sample_weights: Sequence[float] | None = None, **params):
+  """Aggregates K client models with a robust method, outside of TFF.
+
+  Args:
+    client_values: list (length K) of nested structures (dicts, lists, tuples)
+      of float arrays, all with the same structure, shapes and dtypes.
+    method: one of "residual", "median", "trimmed_mean", "repeated_median",
+      "foolsgold", "mean".
+    sample_weights: optional per-client weights (e.g. example counts); used only
+      with ``sample_weighting="multiply"``.
+    **params: the method's hyper-parameters, e.g. ``lambda_``, ``delta``,
+      ``variant`` for "residual", ``beta`` for "trimmed_mean".
+
+  Returns:
+    ``(aggregate, info)``: the aggregate with the input structure (NumPy
+    arrays) and a dict with ``client_weights`` (float32 [K], sums to 1, 0 for
+    dropped clients), ``corrected_fraction`` (float32 [K]) and
+    ``num_dropped_clients`` (int). Clients holding NaN/Inf are dropped.
+  """
+  kernel = registry.build_kernel(method, **params)
+  template, matrices, shapes = stack_client_values(client_values)
+  weights = None
+  if sample_weights is not None:
+    weights = np.asarray(sample_weights, dtype=np.float64)
+    if weights.shape != (len(client_values),):
+      raise ValueError(f"sample_weights has shape {weights.shape}; expected "
+                       f"({len(client_values)},), one per client.")
+    weights = tf.constant(weights)
+  output = kernel([tf.constant(m) for m in matrices], weights)
+  leaves = tf.nest.flatten(template)
+  result = [np.asarray(a.numpy(), dtype=np.asarray(leaf).dtype).reshape(shape)
+            for a, leaf, shape in zip(output.aggregate, leaves, shapes)]
+  info = {
+      "client_weights": output.client_weights.numpy().astype(np.float32),
+      "corrected_fraction": output.corrected_fraction.numpy().astype(np.float32),
+      "num_dropped_clients": int(output.num_dropped_clients.numpy()),
+  }
+  return tf.nest.pack_sequence_as(template, result), info

@@ -1,0 +1,115 @@
+"""What every kernel shares: the output record, finite-client filtering, and
+optional multiplication of sample weights into the robust weights."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import tensorflow as tf
+
+SAMPLE_WEIGHTINGS = ("ignore", "multiply")
+
+
+class KernelOutput(NamedTuple):
+  """Result of one aggregation over K clients.
+
+  Attributes:
+    aggregate: one ``[n_t]`` tensor per input ``[K, n_t]`` tensor.
+    client_weights: float32 ``[K]``; each client's share of the aggregate, in
+      client order, summing to 1 (all zeros if every client was dropped). For
+      model-level weights (residual reweighting, mean, FoolsGold) this is the
+      weight of the client's model; for coordinate-wise estimators it is the
+      client's weight in the aggregate averaged over all coordinates.
+    corrected_fraction: float32 ``[K]``; the share of each client's coordinates
+      whose value was not used as sent (replaced by the regression line for
+      residual reweighting; discarded by median / trimmed mean; 0 otherwise).
+    num_dropped_clients: int32 scalar; clients dropped for NaN/Inf values (or
+      a non-finite / negative sample weight when sample weights are used).
+  """
+
+  aggregate: list
+  client_weights: tf.Tensor
+  corrected_fraction: tf.Tensor
+  num_dropped_clients: tf.Tensor
+
+
+class ValidOutput(NamedTuple):
+  """What a kernel computes on the finite clients only (K_valid of them)."""
+
+  aggregate: list
+  client_weights: tf.Tensor
+  corrected_fraction: tf.Tensor
+
+
+def check_sample_weighting(mode: str) -> str:
+  if mode not in SAMPLE_WEIGHTINGS:
+    raise ValueError(
+        f"sample_weighting={mode!r} is not one of {SAMPLE_WEIGHTINGS}.")
+  return mode
+
+
+def finite_client_mask(values: Sequence[tf.Tensor]) -> tf.Tensor:
+  """bool [K]: True for clients whose values are all finite, in every tensor."""
+  mask = None
+  for matrix in values:
+    finite = tf.reduce_all(tf.math.is_finite(matrix), axis=1)
+    mask = finite if mask is None else tf.logical_and(mask, finite)
+  return mask
+
+
+def normalize_weights(weights: tf.Tensor) -> tf.Tensor:
+  """weights / sum(weights); uniform if the sum is not positive and finite."""
+  total = tf.reduce_sum(weights)
+  uniform = tf.ones_like(weights) / tf.cast(tf.size(weights), weights.dtype)
+  ok = tf.logical_and(total > 0, tf.math.is_finite(total))
+  return tf.where(ok, weights / tf.where(ok, total, tf.ones_like(total)), uniform)
+
+
+def run_on_finite_clients(
+    valid_kernel: Callable[[list, tf.Tensor | None, tf.Tensor], ValidOutput],
+    values: Sequence[tf.Tensor],
+    sample_weights: tf.Tensor | None = None,
+) -> KernelOutput:
+  """Drops clients with non-finite values, runs ``valid_kernel`` on the rest.
+
+  A dropped client gets weight 0 and never touches the result. If every client
+  is dropped the aggregate is all zeros (for a model delta: no change to the
+  model) and ``client_weights`` is all zeros.
+
+  ``valid_kernel(values, sample_weights, kept)`` gets the finite clients'
+  values, their sample weights (or None) and their indices ``kept`` [K_valid]
+  among the K clients. ``sample_weights`` (float [K] or None): clients clients whose sample weight is negative or non-finite
+  are dropped as well.
+  """
+  values = [tf.convert_to_tensor(v) for v in values]
+  num_clients = tf.shape(values[0])[0]
+  mask = finite_client_mask(values)
+  if sample_weights is not None:
+    sample_weights = tf.convert_to_tensor(sample_weights)
+    mask = tf.logical_and(mask, tf.math.is_finite(sample_weights))
+    mask = tf.logical_and(mask, sample_weights >= 0)
+  kept = tf.cast(tf.where(mask)[:, 0], tf.int32)
+  num_kept = tf.size(kept)
+  num_dropped = num_clients - num_kept
+
+  def run_kernel():
+    everyone = tf.equal(num_kept, num_clients)
+    # Gathering copies the inputs, so only do it when someone was dropped.
+    subset = [
+        tf.cond(everyone, lambda v=v: v, lambda v=v: tf.gather(v, kept))
+        for v in values
+    ]
+    weights = None if sample_weights is None else tf.gather(sample_weights, kept)
+    out = valid_kernel(subset, weights, kept)
+    scatter = lambda x: tf.scatter_nd(kept[:, None], tf.cast(x, tf.float32), [num_clients])
+    return (list(out.aggregate), scatter(out.client_weights),
+            scatter(out.corrected_fraction))
+
+  def nobody():
+    return ([tf.zeros(tf.shape(v)[1:], v.dtype) for v in values],
+            tf.zeros([num_clients], tf.float32), tf.zeros([num_clients], tf.float32))
+
+  aggregate, client_weights, corrected = tf.cond(num_kept > 0, run_kernel, nobody)
+  return KernelOutput(list(aggregate), client_weights, corrected,
+                      tf.cast(num_dropped, tf.int32))

@@ -1,0 +1,71 @@
+"""Coordinate-wise repeated median (Siegel, 1982), the paper's baseline.
+
+For each coordinate the repeated-median line through (rank, sorted value) is
+evaluated at the central rank (K-1)/2:
+
+* ``variant="reference"`` (default; the authors' ``Repeated_Median_Shard``):
+  b0 = med(y) - b1 (K-1)/2, so b0 + b1 (K-1)/2 = med(y): exactly the coordinate
+  median (reference_protocol §2). Client weights and discarded shares are the
+  median's.
+* ``variant="paper"``: slope by eq. 1 and intercept by eq. 2, so the result is
+  b0 + b1 (K-1)/2 with the paper's intercept, which differs from the median.
+  This estimate is not a weighted sum of client values, so ``client_weights``
+  reports the uniform 1/K and ``corrected_fraction`` 0; sample weights cannot be
+  multiplied in (ValueError).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import tensorflow as tf
+
+from tff_residual.kernels import chunking
+from tff_residual.kernels import clients
+from tff_residual.kernels import coordinate_median as median_kernel
+from tff_residual.kernels import residual_reweighting as rr
+from tff_residual.kernels.order_statistics import sort_with_ranks
+
+VARIANTS = ("reference", "paper")
+
+
+def _paper_valid(values, chunk_size, memory_budget_bytes):
+  config = rr.ResidualReweightingConfig(variant="paper")
+  num_clients = tf.shape(values[0])[0]
+  aggregate = []
+  for matrix in values:
+    size = chunking.chunk_size_for(
+        num_clients, rr.bytes_per_coordinate(config, matrix.dtype.size),
+        memory_budget_bytes, chunk_size)
+
+    def chunk_fn(chunk):
+      sorted_values, _, _ = sort_with_ranks(chunk)
+      def center_of_line():
+        line = rr.fit_line(sorted_values, config)
+        return 0.5 * (line[:, 0] + line[:, -1])
+      center = tf.cond(tf.shape(chunk)[1] >= 2, center_of_line, lambda: sorted_values[:, 0])
+      return [center], []
+
+    (center,), _ = chunking.map_coordinate_chunks(matrix, chunk_fn, size, [matrix.dtype], [])
+    aggregate.append(center)
+  uniform = tf.ones([num_clients], tf.float64) / tf.cast(num_clients, tf.float64)
+  return clients.ValidOutput(aggregate, uniform, tf.zeros([num_clients], tf.float64))
+
+
+def repeated_median(values: Sequence[tf.Tensor], sample_weights: tf.Tensor | None = None,
+                    variant: str = "reference", sample_weighting: str = "ignore",
+                    chunk_size: int | None = None,
+                    memory_budget_bytes: int = chunking.DEFAULT_MEMORY_BUDGET_BYTES,
+                    ) -> clients.KernelOutput:
+  """Coordinate-wise repeated median of ``values`` (list of [K, n_t])."""
+  if variant not in VARIANTS:
+    raise ValueError(f"Unknown variant={variant!r}; expected one of {VARIANTS}.")
+  clients.check_sample_weighting(sample_weighting)
+  if variant == "reference":
+    return median_kernel.coordinate_median(values, sample_weights, sample_weighting,
+                                           chunk_size, memory_budget_bytes)
+  if sample_weighting == "multiply":
+    raise ValueError("repeated_median(variant='paper') is not a weighted sum of client "
+                     "values; sample_weights='multiply' is not supported.")
+  return clients.run_on_finite_clients(
+      lambda v, w, _: _paper_valid(v, chunk_size, memory_budget_bytes), values)
