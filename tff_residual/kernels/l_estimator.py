@@ -53,7 +53,7 @@ def l_estimate_valid(values: Sequence[tf.Tensor], sample_weights: tf.Tensor | No
       estimate = tf.reduce_sum(weights * sorted_values, axis=1)
       per_client = tf.cast(tf.gather(weights, ranks, batch_dims=1), tf.float64)
       return [estimate], [tf.reduce_sum(per_client, axis=0),
-                          tf.reduce_sum(tf.cast(per_client == 0, tf.float64), axis=0)]
+                          tf.reduce_sum(tf.cast(tf.equal(per_client, 0.0), tf.float64), axis=0)]
 
     (estimate,), (weight_sum, zero_count) = chunking.map_coordinate_chunks(
         matrix, chunk_fn, size, [dtype], [tf.float64, tf.float64])

@@ -266,16 +266,14 @@ def model_weights(total_confidence: tf.Tensor, variant: str) -> tf.Tensor:
 
 
 def residual_reweighting_valid(values: Sequence[tf.Tensor], sample_weights: tf.Tensor | None,
-                               config: ResidualReweightingConfig,
-                               reweighted: Sequence[bool] | None = None) -> clients.ValidOutput:
+                               config: ResidualReweightingConfig) -> clients.ValidOutput:
   """Residual reweighting of finite clients: ``values`` is a list of [K, n_t].
 
-  ``reweighted[t]`` False excludes tensor t from correction and from the
-  model weights (the reference does this for 0-dim tensors); it is still
-  averaged with the final weights.
+  Every coordinate of every tensor counts, 0-dim tensors included (the
+  reference skips 0-dim state entries such as BatchNorm's step counter, which
+  TFF's model deltas do not contain).
   """
   values = list(values)
-  reweighted = [True] * len(values) if reweighted is None else list(reweighted)
   num_clients = tf.shape(values[0])[0]
 
   def mean_only():
@@ -290,8 +288,8 @@ def residual_reweighting_valid(values: Sequence[tf.Tensor], sample_weights: tf.T
     replaced = tf.zeros([num_clients], tf.float64)
     num_coordinates = tf.constant(0.0, tf.float64)
     corrected = []
-    for matrix, use in zip(values, reweighted):
-      if not use or matrix.shape[1] == 0:
+    for matrix in values:
+      if matrix.shape[1] == 0:
         corrected.append(None)
         continue
       size = chunking.chunk_size_for(
@@ -321,16 +319,13 @@ def residual_reweighting_valid(values: Sequence[tf.Tensor], sample_weights: tf.T
     fraction = replaced / tf.maximum(num_coordinates, 1.0)
     return aggregate, p, fraction
 
-  if not any(reweighted):
-    aggregate, p, fraction = mean_only()
-  else:
-    aggregate, p, fraction = tf.cond(num_clients >= 3, reweight, mean_only)
+  aggregate, p, fraction = tf.cond(num_clients >= 3, reweight, mean_only)
   return clients.ValidOutput(list(aggregate), p, fraction)
 
 
 def residual_reweighting(values: Sequence[tf.Tensor], sample_weights: tf.Tensor | None = None,
                          config: ResidualReweightingConfig = ResidualReweightingConfig(),
-                         reweighted: Sequence[bool] | None = None) -> clients.KernelOutput:
+                         ) -> clients.KernelOutput:
   """Residual-reweighted aggregate of K client models.
 
   Args:
@@ -339,11 +334,10 @@ def residual_reweighting(values: Sequence[tf.Tensor], sample_weights: tf.Tensor 
     sample_weights: optional float [K]; used only with
       ``config.sample_weighting == "multiply"``.
     config: hyper-parameters, see ``ResidualReweightingConfig``.
-    reweighted: optional per-tensor flags, see ``residual_reweighting_valid``.
 
   Returns:
     ``KernelOutput``; clients with NaN/Inf values are dropped first.
   """
   weights = sample_weights if config.sample_weighting == "multiply" else None
   return clients.run_on_finite_clients(
-      lambda v, w, _: residual_reweighting_valid(v, w, config, reweighted), values, weights)
+      lambda v, w, _: residual_reweighting_valid(v, w, config), values, weights)

@@ -1,0 +1,33 @@
+"""tff-residual: attack-resistant aggregation for TensorFlow Federated.
+
+The residual-based reweighting of Fu, Xie, Li and Chen ("Attack-Resistant
+Federated Learning with Residual-based Reweighting", arXiv 1912.11464) and the
+paper's baselines, as ``tff.aggregators`` factories and as an eager function.
+
+TFF is imported lazily: ``tff_residual.aggregate`` and ``tff_residual.kernels``
+work with TensorFlow alone.
+"""
+
+from tff_residual.api import aggregate
+
+__version__ = "0.1.0"
+
+_TFF_EXPORTS = {
+    "ResidualReweightingFactory": "tff_residual.aggregators",
+    "CoordinateMedianFactory": "tff_residual.aggregators",
+    "TrimmedMeanFactory": "tff_residual.aggregators",
+    "RepeatedMedianFactory": "tff_residual.aggregators",
+    "FoolsGoldFactory": "tff_residual.aggregators",
+    "RobustAggregationFactory": "tff_residual.aggregators",
+    "managed_tff_runtime": "tff_residual.simulation.runtime",
+    "ManagedTffRuntime": "tff_residual.simulation.runtime",
+}
+
+__all__ = ["aggregate", *_TFF_EXPORTS]
+
+
+def __getattr__(name):
+  if name in _TFF_EXPORTS:
+    import importlib
+    return getattr(importlib.import_module(_TFF_EXPORTS[name]), name)
+  raise AttributeError(f"module 'tff_residual' has no attribute {name!r}")

@@ -1,0 +1,21 @@
+"""``CoordinateMedianFactory`` (Yin et al., 2018)."""
+
+from __future__ import annotations
+
+from tff_residual.aggregators.robust_factory import RobustAggregationFactory
+
+
+class CoordinateMedianFactory(RobustAggregationFactory):
+  """Coordinate-wise median; even K: mean of the two middle values.
+
+  Args:
+    sample_weighting: "ignore" (default) or "multiply" (the middle positions'
+      weights are multiplied by their clients' weights; matters for even K).
+
+  State: ``()``. Measurements: ``client_weights`` (a client's weight in the
+  median averaged over coordinates), ``corrected_fraction`` (share of its
+  coordinates not used), ``num_dropped_clients``.
+  """
+
+  def __init__(self, sample_weighting: str = "ignore", chunk_size: int | None = None):
+    super().__init__("median", sample_weighting=sample_weighting, chunk_size=chunk_size)

@@ -1,0 +1,24 @@
+"""``RepeatedMedianFactory`` (Siegel, 1982), the paper's coordinate-wise baseline."""
+
+from __future__ import annotations
+
+from tff_residual.aggregators.robust_factory import RobustAggregationFactory
+
+
+class RepeatedMedianFactory(RobustAggregationFactory):
+  """Repeated-median line per coordinate, evaluated at the central rank.
+
+  Args:
+    variant: "reference" (default; the authors' code, which reduces exactly to
+      the coordinate median) or "paper" (eq. 2's intercept; differs from the
+      median). See ``tff_residual.kernels.repeated_median``.
+    sample_weighting: "ignore" (default) or "multiply" (reference variant only).
+
+  State: ``()``. Measurements as ``CoordinateMedianFactory`` (uniform
+  ``client_weights`` for the paper variant).
+  """
+
+  def __init__(self, variant: str = "reference", sample_weighting: str = "ignore",
+               chunk_size: int | None = None):
+    super().__init__("repeated_median", variant=variant, sample_weighting=sample_weighting,
+                     chunk_size=chunk_size)

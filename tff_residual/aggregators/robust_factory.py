@@ -1,0 +1,136 @@
+"""The TFF factory that every robust aggregator of this package shares.
+
+``RobustAggregationFactory(method, **params)`` is both a
+``tff.aggregators.WeightedAggregationFactory`` (``create(value_type,
+weight_type)``) and an ``UnweightedAggregationFactory`` (``create(value_type)``),
+so it plugs into ``build_weighted_fed_avg`` and ``build_unweighted_fed_avg``
+alike. The process is stateless (state ``()``); ``next`` gathers all client
+values at the server (``gather.gather``) and runs the method's kernel there.
+
+Measurements (an ``OrderedDict``, in the round's client order):
+  client_weights:      float32 [K], each client's share of the aggregate,
+                       sums to 1, 0 for dropped clients.
+  corrected_fraction:  float32 [K], share of the client's coordinates not used
+                       as sent (replaced by the line / trimmed away).
+  num_dropped_clients: int32, clients dropped for NaN/Inf values.
+"""
+
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_federated as tff
+
+from tff_residual.aggregators import gather as gather_lib
+from tff_residual.kernels import registry
+
+
+def check_value_type(value_type: tff.types.Type) -> None:
+  """TypeError/ValueError unless ``value_type`` is a structure of float tensors of known shape."""
+  if not tff.types.is_structure_of_tensors(value_type):
+    raise TypeError(f"value_type must be a tensor or a structure of tensors, got {value_type}.")
+  if not tff.types.is_structure_of_floats(value_type):
+    raise TypeError(f"value_type must contain only float tensors, got {value_type}.")
+  leaves = structure_leaves(value_type)
+  if not leaves:
+    raise ValueError("value_type holds no tensors.")
+  for leaf in leaves:
+    if not tff.types.is_shape_fully_defined(leaf.shape):
+      raise ValueError(f"every tensor shape must be fully defined, got {leaf}.")
+
+
+def structure_leaves(value_type: tff.types.Type) -> list:
+  if isinstance(value_type, tff.TensorType):
+    return [value_type]
+  return [leaf for element in value_type for leaf in structure_leaves(element)]
+
+
+class RobustAggregationFactory(tff.aggregators.WeightedAggregationFactory,
+                               tff.aggregators.UnweightedAggregationFactory):
+  """A stateless aggregation process running ``method``'s kernel at the server."""
+
+  def __init__(self, method: str, **params):
+    # Builds (and so validates) the kernel now: bad parameters fail here.
+    registry.build_kernel(method, **params)
+    self._method = method
+    self._params = dict(params)
+
+  @property
+  def method(self) -> str:
+    return self._method
+
+  @property
+  def params(self) -> dict:
+    return dict(self._params)
+
+  def __repr__(self) -> str:
+    args = ", ".join(f"{k}={v!r}" for k, v in self._params.items())
+    return f"{type(self).__name__}({args})"
+
+  def create(self, value_type, weight_type=None) -> tff.templates.AggregationProcess:
+    value_type = tff.types.to_type(value_type)
+    check_value_type(value_type)
+    weighted = weight_type is not None
+    if weighted:
+      weight_type = tff.types.to_type(weight_type)
+      if not (isinstance(weight_type, tff.TensorType) and np.issubdtype(weight_type.dtype, np.floating)
+              and tuple(weight_type.shape) == ()):
+        raise TypeError(f"weight_type must be a float scalar, got {weight_type}.")
+    stacked_value_type = gather_lib.stacked_type(value_type)
+    method, params = self._method, self._params
+
+    def run_kernel(stack, weights):
+      kernel = registry.build_kernel(method, **params)
+      leaves = gather_lib.flatten(stack)
+      num_clients = tf.shape(leaves[0])[0]
+      matrices = [tf.reshape(leaf, [num_clients, -1]) for leaf in leaves]
+      output = kernel(matrices, weights)
+      # Static shapes come from the stacked leaves (type [None, *shape]).
+      result = [tf.reshape(a, leaf.shape[1:]) for a, leaf in zip(output.aggregate, leaves)]
+      measurements = collections.OrderedDict(
+          client_weights=tf.cast(output.client_weights, tf.float32),
+          corrected_fraction=tf.cast(output.corrected_fraction, tf.float32),
+          num_dropped_clients=tf.cast(output.num_dropped_clients, tf.int32))
+      return gather_lib.pack_like(stack, result), measurements
+
+    if weighted:
+      @tff.tensorflow.computation(stacked_value_type, tff.TensorType(weight_type.dtype, [None]))
+      def server_aggregate(stack, weights):
+        return run_kernel(stack, weights)
+    else:
+      @tff.tensorflow.computation(stacked_value_type)
+      def server_aggregate(stack):
+        return run_kernel(stack, None)
+
+    @tff.federated_computation()
+    def init_fn():
+      return tff.federated_value((), tff.SERVER)
+
+    def next_body(state, value, weight):
+      # Client computation: none, clients send their values as they are.
+      # Gather: all client values (and weights) at the server, in client order.
+      stack = gather_lib.gather(value, value_type)
+      # Server computation: the robust kernel over the whole model at once.
+      if weight is None:
+        output = tff.federated_map(server_aggregate, stack)
+      else:
+        weights = gather_lib.gather(weight, weight_type)
+        output = tff.federated_map(server_aggregate, (stack, weights))
+      # Output preparation.
+      return tff.templates.MeasuredProcessOutput(
+          state=state, result=output[0], measurements=output[1])
+
+    state_type = tff.FederatedType((), tff.SERVER)
+    if weighted:
+      @tff.federated_computation(state_type, tff.FederatedType(value_type, tff.CLIENTS),
+                                 tff.FederatedType(weight_type, tff.CLIENTS))
+      def next_fn(state, value, weight):
+        return next_body(state, value, weight)
+    else:
+      @tff.federated_computation(state_type, tff.FederatedType(value_type, tff.CLIENTS))
+      def next_fn(state, value):
+        return next_body(state, value, None)
+
+    return tff.templates.AggregationProcess(init_fn, next_fn)

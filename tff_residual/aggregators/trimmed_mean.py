@@ -1,0 +1,22 @@
+"""``TrimmedMeanFactory`` (Yin et al., 2018)."""
+
+from __future__ import annotations
+
+from tff_residual.aggregators.robust_factory import RobustAggregationFactory
+
+
+class TrimmedMeanFactory(RobustAggregationFactory):
+  """Coordinate-wise trimmed mean: drop floor(beta K) values at each end, average the rest.
+
+  Args:
+    beta: trimmed fraction per side, in [0, 0.5); default 0.2 (the code's
+      ``--alpha``). Where floor(beta K) = 0 the result is the plain mean.
+    sample_weighting: "ignore" (default) or "multiply".
+
+  State: ``()``. Measurements as ``CoordinateMedianFactory``.
+  """
+
+  def __init__(self, beta: float = 0.2, sample_weighting: str = "ignore",
+               chunk_size: int | None = None):
+    super().__init__("trimmed_mean", beta=beta, sample_weighting=sample_weighting,
+                     chunk_size=chunk_size)
