@@ -146,7 +146,8 @@ def foolsgold_weights(features: np.ndarray) -> np.ndarray:
   norms = np.linalg.norm(features, axis=1)
   norms[norms == 0] = 1.0
   unit = features / norms[:, None]
-  cs = unit @ unit.T - np.eye(n)
+  cs = unit @ unit.T
+  np.fill_diagonal(cs, 0.0)
   maxcs = cs.max(axis=1)
   for i in range(n):
     for j in range(n):

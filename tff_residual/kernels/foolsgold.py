@@ -4,7 +4,7 @@
 Per client c a similarity feature f_c (by default the second-to-last tensor of
 the update, the final dense layer's kernel, as in the reference) is compared:
 
-    cs = cosine_similarity(f) - I;   maxcs_i = max_j cs_ij
+    cs = cosine_similarity(f) - I (diagonal exactly 0);   maxcs_i = max_j cs_ij
     cs_ij <- cs_ij maxcs_i / maxcs_j   where maxcs_i < maxcs_j   (pardoning)
     wv_i = clip(1 - max_j cs_ij, 0, 1);  wv <- wv / max(wv);  wv[wv == 1] = .99
     wv <- clip(ln(wv / (1 - wv)) + 0.5, 0, 1)
@@ -40,10 +40,12 @@ def foolsgold_weights(features: tf.Tensor) -> tf.Tensor:
   num_clients = tf.shape(features)[0]
   norms = tf.norm(features, axis=1, keepdims=True)
   unit = features / tf.where(norms > 0, norms, tf.ones_like(norms))
-  eye = tf.eye(num_clients, dtype=tf.float64)
-  cs = tf.matmul(unit, unit, transpose_b=True) - eye
+  eye = tf.eye(num_clients, dtype=tf.bool)
+  # cs - I with an exact 0 diagonal (1 - 1 can leave +-1e-16 noise that the
+  # pardoning step would divide by).
+  cs = tf.where(eye, tf.zeros([], tf.float64), tf.matmul(unit, unit, transpose_b=True))
   maxcs = tf.reduce_max(cs, axis=1)
-  pardon = tf.logical_and(maxcs[:, None] < maxcs[None, :], tf.logical_not(tf.cast(eye, tf.bool)))
+  pardon = tf.logical_and(maxcs[:, None] < maxcs[None, :], tf.logical_not(eye))
   safe_max_j = tf.where(maxcs[None, :] != 0, maxcs[None, :], tf.ones_like(cs))
   cs = tf.where(pardon, cs * maxcs[:, None] / safe_max_j, cs)
   wv = tf.clip_by_value(1.0 - tf.reduce_max(cs, axis=1), 0.0, 1.0)

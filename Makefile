@@ -1,0 +1,21 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+# Both create or update .venv first (scripts/install.sh, idempotent).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: venv run test bench clean-venv
+
+venv:
+	@bash scripts/install.sh
+
+run: venv
+	$(PY) scripts/demo.py
+
+test: venv
+	$(PY) -m pytest -q tests
+
+bench: venv
+	$(PY) scripts/bench_kernels.py
+
+clean-venv:
+	rm -rf $(VENV)

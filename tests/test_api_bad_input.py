@@ -1,0 +1,90 @@
+"""Bad input: clear errors naming the problem; broken clients never crash or poison."""
+
+import numpy as np
+import pytest
+
+import tff_residual
+from tff_residual.kernels import registry
+
+
+@pytest.mark.parametrize("method", sorted(registry.METHODS))
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_client_is_dropped_and_does_not_poison(method, bad):
+  rng = np.random.default_rng(30)
+  clients = [{"w": rng.normal(size=(4, 3)), "b": rng.normal(size=3)} for _ in range(8)]
+  clean, _ = tff_residual.aggregate(clients[:5] + clients[6:], method)
+  clients[5]["b"][1] = bad
+  agg, info = tff_residual.aggregate(clients, method)
+  assert info["num_dropped_clients"] == 1
+  assert info["client_weights"][5] == 0 and info["corrected_fraction"][5] == 0
+  np.testing.assert_allclose(info["client_weights"].sum(), 1.0, atol=1e-6)
+  np.testing.assert_allclose(agg["w"], clean["w"], atol=1e-12)
+  np.testing.assert_allclose(agg["b"], clean["b"], atol=1e-12)
+
+
+@pytest.mark.parametrize("method", sorted(registry.METHODS))
+def test_every_client_dropped_gives_zeros(method):
+  clients = [np.array([np.nan, 1.0]), np.array([2.0, np.inf])]
+  agg, info = tff_residual.aggregate(clients, method)
+  np.testing.assert_array_equal(agg, [0.0, 0.0])
+  np.testing.assert_array_equal(info["client_weights"], [0.0, 0.0])
+  assert info["num_dropped_clients"] == 2
+
+
+def test_inputs_are_not_mutated():
+  rng = np.random.default_rng(31)
+  clients = [rng.normal(size=50) for _ in range(10)]
+  clients[0] *= 1000
+  before = [c.copy() for c in clients]
+  tff_residual.aggregate(clients, "residual")
+  for a, b in zip(clients, before):
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("call,error,match", [
+    (lambda: tff_residual.aggregate([], "residual"), ValueError, "empty"),
+    (lambda: tff_residual.aggregate(np.zeros(3), "residual"), TypeError, "list"),
+    (lambda: tff_residual.aggregate([np.zeros(2)], "krum"), ValueError, "Unknown method='krum'"),
+    (lambda: tff_residual.aggregate([np.zeros(2)], "residual", variant="v2"), ValueError, "variant"),
+    (lambda: tff_residual.aggregate([np.zeros(2)], "residual", estimator="ols"), ValueError,
+     "estimator"),
+    (lambda: tff_residual.aggregate([np.zeros(2)], "residual", weighting="tukey"), ValueError,
+     "weighting"),
+    (lambda: tff_residual.aggregate([np.zeros(2)], "residual", lambda_=0), ValueError, "lambda_"),
+    (lambda: tff_residual.aggregate([np.zeros(2)], "residual", lambda_=float("nan")), ValueError,
+     "lambda_"),
+    (lambda: tff_residual.aggregate([np.zeros(2)], "residual", delta=1.5), ValueError, "delta"),
+    (lambda: tff_residual.aggregate([np.zeros(2)], "residual", gamma=-1.0), ValueError, "gamma"),
+    (lambda: tff_residual.aggregate([np.zeros(2)], "residual", chunk_size=0), ValueError,
+     "chunk_size"),
+    (lambda: tff_residual.aggregate([np.zeros(2)], "residual", sample_weighting="sum"),
+     ValueError, "sample_weighting"),
+    (lambda: tff_residual.aggregate([np.zeros(2)], "trimmed_mean", beta=0.5), ValueError, "beta"),
+    (lambda: tff_residual.aggregate([np.zeros(2)], "median", beta=0.1), TypeError, "beta"),
+    (lambda: tff_residual.aggregate([np.zeros(2)], "foolsgold", normalize="x"), ValueError,
+     "normalize"),
+    (lambda: tff_residual.aggregate([[np.zeros(2)] * 2] * 3, "foolsgold", feature_index=5), ValueError,
+     "feature_index"),
+    (lambda: tff_residual.aggregate([np.zeros(2)], "repeated_median", variant="x"), ValueError,
+     "variant"),
+    (lambda: tff_residual.aggregate([np.zeros(2), np.zeros(3)]), ValueError, "shape"),
+    (lambda: tff_residual.aggregate([np.zeros(2), np.zeros(2, np.float32)]), TypeError, "dtype"),
+    (lambda: tff_residual.aggregate([np.zeros(2, np.int32)] * 2), TypeError, "float"),
+    (lambda: tff_residual.aggregate([{"a": np.zeros(2)}, {"b": np.zeros(2)}]), ValueError,
+     "client 1 has a different structure"),
+    (lambda: tff_residual.aggregate([[np.zeros(2)], [np.zeros(2), np.zeros(2)]]), ValueError,
+     "structure"),
+    (lambda: tff_residual.aggregate([np.zeros(2)] * 2, sample_weights=[1.0]), ValueError,
+     "sample_weights"),
+])
+def test_bad_input_raises_clear_error(call, error, match):
+  with pytest.raises(error, match=match):
+    call()
+
+
+def test_negative_or_nan_sample_weight_drops_client_when_multiplied():
+  clients = [np.array([1.0]), np.array([2.0]), np.array([3.0])]
+  agg, info = tff_residual.aggregate(clients, "mean", sample_weights=[1.0, -1.0, np.nan],
+                                     sample_weighting="multiply")
+  assert info["num_dropped_clients"] == 2
+  np.testing.assert_allclose(agg, [1.0])
