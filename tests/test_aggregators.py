@@ -1,0 +1,210 @@
+"""The TFF factories: type signatures, numbers vs. the eager API, order, bad input."""
+
+import collections
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_federated as tff
+
+import tff_residual
+from tff_residual.aggregators import gather as gather_lib
+
+FACTORIES = {
+    "residual": lambda: tff_residual.ResidualReweightingFactory(),
+    "residual_paper": lambda: tff_residual.ResidualReweightingFactory(variant="paper"),
+    "median": lambda: tff_residual.CoordinateMedianFactory(),
+    "trimmed_mean": lambda: tff_residual.TrimmedMeanFactory(),
+    "repeated_median": lambda: tff_residual.RepeatedMedianFactory(),
+    "foolsgold": lambda: tff_residual.FoolsGoldFactory(),
+}
+
+VALUE_TYPES = {
+    "scalar_f32": tff.TensorType(np.float32),
+    "vector_f64": tff.TensorType(np.float64, [5]),
+    "nested_f32": collections.OrderedDict(
+        dense=[tff.TensorType(np.float32, [3, 2]), tff.TensorType(np.float32, [2])],
+        head=collections.OrderedDict(w=tff.TensorType(np.float32, [2, 2]))),
+}
+
+MEASUREMENTS_TYPE = tff.FederatedType(collections.OrderedDict(
+    client_weights=tff.TensorType(np.float32, [None]),
+    corrected_fraction=tff.TensorType(np.float32, [None]),
+    num_dropped_clients=tff.TensorType(np.int32)), tff.SERVER)
+
+
+def random_value(value_type, rng):
+  def leaf(t):
+    return rng.normal(size=t.shape).astype(t.dtype)
+  return tff.types.structure_from_tensor_type_tree(leaf, tff.types.to_type(value_type))
+
+
+@pytest.mark.parametrize("factory_name", sorted(FACTORIES))
+@pytest.mark.parametrize("value_name", sorted(VALUE_TYPES))
+def test_type_signatures(factory_name, value_name):
+  value_type = tff.types.to_type(VALUE_TYPES[value_name])
+  factory = FACTORIES[factory_name]()
+  weighted = factory.create(value_type, tff.TensorType(np.float32))
+  unweighted = factory.create(value_type)
+  server_state = tff.FederatedType((), tff.SERVER)
+  assert weighted.initialize.type_signature == tff.FunctionType(None, server_state)
+  expected_output = tff.templates.MeasuredProcessOutput(
+      state=server_state, result=tff.FederatedType(value_type, tff.SERVER),
+      measurements=MEASUREMENTS_TYPE)
+  expected_output_type = tff.types.to_type(expected_output)
+  weighted.next.type_signature.check_equivalent_to(tff.FunctionType(
+      collections.OrderedDict(state=server_state,
+                              value=tff.FederatedType(value_type, tff.CLIENTS),
+                              weight=tff.FederatedType(np.float32, tff.CLIENTS)),
+      expected_output_type))
+  unweighted.next.type_signature.check_equivalent_to(tff.FunctionType(
+      collections.OrderedDict(state=server_state,
+                              value=tff.FederatedType(value_type, tff.CLIENTS)),
+      expected_output_type))
+
+
+@pytest.mark.parametrize("factory_name", sorted(FACTORIES))
+def test_execution_equals_eager_api(tff_runtime, factory_name):
+  rng = np.random.default_rng(40)
+  value_type = tff.types.to_type(VALUE_TYPES["nested_f32"])
+  values = [random_value(value_type, rng) for _ in range(9)]
+  values[4]["head"]["w"] *= 50  # one outlying client
+  factory = FACTORIES[factory_name]()
+  process = factory.create(value_type, tff.TensorType(np.float32))
+  output = process.next(process.initialize(), values, [1.0] * 9)
+  want, info = tff_residual.aggregate(values, factory.method, **factory.params)
+  for got_leaf, want_leaf in zip(tf.nest.flatten(output.result), tf.nest.flatten(want)):
+    np.testing.assert_allclose(got_leaf, want_leaf, rtol=1e-6, atol=1e-7)
+  for name in ("client_weights", "corrected_fraction"):
+    np.testing.assert_allclose(output.measurements[name], info[name], atol=1e-7)
+  assert output.measurements["num_dropped_clients"] == 0
+
+
+def test_gather_keeps_client_order(tff_runtime):
+  value_type = tff.TensorType(np.float32, [2])
+
+  @tff.federated_computation(tff.FederatedType(value_type, tff.CLIENTS))
+  def gather(value):
+    return gather_lib.gather(value, value_type)
+
+  values = [np.array([k, -k], np.float32) for k in range(13)]
+  np.testing.assert_array_equal(gather(values), np.stack(values))
+
+
+def test_client_weights_follow_client_order(tff_runtime):
+  rng = np.random.default_rng(41)
+  process = tff_residual.ResidualReweightingFactory().create(tff.TensorType(np.float32, [500]))
+  for attacker in (0, 6):
+    values = [rng.normal(size=500).astype(np.float32) * 0.01 for _ in range(10)]
+    values[attacker] *= 100
+    weights = process.next(process.initialize(), values).measurements["client_weights"]
+    assert np.argmin(weights) == attacker and weights[attacker] < 0.01
+
+
+def test_non_finite_clients_are_dropped_in_tff(tff_runtime):
+  process = tff_residual.ResidualReweightingFactory().create(tff.TensorType(np.float32, [3]),
+                                                             tff.TensorType(np.float32))
+  values = [np.array([1.0, 2.0, 3.0], np.float32) + k * 0.01 for k in range(5)]
+  values[1] = np.array([np.nan, 0, 0], np.float32)
+  output = process.next(process.initialize(), values, [1.0] * 5)
+  assert output.measurements["num_dropped_clients"] == 1
+  assert output.measurements["client_weights"][1] == 0
+  assert np.all(np.isfinite(output.result))
+  all_bad = [np.array([np.inf, 0, 0], np.float32)] * 3
+  output = process.next(process.initialize(), all_bad, [1.0] * 3)
+  np.testing.assert_array_equal(output.result, [0, 0, 0])
+  assert output.measurements["num_dropped_clients"] == 3
+
+
+def test_multiply_sample_weights_in_tff(tff_runtime):
+  process = tff_residual.ResidualReweightingFactory(sample_weighting="multiply").create(
+      tff.TensorType(np.float32, [4]), tff.TensorType(np.float32))
+  values = [np.full(4, float(k), np.float32) for k in range(4)]  # K = 4, all on a line
+  output = process.next(process.initialize(), values, [0.0, 0.0, 1.0, 3.0])
+  np.testing.assert_allclose(output.measurements["client_weights"], [0, 0, 0.25, 0.75], atol=1e-6)
+  np.testing.assert_allclose(output.result, np.full(4, 2.75), atol=1e-6)
+
+
+@pytest.mark.parametrize("make,error,match", [
+    (lambda: tff_residual.ResidualReweightingFactory(lambda_=-1), ValueError, "lambda_"),
+    (lambda: tff_residual.ResidualReweightingFactory(variant="x"), ValueError, "variant"),
+    (lambda: tff_residual.TrimmedMeanFactory(beta=0.7), ValueError, "beta"),
+    (lambda: tff_residual.FoolsGoldFactory(normalize="x"), ValueError, "normalize"),
+    (lambda: tff_residual.RepeatedMedianFactory(variant="paper", sample_weighting="multiply"),
+     ValueError, "sample_weighting"),
+])
+def test_invalid_construction(make, error, match):
+  with pytest.raises(error, match=match):
+    make()
+
+
+@pytest.mark.parametrize("value_type,weight_type,error", [
+    (tff.TensorType(np.int32, [3]), None, TypeError),
+    (tff.TensorType(np.float32, [None]), None, ValueError),
+    (tff.SequenceType(np.float32), None, TypeError),
+    (tff.TensorType(np.float32, [3]), tff.TensorType(np.int32), TypeError),
+])
+def test_invalid_create(value_type, weight_type, error):
+  with pytest.raises(error):
+    tff_residual.ResidualReweightingFactory().create(value_type, weight_type)
+
+
+def test_composes_with_tff_clipping(tff_runtime):
+  factory = tff.aggregators.clipping_factory(1.0, tff_residual.ResidualReweightingFactory())
+  process = factory.create(tff.TensorType(np.float32, [2]), tff.TensorType(np.float32))
+  values = [np.array([0.1, 0.0], np.float32), np.array([0.0, 0.1], np.float32),
+            np.array([0.05, 0.05], np.float32), np.array([30.0, 40.0], np.float32)]
+  output = process.next(process.initialize(), values, [1.0] * 4)
+  assert np.linalg.norm(output.result) <= 1.0
+
+
+def tiny_model_fn():
+  keras_model = tf.keras.Sequential([
+      tf.keras.layers.InputLayer(input_shape=(4,)),
+      tf.keras.layers.Dense(3, kernel_initializer="zeros"),
+      tf.keras.layers.Dense(2, kernel_initializer="zeros"),
+  ])
+  return tff.learning.models.from_keras_model(
+      keras_model, loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+      input_spec=(tf.TensorSpec([None, 4], tf.float32), tf.TensorSpec([None], tf.int32)),
+      metrics=[tf.keras.metrics.SparseCategoricalAccuracy()])
+
+
+def client_datasets(num_clients, seed):
+  rng = np.random.default_rng(seed)
+  datasets = []
+  for _ in range(num_clients):
+    x = rng.normal(size=(16, 4)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int32)
+    datasets.append(tf.data.Dataset.from_tensor_slices((x, y)).batch(8))
+  return datasets
+
+
+@pytest.mark.parametrize("factory_name", sorted(FACTORIES))
+def test_three_rounds_of_weighted_fed_avg(tff_runtime, factory_name):
+  process = tff.learning.algorithms.build_weighted_fed_avg(
+      tiny_model_fn,
+      client_optimizer_fn=tff.learning.optimizers.build_sgdm(learning_rate=0.5),
+      model_aggregator=FACTORIES[factory_name]())
+  state = process.initialize()
+  data = client_datasets(5, seed=42)
+  initial = process.get_model_weights(state).trainable
+  for _ in range(3):
+    output = process.next(state, data)
+    state = output.state
+    measurements = output.metrics["aggregator"]
+    assert measurements["client_weights"].shape == (5,)
+    np.testing.assert_allclose(np.sum(measurements["client_weights"]), 1.0, atol=1e-5)
+  final = process.get_model_weights(state).trainable
+  assert all(np.all(np.isfinite(w)) for w in final)
+  assert any(np.abs(a - b).max() > 1e-4 for a, b in zip(initial, final))
+
+
+def test_unweighted_fed_avg(tff_runtime):
+  process = tff.learning.algorithms.build_unweighted_fed_avg(
+      tiny_model_fn,
+      client_optimizer_fn=tff.learning.optimizers.build_sgdm(learning_rate=0.5),
+      model_aggregator=tff_residual.ResidualReweightingFactory())
+  state = process.initialize()
+  output = process.next(state, client_datasets(4, seed=1))
+  assert output.metrics["aggregator"]["client_weights"].shape == (4,)

@@ -1,0 +1,62 @@
+"""No TFF worker process outlives a script, whatever way the script ends."""
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+SCRIPT = textwrap.dedent("""
+    import os, sys
+    import numpy as np
+    import tensorflow_federated as tff
+    from tff_residual.simulation.runtime import managed_tff_runtime
+
+    @tff.federated_computation(tff.FederatedType(np.float32, tff.CLIENTS))
+    def total(x):
+      return tff.federated_sum(x)
+
+    mode = sys.argv[1]
+    if mode == "atexit":
+      runtime = managed_tff_runtime().start()  # never stopped explicitly
+      print("PID", runtime.pid, total([1.0, 2.0]), flush=True)
+      sys.exit(0)
+    with managed_tff_runtime() as runtime:
+      print("PID", runtime.pid, total([1.0, 2.0]), flush=True)
+      if mode == "raise":
+        raise RuntimeError("boom")
+      if mode == "hard":
+        os._exit(3)
+""")
+
+
+def process_alive(pid: int) -> bool:
+  try:
+    with open(f"/proc/{pid}/stat") as stat:
+      state = stat.read().rsplit(")", 1)[1].split()[0]
+  except FileNotFoundError:
+    return False
+  return state not in ("Z", "X")  # a zombie is dead (holds no pipes); init reaps it
+
+
+@pytest.mark.parametrize("mode,exit_code", [("ok", 0), ("raise", 1), ("hard", 3), ("atexit", 0)])
+def test_worker_stopped_and_pipe_closed(tmp_path, mode, exit_code):
+  script = tmp_path / "script.py"
+  script.write_text(SCRIPT)
+  start = time.monotonic()
+  # stdout is a pipe: communicate() returns only once every holder of the
+  # pipe (an orphaned worker included) has closed it.
+  proc = subprocess.run([sys.executable, str(script), mode], stdout=subprocess.PIPE,
+                        stderr=subprocess.DEVNULL, text=True, timeout=120)
+  elapsed = time.monotonic() - start
+  assert proc.returncode == exit_code
+  pid_line = [line for line in proc.stdout.splitlines() if line.startswith("PID")][0]
+  assert pid_line.endswith("3.0")
+  pid = int(pid_line.split()[1])
+  deadline = time.monotonic() + 10
+  while process_alive(pid) and time.monotonic() < deadline:
+    time.sleep(0.1)
+  assert not process_alive(pid), f"worker {pid} still running after mode={mode}"
+  assert elapsed < 90
