@@ -88,3 +88,15 @@ def test_negative_or_nan_sample_weight_drops_client_when_multiplied():
                                      sample_weighting="multiply")
   assert info["num_dropped_clients"] == 2
   np.testing.assert_allclose(agg, [1.0])
+
+
+@pytest.mark.parametrize("method", sorted(registry.METHODS))
+def test_zero_size_leaf_is_kept_empty(method):
+  clients = [{"empty": np.zeros((0, 3)), "w": np.full(3, float(k))} for k in range(5)]
+  agg, info = tff_residual.aggregate(clients, method)
+  assert agg["empty"].shape == (0, 3)
+  if method == "foolsgold":  # identical directions: wv uniform, aggregate = sum(u) / K
+    np.testing.assert_allclose(agg["w"], np.full(3, 2.0), atol=1e-9)
+  else:
+    np.testing.assert_allclose(agg["w"], np.full(3, 2.0))
+  np.testing.assert_allclose(info["client_weights"].sum(), 1.0, atol=1e-6)

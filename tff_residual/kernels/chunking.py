@@ -49,7 +49,9 @@ def map_coordinate_chunks(
   """
   num_clients = tf.shape(matrix)[0]
   num_coordinates = tf.shape(matrix)[1]
-  num_chunks = (num_coordinates + chunk_size - 1) // chunk_size
+  # At least one (possibly empty) chunk, so that the outputs of a zero-size
+  # tensor get their trailing shape from ``chunk_fn`` too.
+  num_chunks = tf.maximum((num_coordinates + chunk_size - 1) // chunk_size, 1)
   arrays = [
       tf.TensorArray(dtype, size=num_chunks, infer_shape=False)
       for dtype in per_coordinate_dtypes

@@ -289,9 +289,6 @@ def residual_reweighting_valid(values: Sequence[tf.Tensor], sample_weights: tf.T
     num_coordinates = tf.constant(0.0, tf.float64)
     corrected = []
     for matrix in values:
-      if matrix.shape[1] == 0:
-        corrected.append(None)
-        continue
       size = chunking.chunk_size_for(
           num_clients, bytes_per_coordinate(config, matrix.dtype.size),
           config.memory_budget_bytes, config.chunk_size)
@@ -311,11 +308,8 @@ def residual_reweighting_valid(values: Sequence[tf.Tensor], sample_weights: tf.T
     if config.sample_weighting == "multiply":
       p = clients.normalize_weights(p * tf.cast(sample_weights, tf.float64))
     aggregate = []
-    for matrix, fixed in zip(values, corrected):
-      if fixed is None:
-        aggregate.append(tf.linalg.matvec(matrix, tf.cast(p, matrix.dtype), transpose_a=True))
-      else:
-        aggregate.append(tf.linalg.matvec(fixed, tf.cast(p, fixed.dtype)))
+    for fixed in corrected:
+      aggregate.append(tf.linalg.matvec(fixed, tf.cast(p, fixed.dtype)))
     fraction = replaced / tf.maximum(num_coordinates, 1.0)
     return aggregate, p, fraction
 
