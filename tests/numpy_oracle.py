@@ -155,6 +155,7 @@ def foolsgold_weights(features: np.ndarray) -> np.ndarray:
         cs[i, j] = cs[i, j] * maxcs[i] / maxcs[j]
   wv = 1 - cs.max(axis=1)
   wv = np.clip(wv, 0, 1)
+  wv[wv < 1e-5] = 0.0  # similarity within rounding of 1
   if wv.max() == 0:
     return np.ones(n)
   wv = wv / wv.max()

@@ -150,12 +150,18 @@ def test_invalid_create(value_type, weight_type, error):
 
 
 def test_composes_with_tff_clipping(tff_runtime):
+  # clipping(residual): clients are clipped to norm 1 first, then reweighted.
   factory = tff.aggregators.clipping_factory(1.0, tff_residual.ResidualReweightingFactory())
   process = factory.create(tff.TensorType(np.float32, [2]), tff.TensorType(np.float32))
-  values = [np.array([0.1, 0.0], np.float32), np.array([0.0, 0.1], np.float32),
-            np.array([0.05, 0.05], np.float32), np.array([30.0, 40.0], np.float32)]
+  values = [np.array([3.0, 0.0], np.float32), np.array([0.0, 3.0], np.float32),
+            np.array([2.0, 2.0], np.float32), np.array([0.3, 0.4], np.float32)]
   output = process.next(process.initialize(), values, [1.0] * 4)
-  assert np.linalg.norm(output.result) <= 1.0
+  clipped = [v * min(1.0, 1.0 / np.linalg.norm(v)) for v in values]
+  want, _ = tff_residual.aggregate(clipped, "residual")
+  unclipped, _ = tff_residual.aggregate(values, "residual")
+  np.testing.assert_allclose(output.result, want, rtol=1e-5, atol=1e-7)
+  assert not np.allclose(want, unclipped, atol=1e-3)
+  assert output.measurements["clipped_count"] == 3
 
 
 def tiny_model_fn():

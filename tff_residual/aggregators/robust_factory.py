@@ -23,6 +23,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_federated as tff
 
+from tensorflow_federated.python.common_libs import structure
+
 from tff_residual.aggregators import gather as gather_lib
 from tff_residual.kernels import registry
 
@@ -33,18 +35,12 @@ def check_value_type(value_type: tff.types.Type) -> None:
     raise TypeError(f"value_type must be a tensor or a structure of tensors, got {value_type}.")
   if not tff.types.is_structure_of_floats(value_type):
     raise TypeError(f"value_type must contain only float tensors, got {value_type}.")
-  leaves = structure_leaves(value_type)
+  leaves = structure.flatten(value_type)
   if not leaves:
     raise ValueError("value_type holds no tensors.")
   for leaf in leaves:
     if not tff.types.is_shape_fully_defined(leaf.shape):
       raise ValueError(f"every tensor shape must be fully defined, got {leaf}.")
-
-
-def structure_leaves(value_type: tff.types.Type) -> list:
-  if isinstance(value_type, tff.TensorType):
-    return [value_type]
-  return [leaf for element in value_type for leaf in structure_leaves(element)]
 
 
 class RobustAggregationFactory(tff.aggregators.WeightedAggregationFactory,
@@ -53,7 +49,7 @@ class RobustAggregationFactory(tff.aggregators.WeightedAggregationFactory,
 
   def __init__(self, method: str, **params):
     # Builds (and so validates) the kernel now: bad parameters fail here.
-    registry.build_kernel(method, **params)
+    self._kernel = registry.build_kernel(method, **params)
     self._method = method
     self._params = dict(params)
 
@@ -79,10 +75,9 @@ class RobustAggregationFactory(tff.aggregators.WeightedAggregationFactory,
               and tuple(weight_type.shape) == ()):
         raise TypeError(f"weight_type must be a float scalar, got {weight_type}.")
     stacked_value_type = gather_lib.stacked_type(value_type)
-    method, params = self._method, self._params
+    kernel = self._kernel
 
     def run_kernel(stack, weights):
-      kernel = registry.build_kernel(method, **params)
       leaves = gather_lib.flatten(stack)
       num_clients = tf.shape(leaves[0])[0]
       matrices = [tf.reshape(leaf, [num_clients, -1]) for leaf in leaves]

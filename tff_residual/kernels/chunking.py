@@ -16,6 +16,16 @@ DEFAULT_MEMORY_BUDGET_BYTES = 256 * 1024 * 1024
 """Default budget for the temporaries of one chunk (not the input itself)."""
 
 
+def check_chunking(chunk_size: int | None, memory_budget_bytes: int) -> None:
+  """ValueError unless ``chunk_size`` is None or a positive int and the budget a positive int."""
+  if chunk_size is not None and (not isinstance(chunk_size, int) or isinstance(chunk_size, bool)
+                                 or chunk_size < 1):
+    raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size!r}.")
+  if (not isinstance(memory_budget_bytes, int) or isinstance(memory_budget_bytes, bool)
+      or memory_budget_bytes < 1):
+    raise ValueError(f"memory_budget_bytes must be a positive int, got {memory_budget_bytes!r}.")
+
+
 def chunk_size_for(
     num_clients: tf.Tensor,
     bytes_per_coordinate: Callable[[tf.Tensor], tf.Tensor],
@@ -74,3 +84,38 @@ def map_coordinate_chunks(
       parallel_iterations=1,
   )
   return [a.concat() for a in arrays], list(sums)
+
+
+def map_model_chunks(
+    values: Sequence[tf.Tensor],
+    chunk_fn: Callable[[tf.Tensor], tuple[Sequence[tf.Tensor], Sequence[tf.Tensor]]],
+    bytes_per_coordinate: Callable[[tf.Tensor, int], tf.Tensor],
+    num_per_coordinate: int,
+    num_client_sums: int,
+    memory_budget_bytes: int,
+    chunk_size: int | None = None,
+) -> tuple[list[list[tf.Tensor]], list[tf.Tensor], tf.Tensor]:
+  """``map_coordinate_chunks`` over every ``[K, n_t]`` tensor of a model.
+
+  ``chunk_fn`` returns ``num_per_coordinate`` tensors in the chunk's dtype and
+  ``num_client_sums`` float64 ``[K]`` partial sums. ``bytes_per_coordinate(K,
+  itemsize)`` sizes the chunks under ``memory_budget_bytes``.
+
+  Returns ``(per_tensor, client_sums, num_coordinates)``: for each tensor the
+  list of its per-coordinate outputs, the client sums added up over all
+  tensors, and the total number of coordinates (float64).
+  """
+  num_clients = tf.shape(values[0])[0]
+  sums = [tf.zeros([num_clients], tf.float64) for _ in range(num_client_sums)]
+  num_coordinates = tf.constant(0.0, tf.float64)
+  per_tensor = []
+  for matrix in values:
+    size = chunk_size_for(num_clients, lambda k, m=matrix: bytes_per_coordinate(k, m.dtype.size),
+                          memory_budget_bytes, chunk_size)
+    outputs, partial = map_coordinate_chunks(
+        matrix, chunk_fn, size, [matrix.dtype] * num_per_coordinate,
+        [tf.float64] * num_client_sums)
+    per_tensor.append(outputs)
+    sums = [total + part for total, part in zip(sums, partial)]
+    num_coordinates += tf.cast(tf.shape(matrix)[1], tf.float64)
+  return per_tensor, sums, num_coordinates

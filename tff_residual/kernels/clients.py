@@ -66,6 +66,14 @@ def normalize_weights(weights: tf.Tensor) -> tf.Tensor:
   return tf.where(ok, weights / tf.where(ok, total, tf.ones_like(total)), uniform)
 
 
+def apply_sample_weights(weights: tf.Tensor, sample_weights: tf.Tensor | None) -> tf.Tensor:
+  """"multiply" sample weighting: weights * sample_weights, renormalised
+  (``weights`` unchanged when ``sample_weights`` is None)."""
+  if sample_weights is None:
+    return weights
+  return normalize_weights(weights * tf.cast(sample_weights, weights.dtype))
+
+
 def run_on_finite_clients(
     valid_kernel: Callable[[list, tf.Tensor | None, tf.Tensor], ValidOutput],
     values: Sequence[tf.Tensor],
@@ -79,8 +87,8 @@ def run_on_finite_clients(
 
   ``valid_kernel(values, sample_weights, kept)`` gets the finite clients'
   values, their sample weights (or None) and their indices ``kept`` [K_valid]
-  among the K clients. ``sample_weights`` (float [K] or None): clients clients whose sample weight is negative or non-finite
-  are dropped as well.
+  among the K clients. Where ``sample_weights`` (float [K]) are given, clients
+  whose sample weight is negative or non-finite are dropped as well.
   """
   values = [tf.convert_to_tensor(v) for v in values]
   num_clients = tf.shape(values[0])[0]

@@ -24,12 +24,18 @@ def median_position_weights(num_clients: tf.Tensor, dtype: tf.DType) -> tf.Tenso
   return 0.5 * (tf.cast(tf.equal(positions, lower), dtype) + tf.cast(tf.equal(positions, upper), dtype))
 
 
+def check_params(sample_weighting: str = "ignore", chunk_size: int | None = None,
+                 memory_budget_bytes: int = chunking.DEFAULT_MEMORY_BUDGET_BYTES) -> None:
+  clients.check_sample_weighting(sample_weighting)
+  chunking.check_chunking(chunk_size, memory_budget_bytes)
+
+
 def coordinate_median(values: Sequence[tf.Tensor], sample_weights: tf.Tensor | None = None,
                       sample_weighting: str = "ignore", chunk_size: int | None = None,
                       memory_budget_bytes: int = chunking.DEFAULT_MEMORY_BUDGET_BYTES,
                       ) -> clients.KernelOutput:
   """Coordinate-wise median of ``values`` (list of [K, n_t])."""
-  clients.check_sample_weighting(sample_weighting)
+  check_params(sample_weighting, chunk_size, memory_budget_bytes)
   weights = sample_weights if sample_weighting == "multiply" else None
   return clients.run_on_finite_clients(
       lambda v, w, _: l_estimator.l_estimate_valid(

@@ -12,7 +12,9 @@ the update, the final dense layer's kernel, as in the reference) is compared:
               or sum_c wv_c u_c / sum_c wv_c   (normalize="weights")
 
 Zero feature vectors have cosine similarity 0 with everything (as in
-scikit-learn). Where every wv is 0 (e.g. all clients identical; the reference
+scikit-learn); 1 - max_j cs_ij below 1e-5 (a similarity within rounding of 1)
+counts as 0. With ``sample_weighting="multiply"``, wv <- wv n / max(wv n) (n the
+sample weights), so the largest coefficient keeps the reference's scale. Where every wv is 0 (e.g. all clients identical; the reference
 divides by zero) all wv are set to 1, i.e. the plain mean. ``client_weights``
 reports wv / sum(wv), each client's share of the aggregate's direction.
 
@@ -32,23 +34,52 @@ import tensorflow as tf
 from tff_residual.kernels import clients
 
 NORMALIZATIONS = ("clients", "weights")
+SIMILARITY_TOLERANCE = 1e-5
 
 
-def foolsgold_weights(features: tf.Tensor) -> tf.Tensor:
-  """wv [K] from features [K, d] (float64 inside)."""
-  features = tf.cast(features, tf.float64)
-  num_clients = tf.shape(features)[0]
-  norms = tf.norm(features, axis=1, keepdims=True)
-  unit = features / tf.where(norms > 0, norms, tf.ones_like(norms))
+def check_params(feature_index: int | None = -2, normalize: str = "clients",
+                 sample_weighting: str = "ignore") -> None:
+  if normalize not in NORMALIZATIONS:
+    raise ValueError(f"Unknown normalize={normalize!r}; expected one of {NORMALIZATIONS}.")
+  if feature_index is not None and (not isinstance(feature_index, int)
+                                    or isinstance(feature_index, bool)):
+    raise TypeError(f"feature_index must be an int or None, got {feature_index!r}.")
+  clients.check_sample_weighting(sample_weighting)
+
+
+def feature_tensors(values: Sequence[tf.Tensor], feature_index: int | None) -> list:
+  """The [K, d_t] tensors that form the similarity feature: ``values[feature_index]``,
+  or all of them if ``feature_index`` is None or the model has one tensor."""
+  if feature_index is None or len(values) == 1:
+    return list(values)
+  if not -len(values) <= feature_index < len(values):
+    raise ValueError(f"feature_index={feature_index} is out of range for a model "
+                     f"with {len(values)} tensors.")
+  return [values[feature_index]]
+
+
+def gram_matrix(features: Sequence[tf.Tensor]) -> tf.Tensor:
+  """float64 [K, K] = sum_t F_t F_t^T, in each tensor's own dtype (no float64 copy of F)."""
+  return tf.add_n([tf.cast(tf.matmul(f, f, transpose_b=True), tf.float64) for f in features])
+
+
+def foolsgold_weights_from_gram(gram: tf.Tensor) -> tf.Tensor:
+  """wv [K] from the features' Gram matrix [K, K] (float64)."""
+  num_clients = tf.shape(gram)[0]
+  norms = tf.sqrt(tf.maximum(tf.linalg.diag_part(gram), 0.0))
+  safe_norms = tf.where(norms > 0, norms, tf.ones_like(norms))
   eye = tf.eye(num_clients, dtype=tf.bool)
   # cs - I with an exact 0 diagonal (1 - 1 can leave +-1e-16 noise that the
   # pardoning step would divide by).
-  cs = tf.where(eye, tf.zeros([], tf.float64), tf.matmul(unit, unit, transpose_b=True))
+  cs = tf.where(eye, tf.zeros([], tf.float64), gram / (safe_norms[:, None] * safe_norms[None, :]))
   maxcs = tf.reduce_max(cs, axis=1)
   pardon = tf.logical_and(maxcs[:, None] < maxcs[None, :], tf.logical_not(eye))
   safe_max_j = tf.where(maxcs[None, :] != 0, maxcs[None, :], tf.ones_like(cs))
   cs = tf.where(pardon, cs * maxcs[:, None] / safe_max_j, cs)
   wv = tf.clip_by_value(1.0 - tf.reduce_max(cs, axis=1), 0.0, 1.0)
+  # A similarity within rounding of 1 (float32 features: ~1e-7) is 1: identical
+  # updates must not be told apart by rounding noise.
+  wv = tf.where(wv < SIMILARITY_TOLERANCE, tf.zeros_like(wv), wv)
   top = tf.reduce_max(wv)
 
   def logit_weights():
@@ -62,15 +93,9 @@ def foolsgold_weights(features: tf.Tensor) -> tf.Tensor:
   return tf.cond(tf.reduce_max(wv) > 0, lambda: wv, lambda: tf.ones_like(wv))
 
 
-def feature_matrix(values: Sequence[tf.Tensor], feature_index: int | None) -> tf.Tensor:
-  """[K, d]: the tensor ``values[feature_index]`` (all tensors if None)."""
-  if feature_index is None or len(values) == 1:
-    return tf.concat([tf.cast(v, tf.float64) for v in values], axis=1)
-  try:
-    return tf.cast(values[feature_index], tf.float64)
-  except IndexError:
-    raise ValueError(f"feature_index={feature_index} is out of range for a model "
-                     f"with {len(values)} tensors.") from None
+def foolsgold_weights(features: tf.Tensor) -> tf.Tensor:
+  """wv [K] from features [K, d]."""
+  return foolsgold_weights_from_gram(gram_matrix([tf.cast(features, tf.float64)]))
 
 
 def foolsgold(values: Sequence[tf.Tensor], sample_weights: tf.Tensor | None = None,
@@ -82,31 +107,31 @@ def foolsgold(values: Sequence[tf.Tensor], sample_weights: tf.Tensor | None = No
   Returns a ``KernelOutput``; with ``history`` and ``client_ids`` given, returns
   ``(KernelOutput, new_history)``.
   """
-  if normalize not in NORMALIZATIONS:
-    raise ValueError(f"Unknown normalize={normalize!r}; expected one of {NORMALIZATIONS}.")
-  clients.check_sample_weighting(sample_weighting)
+  check_params(feature_index, normalize, sample_weighting)
   if (history is None) != (client_ids is None):
     raise ValueError("FoolsGold history needs both `history` and `client_ids`.")
   values = [tf.convert_to_tensor(v) for v in values]
-  feature_matrix(values, feature_index)  # validates feature_index early
+  feature_tensors(values, feature_index)  # raises now if feature_index is out of range
   weights = sample_weights if sample_weighting == "multiply" else None
   if history is not None:
     client_ids = tf.cast(tf.convert_to_tensor(client_ids), tf.int32)
     history = tf.cast(tf.convert_to_tensor(history), tf.float64)
+    # The running sums need explicit features [K, d] (d: the feature size).
+    features = tf.concat([tf.cast(f, tf.float64)
+                          for f in feature_tensors(values, feature_index)], axis=1)
 
   def valid(v, w, kept):
     num_clients = tf.shape(v[0])[0]
-    features = feature_matrix(v, feature_index)
-    if history is not None:
-      features = tf.gather(history, tf.gather(client_ids, kept)) + features
-    wv = foolsgold_weights(features)
-    if w is not None:
-      wv = wv * tf.cast(w, tf.float64)
-    share = clients.normalize_weights(wv)
-    if normalize == "clients":
-      coefficients = wv / tf.cast(num_clients, tf.float64)
+    if history is None:
+      gram = gram_matrix(feature_tensors(v, feature_index))
     else:
-      coefficients = share
+      summed = tf.gather(history, tf.gather(client_ids, kept)) + tf.gather(features, kept)
+      gram = gram_matrix([summed])
+    wv = clients.apply_sample_weights(foolsgold_weights_from_gram(gram), w)
+    if w is not None:
+      wv = wv / tf.reduce_max(wv)  # keep the reference's scale: the largest wv stays <= 1
+    share = clients.normalize_weights(wv)
+    coefficients = wv / tf.cast(num_clients, tf.float64) if normalize == "clients" else share
     aggregate = [tf.linalg.matvec(m, tf.cast(coefficients, m.dtype), transpose_a=True) for m in v]
     return clients.ValidOutput(aggregate, share, tf.zeros([num_clients], tf.float64))
 
@@ -114,7 +139,6 @@ def foolsgold(values: Sequence[tf.Tensor], sample_weights: tf.Tensor | None = No
   if history is None:
     return output
   finite = clients.finite_client_mask(values)
-  current = tf.where(finite[:, None], feature_matrix(values, feature_index),
-                     tf.zeros_like(feature_matrix(values, feature_index)))
+  current = tf.where(finite[:, None], features, tf.zeros_like(features))
   new_history = tf.tensor_scatter_nd_add(history, client_ids[:, None], current)
   return output, new_history

@@ -32,34 +32,25 @@ def l_estimate_valid(values: Sequence[tf.Tensor], sample_weights: tf.Tensor | No
   ``position_weights(K, dtype)`` returns the [K] weights a of sorted positions.
   """
   num_clients = tf.shape(values[0])[0]
-  totals = tf.zeros([num_clients], tf.float64)
-  discarded = tf.zeros([num_clients], tf.float64)
-  count = tf.constant(0.0, tf.float64)
-  aggregate = []
-  for matrix in values:
-    dtype = matrix.dtype
-    a = position_weights(num_clients, dtype)
-    size = chunking.chunk_size_for(
-        num_clients, lambda k: 6 * dtype.size * tf.cast(k, tf.int64),
-        memory_budget_bytes, chunk_size)
+  a = position_weights(num_clients, tf.float64)
 
-    def chunk_fn(chunk, a=a, dtype=dtype):
-      sorted_values, order, ranks = sort_with_ranks(chunk)
-      weights = tf.broadcast_to(a[None, :], tf.shape(sorted_values))
-      if sample_weights is not None:
-        scaled = weights * tf.gather(tf.cast(sample_weights, dtype), order)
-        total = tf.reduce_sum(scaled, axis=1, keepdims=True)
-        weights = tf.where(total > 0, scaled / tf.where(total > 0, total, 1.0), weights)
-      estimate = tf.reduce_sum(weights * sorted_values, axis=1)
-      per_client = tf.cast(tf.gather(weights, ranks, batch_dims=1), tf.float64)
-      return [estimate], [tf.reduce_sum(per_client, axis=0),
-                          tf.reduce_sum(tf.cast(tf.equal(per_client, 0.0), tf.float64), axis=0)]
+  def chunk_fn(chunk):
+    dtype = chunk.dtype
+    sorted_values, order, ranks = sort_with_ranks(chunk)
+    weights = tf.broadcast_to(tf.cast(a, dtype)[None, :], tf.shape(sorted_values))
+    if sample_weights is not None:
+      scaled = weights * tf.gather(tf.cast(sample_weights, dtype), order)
+      total = tf.reduce_sum(scaled, axis=1, keepdims=True)
+      weights = tf.where(total > 0, scaled / tf.where(total > 0, total, 1.0), weights)
+    estimate = tf.reduce_sum(weights * sorted_values, axis=1)
+    per_client = tf.cast(tf.gather(weights, ranks, batch_dims=1), tf.float64)
+    return [estimate], [tf.reduce_sum(per_client, axis=0),
+                        tf.reduce_sum(tf.cast(tf.equal(per_client, 0.0), tf.float64), axis=0)]
 
-    (estimate,), (weight_sum, zero_count) = chunking.map_coordinate_chunks(
-        matrix, chunk_fn, size, [dtype], [tf.float64, tf.float64])
-    aggregate.append(estimate)
-    totals += weight_sum
-    discarded += zero_count
-    count += tf.cast(tf.shape(matrix)[1], tf.float64)
+  # Temporaries: the sorted chunk, its order and ranks, weights: ~6 [K] copies.
+  per_tensor, (totals, discarded), count = chunking.map_model_chunks(
+      values, chunk_fn, lambda k, itemsize: 6 * itemsize * tf.cast(k, tf.int64), 1, 2,
+      memory_budget_bytes, chunk_size)
   safe = tf.maximum(count, 1.0)
-  return clients.ValidOutput(aggregate, totals / safe, discarded / safe)
+  return clients.ValidOutput([estimate for (estimate,) in per_tensor], totals / safe,
+                             discarded / safe)

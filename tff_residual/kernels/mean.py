@@ -19,18 +19,20 @@ def weighted_average_valid(values: Sequence[tf.Tensor], weights: tf.Tensor) -> l
   return [tf.linalg.matvec(v, tf.cast(weights, v.dtype), transpose_a=True) for v in values]
 
 
+def check_params(sample_weighting: str = "ignore") -> None:
+  clients.check_sample_weighting(sample_weighting)
+
+
 def mean(values: Sequence[tf.Tensor], sample_weights: tf.Tensor | None = None,
          sample_weighting: str = "ignore") -> clients.KernelOutput:
   """Mean of ``values`` (list of [K, n_t]) over the finite clients."""
-  clients.check_sample_weighting(sample_weighting)
+  check_params(sample_weighting)
   weights = sample_weights if sample_weighting == "multiply" else None
 
   def valid(v, w, _):
     num_clients = tf.shape(v[0])[0]
-    p = tf.ones([num_clients], tf.float64)
-    if w is not None:
-      p = p * tf.cast(w, tf.float64)
-    p = clients.normalize_weights(p)
+    uniform = tf.ones([num_clients], tf.float64) / tf.cast(num_clients, tf.float64)
+    p = clients.apply_sample_weights(uniform, w)
     return clients.ValidOutput(weighted_average_valid(v, p), p, tf.zeros([num_clients], tf.float64))
 
   return clients.run_on_finite_clients(valid, values, weights)

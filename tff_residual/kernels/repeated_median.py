@@ -29,27 +29,35 @@ from tff_residual.kernels.order_statistics import sort_with_ranks
 VARIANTS = ("reference", "paper")
 
 
+def check_params(variant: str = "reference", sample_weighting: str = "ignore",
+                 chunk_size: int | None = None,
+                 memory_budget_bytes: int = chunking.DEFAULT_MEMORY_BUDGET_BYTES) -> None:
+  if variant not in VARIANTS:
+    raise ValueError(f"Unknown variant={variant!r}; expected one of {VARIANTS}.")
+  clients.check_sample_weighting(sample_weighting)
+  chunking.check_chunking(chunk_size, memory_budget_bytes)
+  if variant == "paper" and sample_weighting == "multiply":
+    raise ValueError("repeated_median(variant='paper') is not a weighted sum of client "
+                     "values; sample_weighting='multiply' is not supported.")
+
+
 def _paper_valid(values, chunk_size, memory_budget_bytes):
   config = rr.ResidualReweightingConfig(variant="paper")
   num_clients = tf.shape(values[0])[0]
-  aggregate = []
-  for matrix in values:
-    size = chunking.chunk_size_for(
-        num_clients, rr.bytes_per_coordinate(config, matrix.dtype.size),
-        memory_budget_bytes, chunk_size)
 
-    def chunk_fn(chunk):
-      sorted_values, _, _ = sort_with_ranks(chunk)
-      def center_of_line():
-        line = rr.fit_line(sorted_values, config)
-        return 0.5 * (line[:, 0] + line[:, -1])
-      center = tf.cond(tf.shape(chunk)[1] >= 2, center_of_line, lambda: sorted_values[:, 0])
-      return [center], []
+  def chunk_fn(chunk):
+    sorted_values, _, _ = sort_with_ranks(chunk)
+    def center_of_line():
+      line = rr.fit_line(sorted_values, config)
+      return 0.5 * (line[:, 0] + line[:, -1])  # the line at rank (K-1)/2
+    center = tf.cond(tf.shape(chunk)[1] >= 2, center_of_line, lambda: sorted_values[:, 0])
+    return [center], []
 
-    (center,), _ = chunking.map_coordinate_chunks(matrix, chunk_fn, size, [matrix.dtype], [])
-    aggregate.append(center)
+  per_tensor, _, _ = chunking.map_model_chunks(
+      values, chunk_fn, rr.bytes_per_coordinate(config), 1, 0, memory_budget_bytes, chunk_size)
   uniform = tf.ones([num_clients], tf.float64) / tf.cast(num_clients, tf.float64)
-  return clients.ValidOutput(aggregate, uniform, tf.zeros([num_clients], tf.float64))
+  return clients.ValidOutput([center for (center,) in per_tensor], uniform,
+                             tf.zeros([num_clients], tf.float64))
 
 
 def repeated_median(values: Sequence[tf.Tensor], sample_weights: tf.Tensor | None = None,
@@ -58,14 +66,9 @@ def repeated_median(values: Sequence[tf.Tensor], sample_weights: tf.Tensor | Non
                     memory_budget_bytes: int = chunking.DEFAULT_MEMORY_BUDGET_BYTES,
                     ) -> clients.KernelOutput:
   """Coordinate-wise repeated median of ``values`` (list of [K, n_t])."""
-  if variant not in VARIANTS:
-    raise ValueError(f"Unknown variant={variant!r}; expected one of {VARIANTS}.")
-  clients.check_sample_weighting(sample_weighting)
+  check_params(variant, sample_weighting, chunk_size, memory_budget_bytes)
   if variant == "reference":
     return median_kernel.coordinate_median(values, sample_weights, sample_weighting,
                                            chunk_size, memory_budget_bytes)
-  if sample_weighting == "multiply":
-    raise ValueError("repeated_median(variant='paper') is not a weighted sum of client "
-                     "values; sample_weights='multiply' is not supported.")
   return clients.run_on_finite_clients(
       lambda v, w, _: _paper_valid(v, chunk_size, memory_budget_bytes), values)

@@ -54,6 +54,7 @@ import tensorflow as tf
 
 from tff_residual.kernels import chunking
 from tff_residual.kernels import clients
+from tff_residual.kernels import mean
 from tff_residual.kernels.order_statistics import median_of_sorted, sort_with_ranks
 
 VARIANTS = ("reference", "paper")
@@ -105,12 +106,7 @@ class ResidualReweightingConfig:
       _check_positive("gamma", self.gamma)
     if not _is_real(self.delta) or not 0.0 <= self.delta <= 1.0:
       raise ValueError(f"delta must be a number in [0, 1], got {self.delta!r}.")
-    if self.chunk_size is not None and (
-        not isinstance(self.chunk_size, int) or self.chunk_size < 1):
-      raise ValueError(f"chunk_size must be a positive int, got {self.chunk_size!r}.")
-    if not isinstance(self.memory_budget_bytes, int) or self.memory_budget_bytes < 1:
-      raise ValueError("memory_budget_bytes must be a positive int, got "
-                       f"{self.memory_budget_bytes!r}.")
+    chunking.check_chunking(self.chunk_size, self.memory_budget_bytes)
 
   @property
   def effective_gamma(self) -> float:
@@ -128,12 +124,11 @@ def _check_positive(name: str, value) -> None:
     raise ValueError(f"{name} must be a finite number > 0, got {value!r}.")
 
 
-def _pairwise_slopes(sorted_values: tf.Tensor, positions: tf.Tensor, off_diagonal: tf.Tensor):
-  """[c, i, j] = (y_(j) - y_(i)) / (j - i); +inf on the diagonal (excluded)."""
-  rise = sorted_values[:, None, :] - sorted_values[:, :, None]
+def _pairwise_ratios(numerator: tf.Tensor, positions: tf.Tensor, off_diagonal: tf.Tensor):
+  """[c, i, j] = numerator[c, i, j] / (j - i); +inf on the diagonal (excluded)."""
   run = positions[None, :] - positions[:, None]
   safe_run = tf.where(off_diagonal, run, tf.ones_like(run))
-  return tf.where(off_diagonal, rise / safe_run, tf.constant(math.inf, rise.dtype))
+  return tf.where(off_diagonal, numerator / safe_run, tf.constant(math.inf, numerator.dtype))
 
 
 def _repeated_median(pairwise: tf.Tensor, num_clients: tf.Tensor) -> tf.Tensor:
@@ -153,7 +148,9 @@ def fit_line(sorted_values: tf.Tensor, config: ResidualReweightingConfig) -> tf.
   if config.estimator == "median":
     return tf.broadcast_to(value_median, tf.shape(sorted_values))
   off_diagonal = tf.logical_not(tf.eye(num_clients, dtype=tf.bool))
-  slopes = _pairwise_slopes(sorted_values, positions, off_diagonal)
+  # eq. 1 terms: (y_(j) - y_(i)) / (j - i)
+  slopes = _pairwise_ratios(sorted_values[:, None, :] - sorted_values[:, :, None],
+                            positions, off_diagonal)
   if config.estimator == "repeated_median":
     slope = _repeated_median(slopes, num_clients)
   else:  # theil_sen: median of the K(K-1)/2 pairwise slopes (each appears twice).
@@ -166,9 +163,7 @@ def fit_line(sorted_values: tf.Tensor, config: ResidualReweightingConfig) -> tf.
     # eq. 2: b0 = med_i med_{j!=i} (x_j y_i - x_i y_j) / (x_j - x_i)
     cross = (positions[None, None, :] * sorted_values[:, :, None]
              - positions[None, :, None] * sorted_values[:, None, :])
-    run = positions[None, :] - positions[:, None]
-    safe_run = tf.where(off_diagonal, run, tf.ones_like(run))
-    intercepts = tf.where(off_diagonal, cross / safe_run, tf.constant(math.inf, dtype))
+    intercepts = _pairwise_ratios(cross, positions, off_diagonal)
     intercept = _repeated_median(intercepts, num_clients)[:, None]
   else:  # theil_sen, paper variant: b0 = med_k (y_k - b1 x_k)
     intercept = median_of_sorted(tf.sort(sorted_values - slope * positions, axis=-1))[:, None]
@@ -245,9 +240,10 @@ def coordinate_statistics(values: tf.Tensor, config: ResidualReweightingConfig):
           to_clients(tf.cast(replace, dtype)))
 
 
-def bytes_per_coordinate(config: ResidualReweightingConfig, itemsize: int):
+def bytes_per_coordinate(config: ResidualReweightingConfig):
+  """Bytes of temporaries per coordinate, ``fn(K, itemsize)``: a few [K, K] copies."""
   copies = 4 if config.estimator == "median" else (9 if config.variant == "paper" else 6)
-  def per_coordinate(num_clients):
+  def per_coordinate(num_clients, itemsize):
     k = tf.cast(num_clients, tf.int64)
     return copies * itemsize * k * tf.maximum(k, 4)
   return per_coordinate
@@ -269,6 +265,9 @@ def residual_reweighting_valid(values: Sequence[tf.Tensor], sample_weights: tf.T
                                config: ResidualReweightingConfig) -> clients.ValidOutput:
   """Residual reweighting of finite clients: ``values`` is a list of [K, n_t].
 
+  ``sample_weights`` (float [K]) are multiplied into the model weights when
+  given; pass None to ignore them.
+
   Every coordinate of every tensor counts, 0-dim tensors included (the
   reference skips 0-dim state entries such as BatchNorm's step counter, which
   TFF's model deltas do not contain).
@@ -277,41 +276,23 @@ def residual_reweighting_valid(values: Sequence[tf.Tensor], sample_weights: tf.T
   num_clients = tf.shape(values[0])[0]
 
   def mean_only():
-    p = tf.ones([num_clients], tf.float64) / tf.cast(num_clients, tf.float64)
-    if config.sample_weighting == "multiply":
-      p = clients.normalize_weights(p * tf.cast(sample_weights, tf.float64))
-    aggregate = [tf.linalg.matvec(v, tf.cast(p, v.dtype), transpose_a=True) for v in values]
-    return aggregate, p, tf.zeros([num_clients], tf.float64)
+    uniform = tf.ones([num_clients], tf.float64) / tf.cast(num_clients, tf.float64)
+    p = clients.apply_sample_weights(uniform, sample_weights)
+    return mean.weighted_average_valid(values, p), p, tf.zeros([num_clients], tf.float64)
 
   def reweight():
-    total = tf.zeros([num_clients], tf.float64)
-    replaced = tf.zeros([num_clients], tf.float64)
-    num_coordinates = tf.constant(0.0, tf.float64)
-    corrected = []
-    for matrix in values:
-      size = chunking.chunk_size_for(
-          num_clients, bytes_per_coordinate(config, matrix.dtype.size),
-          config.memory_budget_bytes, config.chunk_size)
+    def chunk_fn(chunk):
+      fixed, contribution, replace = coordinate_statistics(chunk, config)
+      return [fixed], [tf.reduce_sum(tf.cast(contribution, tf.float64), axis=0),
+                       tf.reduce_sum(tf.cast(replace, tf.float64), axis=0)]
 
-      def chunk_fn(chunk):
-        fixed, contribution, replace = coordinate_statistics(chunk, config)
-        return [fixed], [tf.reduce_sum(tf.cast(contribution, tf.float64), axis=0),
-                         tf.reduce_sum(tf.cast(replace, tf.float64), axis=0)]
-
-      (fixed,), (contribution, replace) = chunking.map_coordinate_chunks(
-          matrix, chunk_fn, size, [matrix.dtype], [tf.float64, tf.float64])
-      corrected.append(fixed)
-      total += contribution
-      replaced += replace
-      num_coordinates += tf.cast(tf.shape(matrix)[1], tf.float64)
-    p = model_weights(total, config.variant)
-    if config.sample_weighting == "multiply":
-      p = clients.normalize_weights(p * tf.cast(sample_weights, tf.float64))
-    aggregate = []
-    for fixed in corrected:
-      aggregate.append(tf.linalg.matvec(fixed, tf.cast(p, fixed.dtype)))
-    fraction = replaced / tf.maximum(num_coordinates, 1.0)
-    return aggregate, p, fraction
+    per_tensor, (total, replaced), num_coordinates = chunking.map_model_chunks(
+        values, chunk_fn, bytes_per_coordinate(config), 1, 2, config.memory_budget_bytes,
+        config.chunk_size)
+    p = clients.apply_sample_weights(model_weights(total, config.variant), sample_weights)
+    # corrected values are stored coordinate-major, [n_t, K]
+    aggregate = [tf.linalg.matvec(fixed, tf.cast(p, fixed.dtype)) for (fixed,) in per_tensor]
+    return aggregate, p, replaced / tf.maximum(num_coordinates, 1.0)
 
   aggregate, p, fraction = tf.cond(num_clients >= 3, reweight, mean_only)
   return clients.ValidOutput(list(aggregate), p, fraction)

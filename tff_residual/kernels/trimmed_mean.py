@@ -25,6 +25,14 @@ def check_beta(beta: float) -> float:
   return float(beta)
 
 
+def check_params(beta: float = 0.2, sample_weighting: str = "ignore",
+                 chunk_size: int | None = None,
+                 memory_budget_bytes: int = chunking.DEFAULT_MEMORY_BUDGET_BYTES) -> None:
+  check_beta(beta)
+  clients.check_sample_weighting(sample_weighting)
+  chunking.check_chunking(chunk_size, memory_budget_bytes)
+
+
 def trimmed_position_weights(beta: float):
   def weights(num_clients: tf.Tensor, dtype: tf.DType) -> tf.Tensor:
     trim = tf.cast(tf.floor(beta * tf.cast(num_clients, tf.float64)), tf.int32)
@@ -40,8 +48,8 @@ def trimmed_mean(values: Sequence[tf.Tensor], sample_weights: tf.Tensor | None =
                  memory_budget_bytes: int = chunking.DEFAULT_MEMORY_BUDGET_BYTES,
                  ) -> clients.KernelOutput:
   """Coordinate-wise beta-trimmed mean of ``values`` (list of [K, n_t])."""
-  beta = check_beta(beta)
-  clients.check_sample_weighting(sample_weighting)
+  check_params(beta, sample_weighting, chunk_size, memory_budget_bytes)
+  beta = float(beta)
   weights = sample_weights if sample_weighting == "multiply" else None
   return clients.run_on_finite_clients(
       lambda v, w, _: l_estimator.l_estimate_valid(
