@@ -1,0 +1,94 @@
+"""The attack interfaces and how an attack is put together.
+
+An attack is what its *attackers* (a fixed set of client ids, chosen by the
+simulation) do differently from honest clients:
+
+* ``DataPoisoning`` acts on an attacker's training batches (label flip,
+  backdoor trigger); it also defines the attack success rate on the test set.
+* ``UpdatePoisoning`` acts on the update an attacker returns, after local
+  training (scaling for model replacement, Gaussian noise, blending).
+* ``Attack`` bundles them with *when* the attacker poisons (every round, or
+  one round for model replacement) and whether it trains with the boosted
+  epochs and learning rate of the authors' code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import numpy as np
+
+Weights = list  # list[np.ndarray], one per model weight, in Keras' model.weights order
+
+
+class DataPoisoning(Protocol):
+  """Poisons training batches; measures its own success on the test set."""
+
+  description: str
+
+  def poison_batch(self, x, y):
+    """TF: a poisoned copy of one training batch (x, y)."""
+
+  def success_rate(self, predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
+                   y: np.ndarray) -> float:
+    """Share of the test examples the attack targets that ``predict`` (-> labels)
+    assigns the attacker's label."""
+
+
+@dataclasses.dataclass
+class UpdateContext:
+  """What an update-poisoning attacker may use in one round.
+
+  Attributes:
+    round_index: 0-based round.
+    global_weights: the model the round started from.
+    honest_updates: this round's honest clients' updates (an omniscient
+      attacker's view; only ``mix_rate`` uses it).
+    rng: the attacker's random stream for this round (seeded).
+  """
+
+  round_index: int
+  global_weights: Weights
+  honest_updates: Sequence[Weights]
+  rng: np.random.Generator
+
+
+class UpdatePoisoning(Protocol):
+  description: str
+
+  def poison_update(self, update: Weights, context: UpdateContext) -> Weights:
+    """The update the attacker submits instead of ``update`` (= local - global)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Attack:
+  """An attack as the simulation runs it.
+
+  Attributes:
+    name: the attack part of the task name.
+    data_poisoning: applied to attackers' batches in poisoning rounds.
+    update_poisoning: applied to attackers' updates in poisoning rounds.
+    poison_round: None = every round; else the one 0-based round index.
+    boosted_training: attackers train ``attacker_epochs`` with the learning
+      rate times ``attacker_lr_multiplier``, in every round (as the authors'
+      code; for model replacement also in its clean rounds).
+    success_metric: the poisoning whose success rate is reported (None: the
+      attack has no success rate, e.g. Gaussian noise).
+  """
+
+  name: str
+  data_poisoning: DataPoisoning | None = None
+  update_poisoning: UpdatePoisoning | None = None
+  poison_round: int | None = None
+  boosted_training: bool = True
+  success_metric: DataPoisoning | None = None
+
+  def poisons_in(self, round_index: int) -> bool:
+    return self.poison_round is None or round_index == self.poison_round
+
+  def describe(self) -> str:
+    parts = [p.description for p in (self.data_poisoning, self.update_poisoning) if p]
+    when = "every round" if self.poison_round is None else f"in round index {self.poison_round}"
+    return f"{self.name}: {'; '.join(parts) or 'no poisoning'}, {when}"

@@ -1,0 +1,80 @@
+"""The one table of attacks: name -> how to build it from the run's settings.
+
+``build_attack(name, config, targets, num_classes)`` returns the ``Attack``
+the simulation runs (``none``: an attack without poisoning, for the clean
+baseline).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from tff_residual.attacks.backdoor import Backdoor
+from tff_residual.attacks.base import Attack
+from tff_residual.attacks.gaussian import MultiplicativeNoise
+from tff_residual.attacks.label_flip import LabelFlip
+from tff_residual.attacks.mix_rate import BlendWithHonest
+from tff_residual.attacks.model_replacement import ScaleUpdate
+from tff_residual.tasks.base import AttackTargets
+
+
+def _label_flip(config, targets: AttackTargets, num_classes: int) -> LabelFlip:
+  return LabelFlip(targets.flip_source, targets.flip_target, num_classes)
+
+
+def _backdoor(config, targets: AttackTargets) -> Backdoor:
+  if targets.trigger is None:
+    raise ValueError(f"task {config.task} has no backdoor trigger.")
+  return Backdoor(targets.trigger, targets.backdoor_target, config.backdoor_per_batch)
+
+
+def _none(config, targets, num_classes):
+  return Attack("none", boosted_training=False)
+
+
+def _label_flip_attack(config, targets, num_classes):
+  flip = _label_flip(config, targets, num_classes)
+  return Attack("label_flip", data_poisoning=flip, success_metric=flip)
+
+
+def _backdoor_attack(config, targets, num_classes):
+  backdoor = _backdoor(config, targets)
+  return Attack("backdoor", data_poisoning=backdoor, success_metric=backdoor)
+
+
+def _model_replacement(config, targets, num_classes):
+  backdoor = _backdoor(config, targets)
+  if config.attack_round >= config.rounds:
+    raise ValueError(f"--attack_round={config.attack_round} is not among the {config.rounds} "
+                     "rounds (0-based).")
+  return Attack("model_replacement", data_poisoning=backdoor,
+                update_poisoning=ScaleUpdate(config.scale_factor),
+                poison_round=config.attack_round, success_metric=backdoor)
+
+
+def _gaussian(config, targets, num_classes):
+  return Attack("gaussian", update_poisoning=MultiplicativeNoise(config.noise_scale),
+                boosted_training=False)
+
+
+def _mix_rate(config, targets, num_classes):
+  flip = _label_flip(config, targets, num_classes)
+  return Attack("mix_rate", data_poisoning=flip,
+                update_poisoning=BlendWithHonest(config.mix_rate, config.mix_honest),
+                success_metric=flip)
+
+
+ATTACKS: dict[str, Callable[..., Attack]] = {
+    "none": _none,
+    "label_flip": _label_flip_attack,
+    "backdoor": _backdoor_attack,
+    "model_replacement": _model_replacement,
+    "gaussian": _gaussian,
+    "mix_rate": _mix_rate,
+}
+
+
+def build_attack(name: str, config, targets: AttackTargets, num_classes: int) -> Attack:
+  if name not in ATTACKS:
+    raise ValueError(f"unknown attack {name!r}; expected one of {sorted(ATTACKS)}.")
+  return ATTACKS[name](config, targets, num_classes)
