@@ -4,15 +4,15 @@ The residual-based reweighting of Fu, Xie, Li and Chen ("Attack-Resistant
 Federated Learning with Residual-based Reweighting", arXiv 1912.11464) and the
 paper's baselines, as ``tff.aggregators`` factories and as an eager function.
 
-TFF is imported lazily: ``tff_residual.aggregate`` and ``tff_residual.kernels``
-work with TensorFlow alone.
+Everything is imported lazily (TensorFlow and TFF load on first use, so that
+``tff_residual.tasks`` and the CLI's argument checks stay fast);
+``tff_residual.aggregate`` and ``tff_residual.kernels`` need TensorFlow only.
 """
-
-from tff_residual.api import aggregate
 
 __version__ = "0.1.0"
 
-_TFF_EXPORTS = {
+_LAZY_EXPORTS = {
+    "aggregate": "tff_residual.api",
     "ResidualReweightingFactory": "tff_residual.aggregators",
     "CoordinateMedianFactory": "tff_residual.aggregators",
     "TrimmedMeanFactory": "tff_residual.aggregators",
@@ -23,11 +23,11 @@ _TFF_EXPORTS = {
     "ManagedTffRuntime": "tff_residual.simulation.runtime",
 }
 
-__all__ = ["aggregate", *_TFF_EXPORTS]
+__all__ = list(_LAZY_EXPORTS)
 
 
 def __getattr__(name):
-  if name in _TFF_EXPORTS:
+  if name in _LAZY_EXPORTS:
     import importlib
-    return getattr(importlib.import_module(_TFF_EXPORTS[name]), name)
+    return getattr(importlib.import_module(_LAZY_EXPORTS[name]), name)
   raise AttributeError(f"module 'tff_residual' has no attribute {name!r}")

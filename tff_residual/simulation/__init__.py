@@ -1,3 +1,3 @@
-"""Simulation on TFF: the owned execution runtime (more to come)."""
-
-from tff_residual.simulation.runtime import ManagedTffRuntime, managed_tff_runtime
+"""Simulation on TFF: the owned execution runtime, client training, the round
+loop, evaluation and run outputs. Modules are imported on use (``runtime`` and
+``client_training`` import TFF)."""

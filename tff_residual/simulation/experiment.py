@@ -1,0 +1,176 @@
+"""The round loop: train clients on TFF, poison, aggregate with a TFF factory,
+update the global model, evaluate.
+
+One ``Experiment`` holds what every compared aggregator shares (data,
+attackers, initial model, the TFF client trainer, the evaluator); each
+aggregator then runs the same rounds from the same initial weights with the
+same client samples, shuffles and attacker randomness.
+
+A round (reference ``main_nn.py``):
+1. the round's clients (all, in id order, or a seeded sample) train locally
+   from the global model (``ClientTrainer``, one TFF computation); attackers
+   train on poisoned batches in poisoning rounds, and with the boosted epochs
+   and learning rate where the attack says so;
+2. attackers' updates are poisoned (scaling, noise, blending);
+3. updates holding NaN/Inf are dropped (as the reference does before any
+   aggregator), the rest go through the aggregator's ``AggregationProcess``
+   with client weights 1 (``--client_weighting=uniform``) or their example
+   counts;
+4. global model += aggregate (server learning rate 1, as FedAvg on deltas);
+5. accuracy, loss and attack success rate on the test set.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_federated as tff
+
+from tff_residual.attacks.base import Attack, UpdateContext
+from tff_residual.simulation.client_data import client_dataset
+from tff_residual.simulation.client_training import ClientTrainer
+from tff_residual.simulation.config import ExperimentConfig
+from tff_residual.simulation.evaluation import Evaluator
+from tff_residual.simulation.federation import Federation, round_participants
+from tff_residual.tasks.base import ModelSpec, TaskData
+
+WINDOW = 10
+"""Rounds at the end averaged into ``window_accuracy`` / ``window_attack_success_rate``
+(per-round numbers of non-IID runs with sampled clients swing by several points)."""
+
+
+def _seed(*parts: int) -> int:
+  """A 31-bit seed derived from ``parts`` (stable across runs and platforms)."""
+  return int(np.random.default_rng(list(parts)).integers(2**31 - 1))
+
+
+def _finite_mean(values) -> float:
+  """Mean of the finite values (NaN if none)."""
+  finite = [v for v in values if math.isfinite(v)]
+  return float(np.mean(finite)) if finite else float("nan")
+
+
+def _is_finite(update: list) -> bool:
+  return all(np.all(np.isfinite(u)) for u in update)
+
+
+class Experiment:
+  """Everything the compared aggregators share."""
+
+  def __init__(self, config: ExperimentConfig, data: TaskData, model_spec: ModelSpec,
+               attack: Attack, federation: Federation):
+    self.config, self.data, self.model_spec = config, data, model_spec
+    self.attack, self.federation = attack, federation
+    tf.keras.utils.set_random_seed(config.seed)
+    self.initial_weights = [np.asarray(w) for w in model_spec.build().get_weights()]
+    x = data.train.x
+    self.trainer = ClientTrainer(model_spec, x.dtype, x.shape[1:], config.optimizer,
+                                 config.momentum)
+    self.evaluator = Evaluator(model_spec, self._test_set(), attack.success_metric)
+    self.attackers = set(federation.attackers)
+
+  def _test_set(self):
+    test = self.data.test
+    cap = self.config.max_test_examples
+    if cap and cap < len(test):
+      keep = np.sort(np.random.default_rng([self.config.seed, 3]).choice(len(test), cap, False))
+      return test.subset(keep)
+    return test
+
+  def client_plan(self, client: int, round_index: int) -> tuple[Any, float]:
+    """(dataset, learning rate) of ``client`` in ``round_index``."""
+    config = self.config
+    attacker = client in self.attackers
+    boosted = attacker and self.attack.boosted_training
+    poisoning = (self.attack.data_poisoning
+                 if attacker and self.attack.poisons_in(round_index) else None)
+    data = self.federation.clients[client]
+    dataset = client_dataset(
+        data.x, data.y, batch_size=config.batch_size,
+        epochs=config.attacker_epochs if boosted else config.local_epochs,
+        max_batches=config.max_batches_per_epoch, seed=_seed(config.seed, round_index, client),
+        augment=self.model_spec.augment, poisoning=poisoning)
+    rate = config.learning_rate * (config.attacker_lr_multiplier if boosted else 1.0)
+    return dataset, rate
+
+  def run(self, name: str, factory, on_round: Callable[[dict], None]) -> dict[str, Any]:
+    """Runs every round with ``factory``; calls ``on_round(row)`` after each."""
+    config = self.config
+    process = factory.create(self.trainer.weights_type, tff.TensorType(np.float32))
+    state = process.initialize()
+    weights = [w.copy() for w in self.initial_weights]
+    shares, rows = [], []
+    start = time.perf_counter()
+    for round_index in range(config.rounds):
+      round_start = time.perf_counter()
+      clients = round_participants(config, round_index)
+      plans = [self.client_plan(c, round_index) for c in clients]
+      results = self.trainer.train(weights, [p[0] for p in plans], [p[1] for p in plans],
+                                   [_seed(config.seed, round_index, c, 4) for c in clients])
+      trained = time.perf_counter()
+      updates = self.poison_updates(round_index, clients, [r.update for r in results], weights)
+      kept = [i for i, u in enumerate(updates) if _is_finite(u)]
+      aggregated = time.perf_counter()
+      share = float("nan")
+      if kept:
+        client_weights = [np.float32(1.0 if config.client_weighting == "uniform"
+                                     else results[i].num_examples) for i in kept]
+        output = process.next(state, [updates[i] for i in kept], client_weights)
+        state = output.state
+        weights = [w + np.asarray(a, w.dtype) for w, a in zip(weights, output.result)]
+        share = self._attackers_share(output.measurements, [clients[i] for i in kept])
+        aggregated = time.perf_counter()
+      evaluation = self.evaluator.evaluate(weights)
+      attacking = [c for c in clients if c in self.attackers]
+      if attacking and self.attack.poisons_in(round_index) and math.isfinite(share):
+        shares.append(share)
+      row = dict(aggregator=name, round=round_index, accuracy=evaluation.accuracy,
+                 loss=evaluation.loss, attack_success_rate=evaluation.attack_success_rate,
+                 attackers_weight_share=share, attackers_in_round=len(attacking),
+                 dropped_clients=len(updates) - len(kept),
+                 train_loss=float(np.mean([r.mean_loss for r in results])),
+                 round_seconds=time.perf_counter() - round_start,
+                 train_seconds=trained - round_start, aggregation_seconds=aggregated - trained)
+      rows.append(row)
+      on_round(row)
+    last, window = rows[-1], rows[-min(WINDOW, len(rows)):]
+    return dict(aggregator=name, final_accuracy=last["accuracy"],
+                attack_success_rate=last["attack_success_rate"],
+                window_rounds=len(window),
+                window_accuracy=_finite_mean(r["accuracy"] for r in window),
+                window_attack_success_rate=_finite_mean(r["attack_success_rate"] for r in window),
+                max_attack_success_rate=max((r["attack_success_rate"] for r in rows
+                                             if math.isfinite(r["attack_success_rate"])),
+                                            default=float("nan")),
+                attackers_weight_share=_finite_mean(shares),
+                wall_seconds=time.perf_counter() - start,
+                mean_aggregation_seconds=_finite_mean(r["aggregation_seconds"] for r in rows),
+                mean_round_seconds=_finite_mean(r["round_seconds"] for r in rows))
+
+  def poison_updates(self, round_index: int, clients: list[int], updates: list,
+                     global_weights: list) -> list:
+    """Attackers' updates through the attack's update poisoning (this round's)."""
+    poisoning = self.attack.update_poisoning
+    if poisoning is None or not self.attack.poisons_in(round_index):
+      return updates
+    honest = [u for c, u in zip(clients, updates) if c not in self.attackers]
+    poisoned = list(updates)
+    for i, client in enumerate(clients):
+      if client in self.attackers:
+        context = UpdateContext(round_index, global_weights, honest,
+                                np.random.default_rng([self.config.seed, round_index, client, 2]))
+        poisoned[i] = poisoning.poison_update(updates[i], context)
+    return poisoned
+
+  def _attackers_share(self, measurements, clients: list[int]) -> float:
+    """Sum of the attackers' ``client_weights`` (NaN if the aggregator reports none)."""
+    weights = measurements.get("client_weights") if hasattr(measurements, "get") else None
+    if weights is None:
+      return float("nan")
+    weights = np.asarray(weights)
+    return float(sum(weights[i] for i, c in enumerate(clients) if c in self.attackers))

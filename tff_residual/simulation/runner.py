@@ -1,0 +1,164 @@
+"""One experiment from settings to output files: load data, build the
+federation and the attack, then run every aggregator on the owned TFF runtime.
+
+``prepare`` does everything that can fail on bad input (data files, labels,
+attackers) before TensorFlow Federated starts; ``run`` executes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from tff_residual.simulation.config import ConfigError, ExperimentConfig
+from tff_residual.simulation.federation import Federation, build_federation
+from tff_residual.tasks import presets
+from tff_residual.tasks.base import AttackTargets, TaskData, TaskFamily
+
+
+@dataclasses.dataclass
+class Prepared:
+  config: ExperimentConfig
+  family: TaskFamily
+  data: TaskData
+  targets: AttackTargets
+  federation: Federation
+
+
+def default_output_dir(task: str) -> str:
+  return os.path.join("runs", f"{task}-{datetime.datetime.now():%Y%m%d-%H%M%S}")
+
+
+def prepare(config: ExperimentConfig, family: TaskFamily) -> Prepared:
+  """Loads and checks the data, partitions it, picks attackers (no TF needed for most tasks)."""
+  data = family.load(config)
+  targets = family.attack_targets(config, data)
+  federation = build_federation(config, data, targets)
+  return Prepared(config, family, data, targets, federation)
+
+
+def majority_class_accuracy(labels: np.ndarray) -> float:
+  """Test accuracy of always predicting the most frequent test label (the floor to beat)."""
+  labels = np.asarray(labels).reshape(-1)
+  return float(np.bincount(labels).max() / len(labels)) if len(labels) else float("nan")
+
+
+def describe(prepared: Prepared, attack_description: str) -> dict[str, Any]:
+  """What the run prints at its start and records in config.json."""
+  config, data = prepared.config, prepared.data
+  sizes = [len(c) for c in prepared.federation.clients]
+  scaling = presets.scaling(prepared.family.defaults, config.attack, config.preset)
+  return {
+      "settings": config.to_json(),
+      "data_source": data.data_source,
+      "train_examples": len(data.train),
+      "test_examples": len(data.test),
+      "majority_class_accuracy": majority_class_accuracy(data.test.y),
+      "classes": data.class_names,
+      "client_names": prepared.federation.names,
+      "client_train_examples": sizes,
+      "attackers": prepared.federation.attackers,
+      "attack": attack_description,
+      "preset_scaling": {k: {"paper": a, config.preset: b} for k, (a, b) in scaling.items()},
+      "code_vs_paper_choices": {k: {"value": getattr(config, k, None), "meaning": text}
+                                for k, text in presets.CHOICES.items()},
+      "notices": list(data.notices),
+  }
+
+
+def header_lines(prepared: Prepared, info: dict[str, Any], output_dir: str) -> list[str]:
+  config = prepared.config
+  sizes = info["client_train_examples"]
+  lines = [
+      f"task {config.task}: preset {config.preset}, seed {config.seed}, {config.rounds} rounds, "
+      f"aggregators {', '.join(config.aggregators)} -> {output_dir}",
+      f"data: {info['data_source']}: {info['train_examples']} train / {info['test_examples']} "
+      f"test examples, {len(info['classes'])} classes (always predicting the most frequent "
+      f"test class scores {100 * info['majority_class_accuracy']:.2f}%)",
+      f"clients: {config.num_clients} ({config.partition}), {config.participants_per_round} per "
+      f"round, {min(sizes)}-{max(sizes)} training examples each; model {config.model}",
+      f"attackers: {info['attackers'] or 'none'}; attack {info['attack']}",
+  ]
+  if info["preset_scaling"]:
+    changes = ", ".join(f"{k} {v['paper']} -> {v[config.preset]}"
+                        for k, v in info["preset_scaling"].items())
+    lines.append(f"preset {config.preset} scales the paper's setup: {changes}")
+  lines.append("code vs paper: " + "; ".join(
+      f"{k}={getattr(config, k)}" for k in presets.CHOICES if hasattr(config, k))
+      + " (config.json explains each)")
+  lines += [f"NOTICE {n}" for n in info["notices"]]
+  return lines
+
+
+def run(prepared: Prepared, output_dir: str, progress: bool = True,
+        out: Callable[[str], None] = print) -> dict[str, Any]:
+  """Runs every aggregator; writes the outputs; returns the summary."""
+  import tensorflow as tf  # noqa: F401  (TF and TFF start here)
+
+  from tff_residual.attacks import build_attack
+  from tff_residual.simulation import aggregators as aggregator_table
+  from tff_residual.simulation.experiment import Experiment
+  from tff_residual.simulation.outputs import RunOutputs, format_table
+  from tff_residual.simulation.runtime import managed_tff_runtime
+
+  config, data = prepared.config, prepared.data
+  model_spec = prepared.family.build_model(config.model, data, config.seed)
+  try:
+    attack = build_attack(config.attack, config, prepared.targets, data.num_classes)
+  except ValueError as error:
+    raise ConfigError(str(error)) from None
+  info = describe(prepared, attack.describe())
+  outputs = RunOutputs(output_dir, info)
+  for line in header_lines(prepared, info, output_dir):
+    out(line)
+  results = []
+  with managed_tff_runtime():
+    experiment = Experiment(config, data, model_spec, attack, prepared.federation)
+    for name in config.aggregators:
+      factory = aggregator_table.build_factory(name, config)
+      bar = _progress_bar(name, config.rounds) if progress else None
+
+      def on_round(row, bar=bar):
+        outputs.add_round(row)
+        if bar is not None:
+          bar.set_postfix_str(f"acc {row['accuracy']:.3f} asr {row['attack_success_rate']:.3f}",
+                              refresh=False)
+          bar.update(1)
+
+      try:
+        result = experiment.run(name, factory, on_round)
+      finally:
+        if bar is not None:
+          bar.close()
+      results.append(result)
+      asr = result["attack_success_rate"]
+      out(f"{name}: accuracy {result['final_accuracy']:.4f}, attack success rate "
+          f"{'n/a' if asr is None or asr != asr else f'{asr:.4f}'}, "
+          f"{result['wall_seconds']:.1f} s")
+  summary = {
+      "task": config.task, "preset": config.preset, "seed": config.seed,
+      "aggregators": list(config.aggregators), "num_attackers": config.num_attackers,
+      "attackers": prepared.federation.attackers, "rounds": config.rounds,
+      "data_source": data.data_source,
+      "majority_class_accuracy": info["majority_class_accuracy"],
+      "results": {r["aggregator"]: {k: v for k, v in r.items() if k != "aggregator"}
+                  for r in results},
+  }
+  plots = outputs.finish(summary)
+  out("")
+  out(format_table(results))
+  out(f"outputs: {output_dir} (config.json, metrics.csv, summary.json, "
+      f"{', '.join(os.path.basename(p) for p in plots)})")
+  return summary
+
+
+def _progress_bar(name: str, rounds: int):
+  from tqdm import tqdm
+  return tqdm(total=rounds, desc=f"{name:>15}", unit="round", file=sys.stderr, leave=True,
+              mininterval=0.5, dynamic_ncols=True)
