@@ -9,7 +9,7 @@ venv:
 	@bash scripts/install.sh
 
 run: venv
-	$(PY) scripts/demo.py
+	$(PY) scripts/main_job.py
 
 test: venv
 	$(PY) -m pytest -q tests
