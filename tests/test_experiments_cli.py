@@ -275,9 +275,11 @@ def test_an_exception_inside_the_run_stops_the_worker(tmp_path, monkeypatch):
   from tff_residual.simulation import experiment
 
   seen = []
+  # Workers already running (e.g. the session's runtime of the factory tests) are not the run's.
+  earlier = set(worker_children(os.getpid()))
 
   def failing_run(self, name, factory, on_round):
-    seen.extend(worker_children(os.getpid()))
+    seen.extend(set(worker_children(os.getpid())) - earlier)
     raise RuntimeError("aggregator exploded")
 
   monkeypatch.setattr(experiment.Experiment, "run", failing_run)
