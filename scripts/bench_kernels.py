@@ -7,6 +7,13 @@ resident memory above the memory held before the call (sampled every 2 ms).
 
     .venv/bin/python scripts/bench_kernels.py            # full table
     .venv/bin/python scripts/bench_kernels.py --quick    # about a minute
+    .venv/bin/python scripts/bench_kernels.py --sizes 1e6,resnet18 --clients 10 \
+        --kernels residual,residual_sort,median
+
+N may be "resnet18": the 62 trainable tensors of the CIFAR ResNet-18 of
+``tff_residual.tasks.image_models`` (11.17 M coordinates), one [K, n_t] input
+each. "residual_sort" is the residual kernel with ``implementation="sort"``
+(the straightforward sort-based implementation, for comparison).
 
 A kernel whose first (warm-up) run exceeds --budget seconds is not repeated;
 its cell shows that single time with a "*".
@@ -26,11 +33,22 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tff_residual.kernels import registry  # noqa: E402
 
 KERNELS = ("residual", "median", "trimmed_mean", "repeated_median", "foolsgold")
+VARIANTS = {"residual_sort": ("residual", {"implementation": "sort"})}
+
+
+def model_shapes(size: str) -> list[int]:
+  """Coordinates per tensor: one tensor of N, or the ResNet-18's 62 tensors."""
+  if size != "resnet18":
+    return [int(float(size))]
+  from tff_residual.tasks.image_models import build_image_model
+  model = build_image_model("resnet18", [32, 32, 3], [32, 32, 3], 10, [0.0] * 3, [1.0] * 3)
+  return [int(np.prod(w.shape)) for w in model.trainable_weights]
 
 
 def rss_bytes() -> int:
@@ -38,15 +56,17 @@ def rss_bytes() -> int:
     return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def measure(name: str, n: int, k: int, repeats: int, budget: float, seed: int) -> dict:
+def measure(name: str, size: str, k: int, repeats: int, budget: float, seed: int) -> dict:
   """Runs in a fresh process: seconds (median) and peak RSS above the input."""
-  stacked = tf.random.stateless_normal([k, n], seed=[seed, 0], dtype=tf.float32)
+  values = [tf.random.stateless_normal([k, n], seed=[seed, i], dtype=tf.float32)
+            for i, n in enumerate(model_shapes(size))]
   if name == "tf.reduce_mean":
-    mean_fn = tf.function(lambda x: tf.reduce_mean(x, axis=0))
-    call = lambda: mean_fn(stacked).numpy()
+    mean_fn = tf.function(lambda xs: [tf.reduce_mean(x, axis=0) for x in xs])
+    call = lambda: [a.numpy() for a in mean_fn(values)]
   else:
-    kernel = registry.build_kernel(name)
-    call = lambda: kernel([stacked], None).aggregate[0].numpy()
+    method, params = VARIANTS.get(name, (name, {}))
+    kernel = registry.build_kernel(method, **params)
+    call = lambda: [a.numpy() for a in kernel(values, None).aggregate]
   before = rss_bytes()
   start = time.perf_counter()
   call()
@@ -63,7 +83,7 @@ def measure(name: str, n: int, k: int, repeats: int, budget: float, seed: int) -
           "single": first > budget}
 
 
-def run_isolated(name: str, n: int, k: int, args) -> dict:
+def run_isolated(name: str, n: str, k: int, args) -> dict:
   command = [sys.executable, os.path.abspath(__file__), "--worker", name, "--sizes", str(n),
              "--clients", str(k), "--repeats", str(args.repeats), "--budget", str(args.budget),
              "--seed", str(args.seed)]
@@ -86,17 +106,18 @@ def main():
   parser.add_argument("--worker", help=argparse.SUPPRESS)
   args = parser.parse_args()
   if args.worker:
-    print(json.dumps(measure(args.worker, int(float(args.sizes)), int(args.clients), args.repeats,
+    print(json.dumps(measure(args.worker, args.sizes, int(args.clients), args.repeats,
                              args.budget, args.seed)))
     return
-  sizes = [int(float(s)) for s in args.sizes.split(",")]
+  sizes = args.sizes.split(",")
   clients = [int(k) for k in args.clients.split(",")]
   if args.quick:
-    sizes, clients = [3000, 100000], [10, 30]
+    sizes, clients = ["3000", "100000"], [10, 30]
   kernels = args.kernels.split(",")
   for name in kernels:
-    if name not in registry.METHODS:
-      parser.error(f"unknown kernel {name!r}; expected some of {sorted(registry.METHODS)}")
+    if name not in registry.METHODS and name not in VARIANTS:
+      parser.error(f"unknown kernel {name!r}; expected some of "
+                   f"{sorted([*registry.METHODS, *VARIANTS])}")
 
   print(f"machine: {platform.machine()}, {os.cpu_count()} cores, TF {tf.__version__}, "
         f"float32, median of {args.repeats} runs after 1 warm-up run; each cell in a fresh "
@@ -112,9 +133,13 @@ def main():
         seconds, peak, single = result["seconds"], result["peak_bytes"], result["single"]
         mean_seconds = mean_seconds or seconds
         mark = "*" if single else " "
-        print(f"| {n:>9} | {k:>4} | {name:<15} | {seconds:>8.4f}{mark}| "
+        print(f"| {size_label(n):>9} | {k:>4} | {name:<15} | {seconds:>8.4f}{mark}| "
               f"{seconds / mean_seconds:>8.0f} | {peak / 2**20:>8.0f} |", flush=True)
   print("* single run: the warm-up exceeded --budget, not repeated")
+
+
+def size_label(size: str) -> str:
+  return size if size == "resnet18" else str(int(float(size)))
 
 
 if __name__ == "__main__":

@@ -25,14 +25,17 @@ from tff_residual.kernels.residual_reweighting import (ResidualReweightingConfig
 Kernel = Callable[[list, "tf.Tensor | None"], clients.KernelOutput]
 
 
-def _compiled(kernel) -> Kernel:
-  """One graph per input signature; shapes relax to unknown, so K and n may vary."""
-  return tf.function(kernel, reduce_retracing=True)
+def _compiled(kernel, relax_shapes: bool = True) -> Kernel:
+  """One graph per input signature; with ``relax_shapes`` shapes relax to unknown
+  after the first retrace, so K and n may vary without more tracing."""
+  return tf.function(kernel, reduce_retracing=relax_shapes)
 
 
 def _residual(**params) -> Kernel:
   config = ResidualReweightingConfig(**params)
-  return _compiled(lambda values, weights: residual_reweighting(values, weights, config))
+  # A static K selects the fast path (residual_fused), so keep shapes exact.
+  return _compiled(lambda values, weights: residual_reweighting(values, weights, config),
+                   relax_shapes=not config.has_fused_path)
 
 
 def _keyword_kernel(function, check_params):

@@ -55,11 +55,13 @@ import tensorflow as tf
 from tff_residual.kernels import chunking
 from tff_residual.kernels import clients
 from tff_residual.kernels import mean
+from tff_residual.kernels import residual_fused
 from tff_residual.kernels.order_statistics import median_of_sorted, sort_with_ranks
 
 VARIANTS = ("reference", "paper")
 ESTIMATORS = ("repeated_median", "theil_sen", "median")
 WEIGHTINGS = ("huber", "gaussian")
+IMPLEMENTATIONS = ("auto", "sort")
 REFERENCE_GAMMA = 1.4826
 PAPER_GAMMA = 1.48
 REFERENCE_TAU_EPSILON = 1e-7
@@ -82,6 +84,12 @@ class ResidualReweightingConfig:
       p_k is multiplied by client k's sample weight and renormalised.
     chunk_size: coordinates per chunk; None = from ``memory_budget_bytes``.
     memory_budget_bytes: budget for one chunk's temporaries.
+    implementation: "auto" (default) computes the default configuration
+      (reference variant, repeated median, Huber) with up to
+      ``residual_fused.MAX_CLIENTS`` clients by selection networks under XLA
+      (``residual_fused``) when K is known when the graph is built (the eager
+      API; not yet TFF's dynamic client axis), everything else by sorting; "sort" always sorts
+      (the straightforward implementation; the tests' oracle for the fast one).
   """
 
   variant: str = "reference"
@@ -93,10 +101,11 @@ class ResidualReweightingConfig:
   sample_weighting: str = "ignore"
   chunk_size: int | None = None
   memory_budget_bytes: int = chunking.DEFAULT_MEMORY_BUDGET_BYTES
+  implementation: str = "auto"
 
   def __post_init__(self):
     for name, allowed in (("variant", VARIANTS), ("estimator", ESTIMATORS),
-                          ("weighting", WEIGHTINGS)):
+                          ("weighting", WEIGHTINGS), ("implementation", IMPLEMENTATIONS)):
       if getattr(self, name) not in allowed:
         raise ValueError(f"Unknown {name}={getattr(self, name)!r}; "
                          f"expected one of {allowed}.")
@@ -107,6 +116,11 @@ class ResidualReweightingConfig:
     if not _is_real(self.delta) or not 0.0 <= self.delta <= 1.0:
       raise ValueError(f"delta must be a number in [0, 1], got {self.delta!r}.")
     chunking.check_chunking(self.chunk_size, self.memory_budget_bytes)
+
+  @property
+  def has_fused_path(self) -> bool:
+    return self.implementation == "auto" and residual_fused.supports(
+        self.variant, self.estimator, self.weighting)
 
   @property
   def effective_gamma(self) -> float:
@@ -262,7 +276,8 @@ def model_weights(total_confidence: tf.Tensor, variant: str) -> tf.Tensor:
 
 
 def residual_reweighting_valid(values: Sequence[tf.Tensor], sample_weights: tf.Tensor | None,
-                               config: ResidualReweightingConfig) -> clients.ValidOutput:
+                               config: ResidualReweightingConfig,
+                               max_clients: int | None = None) -> clients.ValidOutput:
   """Residual reweighting of finite clients: ``values`` is a list of [K, n_t].
 
   ``sample_weights`` (float [K]) are multiplied into the model weights when
@@ -270,7 +285,8 @@ def residual_reweighting_valid(values: Sequence[tf.Tensor], sample_weights: tf.T
 
   Every coordinate of every tensor counts, 0-dim tensors included (the
   reference skips 0-dim state entries such as BatchNorm's step counter, which
-  TFF's model deltas do not contain).
+  TFF's model deltas do not contain). ``max_clients`` is a static bound on K
+  when one is known (it only limits what the fast path builds).
   """
   values = list(values)
   num_clients = tf.shape(values[0])[0]
@@ -280,7 +296,18 @@ def residual_reweighting_valid(values: Sequence[tf.Tensor], sample_weights: tf.T
     p = clients.apply_sample_weights(uniform, sample_weights)
     return mean.weighted_average_valid(values, p), p, tf.zeros([num_clients], tf.float64)
 
-  def reweight():
+  def reweight_fused():
+    width = residual_fused.chunk_width(config.chunk_size, config.memory_budget_bytes)
+    corrected, total, replaced, num_coordinates = residual_fused.model_statistics(
+        values, width, config.effective_gamma, config.lambda_, config.delta,
+        REFERENCE_TAU_EPSILON, max_clients)
+    p = clients.apply_sample_weights(model_weights(total, config.variant), sample_weights)
+    aggregate = [tf.ensure_shape(residual_fused.weighted_sum(fixed, p, tf.shape(matrix)[1]),
+                                 matrix.shape[1:])
+                 for fixed, matrix in zip(corrected, values)]
+    return aggregate, p, replaced / tf.maximum(num_coordinates, 1.0)
+
+  def reweight_sorted():
     def chunk_fn(chunk):
       fixed, contribution, replace = coordinate_statistics(chunk, config)
       return [fixed], [tf.reduce_sum(tf.cast(contribution, tf.float64), axis=0),
@@ -293,6 +320,13 @@ def residual_reweighting_valid(values: Sequence[tf.Tensor], sample_weights: tf.T
     # corrected values are stored coordinate-major, [n_t, K]
     aggregate = [tf.linalg.matvec(fixed, tf.cast(p, fixed.dtype)) for (fixed,) in per_tensor]
     return aggregate, p, replaced / tf.maximum(num_coordinates, 1.0)
+
+  def reweight():
+    # The fast path needs a static bound on K: building its buckets for an
+    # unknown K (TFF's dynamic client axis) costs tens of seconds of tracing.
+    if not config.has_fused_path or max_clients is None:
+      return reweight_sorted()
+    return tf.cond(num_clients <= residual_fused.MAX_CLIENTS, reweight_fused, reweight_sorted)
 
   aggregate, p, fraction = tf.cond(num_clients >= 3, reweight, mean_only)
   return clients.ValidOutput(list(aggregate), p, fraction)
@@ -314,5 +348,7 @@ def residual_reweighting(values: Sequence[tf.Tensor], sample_weights: tf.Tensor 
     ``KernelOutput``; clients with NaN/Inf values are dropped first.
   """
   weights = sample_weights if config.sample_weighting == "multiply" else None
+  values = [tf.convert_to_tensor(v) for v in values]
+  max_clients = values[0].shape[0] if values else None
   return clients.run_on_finite_clients(
-      lambda v, w, _: residual_reweighting_valid(v, w, config), values, weights)
+      lambda v, w, _: residual_reweighting_valid(v, w, config, max_clients), values, weights)
