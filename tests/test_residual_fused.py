@@ -108,7 +108,7 @@ def test_unknown_implementation_is_rejected():
 
 
 MEMORY_SCRIPT = textwrap.dedent("""
-    import os, resource, sys
+    import os, sys
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
     sys.path.insert(0, {root!r})
     import tensorflow as tf
@@ -117,13 +117,16 @@ MEMORY_SCRIPT = textwrap.dedent("""
     kernel([tf.random.normal([10, 1000])], None)  # trace and compile on a small input
     values = tf.random.stateless_normal([10, 5_000_000], seed=[1, 2])
     values.numpy()
-    def rss():
-      with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    before = rss()
+    def status(field):
+      with open("/proc/self/status") as f:
+        return int(next(line for line in f if line.startswith(field)).split()[1]) * 1024
+    # getrusage's ru_maxrss survives exec (it would report the parent's peak):
+    # reset this process's high-water mark and read VmHWM instead.
+    with open("/proc/self/clear_refs", "w") as f:
+      f.write("5")
+    before = status("VmRSS:")
     kernel([values], None).aggregate[0].numpy()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(max(peak - before, 0))
+    print(max(status("VmHWM:") - before, 0))
 """)
 
 
