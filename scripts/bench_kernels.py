@@ -6,9 +6,15 @@ plain ``tf.reduce_mean`` over the same stacked float32 input, plus the peak
 resident memory above the memory held before the call (sampled every 2 ms).
 
     .venv/bin/python scripts/bench_kernels.py            # full table
-    .venv/bin/python scripts/bench_kernels.py --quick    # about a minute
+    .venv/bin/python scripts/bench_kernels.py --quick    # N = 1e5, K in {10, 30}: ~2 minutes
     .venv/bin/python scripts/bench_kernels.py --sizes 1e6,resnet18 --clients 10 \
-        --kernels residual,residual_sort,median
+        --kernels residual,residual_sort,median --tff residual,median
+
+"--tff NAME,..." also measures those kernels through their TFF factory (one
+``AggregationProcess.next`` in an owned TFF runtime, the same values as K client
+values; the time includes TFF moving K x N floats to the server stack; TFF's
+UnweightedMeanFactory is measured the same way; peak MB then adds the TFF
+worker process's own high-water mark).
 
 N may be "resnet18": the 62 trainable tensors of the CIFAR ResNet-18 of
 ``tff_residual.tasks.image_models`` (11.17 M coordinates), one [K, n_t] input
@@ -25,7 +31,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -39,6 +44,15 @@ import tensorflow as tf  # noqa: E402
 from tff_residual.kernels import registry  # noqa: E402
 
 KERNELS = ("residual", "median", "trimmed_mean", "repeated_median", "foolsgold")
+
+
+def _factories():
+  from tff_residual import aggregators
+  return {"residual": aggregators.ResidualReweightingFactory,
+          "median": aggregators.CoordinateMedianFactory,
+          "trimmed_mean": aggregators.TrimmedMeanFactory,
+          "repeated_median": aggregators.RepeatedMedianFactory,
+          "foolsgold": aggregators.FoolsGoldFactory}
 VARIANTS = {"residual_sort": ("residual", {"implementation": "sort"})}
 
 
@@ -51,42 +65,87 @@ def model_shapes(size: str) -> list[int]:
   return [int(np.prod(w.shape)) for w in model.trainable_weights]
 
 
-def rss_bytes() -> int:
-  with open("/proc/self/statm") as statm:
-    return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+def _status_bytes(field: str, pid: str = "self") -> int:
+  with open(f"/proc/{pid}/status") as status:
+    return int(next(line for line in status if line.startswith(field)).split()[1]) * 1024
 
 
-def measure(name: str, size: str, k: int, repeats: int, budget: float, seed: int) -> dict:
+def reset_peak(pids) -> int:
+  """Resets the RSS high-water marks (VmHWM) of ``pids`` and returns their RSS now.
+
+  Not getrusage's ru_maxrss: that one survives exec and would report the
+  parent's peak, or the peak of generating the input.
+  """
+  for pid in pids:
+    with open(f"/proc/{pid}/clear_refs", "w") as clear_refs:
+      clear_refs.write("5")
+  return sum(_status_bytes("VmRSS:", pid) for pid in pids)
+
+
+def peak_bytes(pids) -> int:
+  """Sum of the high-water marks (each process's own peak; an upper bound of the joint one)."""
+  return sum(_status_bytes("VmHWM:", pid) for pid in pids)
+
+
+def tff_call(name: str, values: list):
+  """The kernel's TFF factory on the same values: one ``next`` with K clients.
+
+  "tf.reduce_mean" stands for TFF's own ``UnweightedMeanFactory``. Returns the
+  call and the PID of the owned TFF worker (the runtime lives as long as the process).
+  """
+  import tensorflow_federated as tff
+  from tff_residual.simulation.runtime import managed_tff_runtime
+  runtime = managed_tff_runtime()
+  runtime.__enter__()
+  if name == "tf.reduce_mean":
+    factory = tff.aggregators.UnweightedMeanFactory()
+  else:
+    method, params = VARIANTS.get(name, (name, {}))
+    factory = _factories()[method](**params)
+  value_type = tff.types.to_type([tff.TensorType(np.float32, [int(v.shape[1])]) for v in values])
+  process = factory.create(value_type)
+  state = process.initialize()
+  client_values = [[v[k].numpy() for v in values] for k in range(int(values[0].shape[0]))]
+  return (lambda: process.next(state, client_values).result), runtime.pid
+
+
+def measure(name: str, size: str, k: int, repeats: int, budget: float, seed: int,
+            path: str = "eager") -> dict:
   """Runs in a fresh process: seconds (median) and peak RSS above the input."""
   values = [tf.random.stateless_normal([k, n], seed=[seed, i], dtype=tf.float32)
             for i, n in enumerate(model_shapes(size))]
-  if name == "tf.reduce_mean":
+  pids = ["self"]
+  if path == "tff":
+    call, worker = tff_call(name, values)
+    pids.append(str(worker))
+  elif name == "tf.reduce_mean":
     mean_fn = tf.function(lambda xs: [tf.reduce_mean(x, axis=0) for x in xs])
     call = lambda: [a.numpy() for a in mean_fn(values)]
   else:
     method, params = VARIANTS.get(name, (name, {}))
     kernel = registry.build_kernel(method, **params)
     call = lambda: [a.numpy() for a in kernel(values, None).aggregate]
-  before = rss_bytes()
+  before = reset_peak(pids)
   start = time.perf_counter()
   call()
   first = time.perf_counter() - start
   times = [first]
   if first <= budget:
     times = []
+    before = reset_peak(pids)  # the repeats' peak: without tracing and XLA compilation
     for _ in range(repeats):
       start = time.perf_counter()
       call()
       times.append(time.perf_counter() - start)
-  peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+  peak = peak_bytes(pids)
   return {"seconds": statistics.median(times), "peak_bytes": max(peak - before, 0),
           "single": first > budget}
 
 
-def run_isolated(name: str, n: str, k: int, args) -> dict:
+def run_isolated(name: str, n: str, k: int, args, path: str = "eager") -> dict:
   command = [sys.executable, os.path.abspath(__file__), "--worker", name, "--sizes", str(n),
              "--clients", str(k), "--repeats", str(args.repeats), "--budget", str(args.budget),
-             "--seed", str(args.seed)]
+             "--seed", str(args.seed), "--worker_path", path]
   proc = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
   if proc.returncode != 0:
     raise RuntimeError(f"{name} N={n} K={k} failed:\n{proc.stderr[-2000:]}")
@@ -95,25 +154,33 @@ def run_isolated(name: str, n: str, k: int, args) -> dict:
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--quick", action="store_true", help="N in {3e3, 1e5}, K in {10, 30}")
-  parser.add_argument("--sizes", default="3000,100000,1000000")
+  parser.add_argument("--quick", action="store_true", help="N = 1e5, K in {10, 30} only")
+  parser.add_argument("--sizes", default="100000,1000000,resnet18")
   parser.add_argument("--clients", default="10,30,100")
   parser.add_argument("--kernels", default=",".join(KERNELS))
   parser.add_argument("--repeats", type=int, default=3)
   parser.add_argument("--budget", type=float, default=120.0,
                       help="seconds; a slower warm-up run is reported once, not repeated")
   parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--tff", default="",
+                      help="comma-separated kernels also measured through their TFF factory "
+                           "(one AggregationProcess.next on the same values)")
   parser.add_argument("--worker", help=argparse.SUPPRESS)
+  parser.add_argument("--worker_path", default="eager", help=argparse.SUPPRESS)
   args = parser.parse_args()
   if args.worker:
     print(json.dumps(measure(args.worker, args.sizes, int(args.clients), args.repeats,
-                             args.budget, args.seed)))
+                             args.budget, args.seed, args.worker_path)))
     return
   sizes = args.sizes.split(",")
   clients = [int(k) for k in args.clients.split(",")]
   if args.quick:
-    sizes, clients = ["3000", "100000"], [10, 30]
+    sizes, clients, args.repeats = ["100000"], [10, 30], 3
   kernels = args.kernels.split(",")
+  tff_kernels = [name for name in args.tff.split(",") if name]
+  for name in tff_kernels:
+    if name not in kernels:
+      parser.error(f"--tff kernel {name!r} is not among --kernels")
   for name in kernels:
     if name not in registry.METHODS and name not in VARIANTS:
       parser.error(f"unknown kernel {name!r}; expected some of "
@@ -121,19 +188,26 @@ def main():
 
   print(f"machine: {platform.machine()}, {os.cpu_count()} cores, TF {tf.__version__}, "
         f"float32, median of {args.repeats} runs after 1 warm-up run; each cell in a fresh "
-        f"process; peak MB = process RSS high-water mark minus RSS with the input [K, N] held")
-  header = f"| {'N':>9} | {'K':>4} | {'kernel':<15} | {'seconds':>9} | {'x mean':>8} | {'peak MB':>8} |"
+        f"process; peak MB = RSS high-water mark of the timed runs minus RSS with the input "
+        f"[K, N] held")
+  header = f"| {'N':>9} | {'K':>4} | {'kernel':<22} | {'seconds':>9} | {'x mean':>8} | {'peak MB':>8} |"
   print(header)
   print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
   for n in sizes:
     for k in clients:
       mean_seconds = None
-      for name in ("tf.reduce_mean", *kernels):
-        result = run_isolated(name, n, k, args)
+      runs = [(name, "eager") for name in ("tf.reduce_mean", *kernels)]
+      if tff_kernels:
+        runs += [(name, "tff") for name in ("tf.reduce_mean", *tff_kernels)]
+      for name, path in runs:
+        result = run_isolated(name, n, k, args, path)
         seconds, peak, single = result["seconds"], result["peak_bytes"], result["single"]
         mean_seconds = mean_seconds or seconds
         mark = "*" if single else " "
-        print(f"| {size_label(n):>9} | {k:>4} | {name:<15} | {seconds:>8.4f}{mark}| "
+        label = name if path == "eager" else f"{name} (TFF)"
+        if name == "tf.reduce_mean" and path == "tff":
+          label = "MeanFactory (TFF)"
+        print(f"| {size_label(n):>9} | {k:>4} | {label:<22} | {seconds:>8.4f}{mark}| "
               f"{seconds / mean_seconds:>8.0f} | {peak / 2**20:>8.0f} |", flush=True)
   print("* single run: the warm-up exceeded --budget, not repeated")
 

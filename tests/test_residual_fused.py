@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tff_residual.kernels import order_statistics
 from tff_residual.kernels import residual_fused
 from tff_residual.kernels import sorting_networks
 from tff_residual.kernels.residual_reweighting import (ResidualReweightingConfig,
@@ -100,6 +101,35 @@ def test_unknown_k_inside_a_graph_agrees():
   for num_clients in (5, 16):
     values = _models(num_clients, 7)[:1]
     _assert_close(kernel(values[0]), residual_reweighting(values))
+
+
+@pytest.mark.parametrize("params", [
+    {"estimator": "repeated_median", "variant": "paper"},
+    {"estimator": "theil_sen"},
+    {"estimator": "theil_sen", "variant": "paper"},
+    {"weighting": "gaussian"},
+])
+@pytest.mark.parametrize("num_clients", [4, 9, 80])
+def test_selection_medians_equal_sorting_for_every_configuration(params, num_clients):
+  """Configurations without networks (and K > 65) take the medians of the pairwise
+  slopes by tf.math.top_k selection; the sorted implementation is the oracle."""
+  values = _models(num_clients, 11)
+  slow = residual_reweighting(values, config=ResidualReweightingConfig(implementation="sort",
+                                                                       **params))
+  fast = residual_reweighting(values, config=ResidualReweightingConfig(chunk_size=7, **params))
+  _assert_close(fast, slow)
+
+
+@pytest.mark.parametrize("length", [1, 2, 3, 8, 99, 100])
+def test_median_by_selection_equals_the_sorted_median_for_every_count(length):
+  rng = np.random.default_rng(length)
+  values = np.round(rng.normal(size=(30, length)), 1).astype(np.float32)  # with ties
+  for count in range(1, length + 1):
+    masked = tf.where(tf.range(length) < count, values, np.inf)  # the ignored tail
+    expected = order_statistics.median_of_sorted(tf.sort(masked), count).numpy()
+    got = order_statistics.median_by_selection(masked, count).numpy()
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(got, np.median(values[:, :count], axis=1))
 
 
 def test_unknown_implementation_is_rejected():

@@ -25,19 +25,22 @@ def median_position_weights(num_clients: tf.Tensor, dtype: tf.DType) -> tf.Tenso
 
 
 def check_params(sample_weighting: str = "ignore", chunk_size: int | None = None,
-                 memory_budget_bytes: int = chunking.DEFAULT_MEMORY_BUDGET_BYTES) -> None:
+                 memory_budget_bytes: int = chunking.DEFAULT_MEMORY_BUDGET_BYTES,
+                 implementation: str = "auto") -> None:
   clients.check_sample_weighting(sample_weighting)
   chunking.check_chunking(chunk_size, memory_budget_bytes)
+  l_estimator.check_implementation(implementation)
 
 
 def coordinate_median(values: Sequence[tf.Tensor], sample_weights: tf.Tensor | None = None,
                       sample_weighting: str = "ignore", chunk_size: int | None = None,
                       memory_budget_bytes: int = chunking.DEFAULT_MEMORY_BUDGET_BYTES,
-                      ) -> clients.KernelOutput:
+                      implementation: str = "auto") -> clients.KernelOutput:
   """Coordinate-wise median of ``values`` (list of [K, n_t])."""
-  check_params(sample_weighting, chunk_size, memory_budget_bytes)
+  check_params(sample_weighting, chunk_size, memory_budget_bytes, implementation)
   weights = sample_weights if sample_weighting == "multiply" else None
   return clients.run_on_finite_clients(
       lambda v, w, _: l_estimator.l_estimate_valid(
-          v, w, median_position_weights, chunk_size, memory_budget_bytes),
+          v, w, median_position_weights, chunk_size, memory_budget_bytes,
+          implementation),
       values, weights)

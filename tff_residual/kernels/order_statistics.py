@@ -27,6 +27,27 @@ def median_of_sorted(sorted_values: tf.Tensor, count: tf.Tensor | int | None = N
   return 0.5 * (lower + upper)
 
 
+def median_by_selection(values: tf.Tensor, count: tf.Tensor | int | None = None) -> tf.Tensor:
+  """``median_of_sorted(tf.sort(values), count)`` without sorting.
+
+  The ``count`` smallest entries of each row (last axis) are the ones that count;
+  larger entries (the excluded +inf diagonal) are ignored, as in
+  ``median_of_sorted``. The hi = count // 2 + 1 smallest entries come from
+  ``tf.math.top_k(-values, hi, sorted=False)`` (a partial selection, not a sort);
+  the largest one of them is s[count // 2] and, for even ``count``, the second
+  largest is s[(count - 1) // 2]. The same elements are selected, so the result
+  equals the sort-based median exactly.
+  """
+  if count is None:
+    count = tf.shape(values)[-1]
+  count = tf.convert_to_tensor(count, dtype=tf.int32)
+  smallest = -tf.math.top_k(-values, k=count // 2 + 1, sorted=False).values
+  two_largest = tf.math.top_k(smallest, k=2 - count % 2, sorted=True).values
+  upper = two_largest[..., 0]
+  lower = two_largest[..., -1]
+  return 0.5 * (lower + upper)
+
+
 def median(values: tf.Tensor) -> tf.Tensor:
   """Median along the last axis (mean of the two middle values for even counts)."""
   return median_of_sorted(tf.sort(values, axis=-1))

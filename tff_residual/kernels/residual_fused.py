@@ -41,6 +41,9 @@ EXACT_BUCKETS = tuple(range(3, 13))
 PADDED_BUCKETS = tuple(sorted(b + odd for b in (16, 20, 24, 32, 48, 64) for odd in (0, 1)))
 BUCKETS = EXACT_BUCKETS + PADDED_BUCKETS
 MAX_CLIENTS = BUCKETS[-1]
+DYNAMIC_MAX_CLIENTS = EXACT_BUCKETS[-1]
+"""Largest K built into a graph whose K is unknown (only the small exact buckets:
+tracing every bucket would cost tens of seconds per graph)."""
 MAX_CHUNK_WIDTH = 4096
 """Coordinates per fused call: small enough for the working set to stay in cache."""
 BYTES_PER_COORDINATE = 32 * 4 * MAX_CLIENTS

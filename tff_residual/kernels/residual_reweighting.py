@@ -56,7 +56,8 @@ from tff_residual.kernels import chunking
 from tff_residual.kernels import clients
 from tff_residual.kernels import mean
 from tff_residual.kernels import residual_fused
-from tff_residual.kernels.order_statistics import median_of_sorted, sort_with_ranks
+from tff_residual.kernels.order_statistics import (median_by_selection, median_of_sorted,
+                                                   sort_with_ranks)
 
 VARIANTS = ("reference", "paper")
 ESTIMATORS = ("repeated_median", "theil_sen", "median")
@@ -88,8 +89,11 @@ class ResidualReweightingConfig:
       (reference variant, repeated median, Huber) with up to
       ``residual_fused.MAX_CLIENTS`` clients by selection networks under XLA
       (``residual_fused``) when K is known when the graph is built (the eager
-      API; not yet TFF's dynamic client axis), everything else by sorting; "sort" always sorts
-      (the straightforward implementation; the tests' oracle for the fast one).
+      API), or for up to ``residual_fused.DYNAMIC_MAX_CLIENTS`` clients when it
+      is not (TFF's dynamic client axis); everything else sorts each
+      coordinate's K values but takes the O(K^2) medians of pairwise slopes by
+      partial selection (``median_by_selection``). "sort" sorts for every median
+      (the straightforward implementation; the tests' oracle for the fast ones).
   """
 
   variant: str = "reference"
@@ -145,10 +149,18 @@ def _pairwise_ratios(numerator: tf.Tensor, positions: tf.Tensor, off_diagonal: t
   return tf.where(off_diagonal, numerator / safe_run, tf.constant(math.inf, numerator.dtype))
 
 
-def _repeated_median(pairwise: tf.Tensor, num_clients: tf.Tensor) -> tf.Tensor:
+def _median(values: tf.Tensor, count, select: bool) -> tf.Tensor:
+  """Median of the ``count`` smallest entries per row, by selection or by sorting
+  (same elements, same result; selection is O(K) per row instead of O(K log K))."""
+  if select:
+    return median_by_selection(values, count)
+  return median_of_sorted(tf.sort(values, axis=-1), count)
+
+
+def _repeated_median(pairwise: tf.Tensor, num_clients: tf.Tensor, select: bool) -> tf.Tensor:
   """med_i med_{j != i} pairwise[:, i, j]; the +inf diagonal sorts last and is skipped."""
-  inner = median_of_sorted(tf.sort(pairwise, axis=-1), num_clients - 1)
-  return median_of_sorted(tf.sort(inner, axis=-1))
+  inner = _median(pairwise, num_clients - 1, select)
+  return _median(inner, num_clients, select)
 
 
 def fit_line(sorted_values: tf.Tensor, config: ResidualReweightingConfig) -> tf.Tensor:
@@ -165,11 +177,12 @@ def fit_line(sorted_values: tf.Tensor, config: ResidualReweightingConfig) -> tf.
   # eq. 1 terms: (y_(j) - y_(i)) / (j - i)
   slopes = _pairwise_ratios(sorted_values[:, None, :] - sorted_values[:, :, None],
                             positions, off_diagonal)
+  select = config.implementation == "auto"
   if config.estimator == "repeated_median":
-    slope = _repeated_median(slopes, num_clients)
+    slope = _repeated_median(slopes, num_clients, select)
   else:  # theil_sen: median of the K(K-1)/2 pairwise slopes (each appears twice).
     flat = tf.reshape(slopes, [tf.shape(slopes)[0], -1])
-    slope = median_of_sorted(tf.sort(flat, axis=-1), num_clients * (num_clients - 1))
+    slope = _median(flat, num_clients * (num_clients - 1), select)
   slope = slope[:, None]
   if config.variant == "reference":
     return value_median + slope * (positions[None, :] - center)
@@ -178,7 +191,7 @@ def fit_line(sorted_values: tf.Tensor, config: ResidualReweightingConfig) -> tf.
     cross = (positions[None, None, :] * sorted_values[:, :, None]
              - positions[None, :, None] * sorted_values[:, None, :])
     intercepts = _pairwise_ratios(cross, positions, off_diagonal)
-    intercept = _repeated_median(intercepts, num_clients)[:, None]
+    intercept = _repeated_median(intercepts, num_clients, select)[:, None]
   else:  # theil_sen, paper variant: b0 = med_k (y_k - b1 x_k)
     intercept = median_of_sorted(tf.sort(sorted_values - slope * positions, axis=-1))[:, None]
   return intercept + slope * positions[None, :]
@@ -300,7 +313,7 @@ def residual_reweighting_valid(values: Sequence[tf.Tensor], sample_weights: tf.T
     width = residual_fused.chunk_width(config.chunk_size, config.memory_budget_bytes)
     corrected, total, replaced, num_coordinates = residual_fused.model_statistics(
         values, width, config.effective_gamma, config.lambda_, config.delta,
-        REFERENCE_TAU_EPSILON, max_clients)
+        REFERENCE_TAU_EPSILON, fused_bound)
     p = clients.apply_sample_weights(model_weights(total, config.variant), sample_weights)
     aggregate = [tf.ensure_shape(residual_fused.weighted_sum(fixed, p, tf.shape(matrix)[1]),
                                  matrix.shape[1:])
@@ -321,12 +334,17 @@ def residual_reweighting_valid(values: Sequence[tf.Tensor], sample_weights: tf.T
     aggregate = [tf.linalg.matvec(fixed, tf.cast(p, fixed.dtype)) for (fixed,) in per_tensor]
     return aggregate, p, replaced / tf.maximum(num_coordinates, 1.0)
 
+  fused_bound = max_clients
+  if fused_bound is None:
+    # Unknown K (TFF's dynamic client axis): building every bucket costs tens of
+    # seconds of tracing per graph, the exact buckets up to 12 clients a few.
+    fused_bound = residual_fused.DYNAMIC_MAX_CLIENTS
+
   def reweight():
-    # The fast path needs a static bound on K: building its buckets for an
-    # unknown K (TFF's dynamic client axis) costs tens of seconds of tracing.
-    if not config.has_fused_path or max_clients is None:
+    if not config.has_fused_path:
       return reweight_sorted()
-    return tf.cond(num_clients <= residual_fused.MAX_CLIENTS, reweight_fused, reweight_sorted)
+    return tf.cond(num_clients <= min(fused_bound, residual_fused.MAX_CLIENTS), reweight_fused,
+                   reweight_sorted)
 
   aggregate, p, fraction = tf.cond(num_clients >= 3, reweight, mean_only)
   return clients.ValidOutput(list(aggregate), p, fraction)

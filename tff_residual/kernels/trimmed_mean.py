@@ -27,10 +27,12 @@ def check_beta(beta: float) -> float:
 
 def check_params(beta: float = 0.2, sample_weighting: str = "ignore",
                  chunk_size: int | None = None,
-                 memory_budget_bytes: int = chunking.DEFAULT_MEMORY_BUDGET_BYTES) -> None:
+                 memory_budget_bytes: int = chunking.DEFAULT_MEMORY_BUDGET_BYTES,
+                 implementation: str = "auto") -> None:
   check_beta(beta)
   clients.check_sample_weighting(sample_weighting)
   chunking.check_chunking(chunk_size, memory_budget_bytes)
+  l_estimator.check_implementation(implementation)
 
 
 def trimmed_position_weights(beta: float):
@@ -46,12 +48,13 @@ def trimmed_mean(values: Sequence[tf.Tensor], sample_weights: tf.Tensor | None =
                  beta: float = 0.2, sample_weighting: str = "ignore",
                  chunk_size: int | None = None,
                  memory_budget_bytes: int = chunking.DEFAULT_MEMORY_BUDGET_BYTES,
-                 ) -> clients.KernelOutput:
+                 implementation: str = "auto") -> clients.KernelOutput:
   """Coordinate-wise beta-trimmed mean of ``values`` (list of [K, n_t])."""
-  check_params(beta, sample_weighting, chunk_size, memory_budget_bytes)
+  check_params(beta, sample_weighting, chunk_size, memory_budget_bytes, implementation)
   beta = float(beta)
   weights = sample_weights if sample_weighting == "multiply" else None
   return clients.run_on_finite_clients(
       lambda v, w, _: l_estimator.l_estimate_valid(
-          v, w, trimmed_position_weights(beta), chunk_size, memory_budget_bytes),
+          v, w, trimmed_position_weights(beta), chunk_size, memory_budget_bytes,
+          implementation),
       values, weights)
