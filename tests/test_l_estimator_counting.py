@@ -28,7 +28,7 @@ def _assert_same(got, expected):
 
 
 # Both sides of COUNTING_MAX_CLIENTS, odd and even K.
-@pytest.mark.parametrize("num_clients", [1, 2, 3, 10, l_estimator.COUNTING_MAX_CLIENTS,
+@pytest.mark.parametrize("num_clients", [1, 2, 11, l_estimator.COUNTING_MAX_CLIENTS,
                                          l_estimator.COUNTING_MAX_CLIENTS + 1])
 @pytest.mark.parametrize("method,params", [("median", {}), ("trimmed_mean", {"beta": 0.1})])
 @pytest.mark.parametrize("sample_weighting", ["ignore", "multiply"])
@@ -38,7 +38,7 @@ def test_counting_equals_sorting(num_clients, method, params, sample_weighting):
   expected = registry.build_kernel(method, implementation="sort",
                                    sample_weighting=sample_weighting, **params)(values,
                                                                                 sample_weights)
-  for chunk_size in (None, 1, 7):
+  for chunk_size in (None, 7):
     got = registry.build_kernel(method, sample_weighting=sample_weighting,
                                 chunk_size=chunk_size, **params)(values, sample_weights)
     _assert_same(got, expected)
