@@ -60,3 +60,15 @@ def test_worker_stopped_and_pipe_closed(tmp_path, mode, exit_code):
     time.sleep(0.1)
   assert not process_alive(pid), f"worker {pid} still running after mode={mode}"
   assert elapsed < 90
+
+
+def test_late_value_disposal_after_stop_is_silent():
+  """TFF disposes remote values from weakref finalizers, which may run after the
+  channel is closed (Ctrl-C, exit): that must not raise (nor print tracebacks)."""
+  from tensorflow_federated.proto.v0 import executor_pb2
+  from tff_residual.simulation.runtime import ManagedTffRuntime
+  runtime = ManagedTffRuntime().start()
+  stub = runtime._stub
+  runtime.stop()
+  assert stub.dispose(executor_pb2.DisposeRequest()) is None
+  assert stub.dispose_executor(executor_pb2.DisposeExecutorRequest()) is None

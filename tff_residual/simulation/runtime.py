@@ -67,6 +67,28 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
     pass
 
 
+class _StoppableStub(remote_executor_grpc_stub.RemoteExecutorGrpcStub):
+  """TFF's stub whose clean-up calls become no-ops once the worker is stopped.
+
+  TFF disposes remote values from ``weakref`` finalizers, which can run after
+  the channel is closed (e.g. during Ctrl-C or interpreter exit) and would print
+  "Cannot invoke RPC on closed channel" tracebacks; the worker and everything it
+  held are gone by then, so there is nothing left to dispose.
+  """
+
+  stopped = False
+
+  def dispose(self, request):
+    if self.stopped:
+      return None
+    return super().dispose(request)
+
+  def dispose_executor(self, request):
+    if self.stopped:
+      return None
+    return super().dispose_executor(request)
+
+
 class ManagedTffRuntime:
   """Owns one TFF C++ worker process and a sync execution context using it."""
 
@@ -105,7 +127,7 @@ class ManagedTffRuntime:
         ("grpc.max_receive_message_length", 2 * 1000 * 1000 * 1000),
         ("grpc.max_send_message_length", 2 * 1000 * 1000 * 1000),
     ])
-    self._stub = remote_executor_grpc_stub.RemoteExecutorGrpcStub(self._channel)
+    self._stub = _StoppableStub(self._channel)
     deadline = time.monotonic() + _READY_TIMEOUT_SECONDS
     while not self._stub.is_ready:
       if self._process.poll() is not None:
@@ -125,6 +147,8 @@ class ManagedTffRuntime:
 
   def _stop_worker(self) -> None:
     process, self._process = self._process, None
+    if self._stub is not None:
+      self._stub.stopped = True
     if self._channel is not None:
       self._channel.close()
     self._channel, self._stub = None, None
