@@ -3,7 +3,7 @@
 For each (N coordinates, K clients) cell: median wall seconds over --repeats
 runs of every kernel (after one warm-up call that traces the graph) and of
 plain ``tf.reduce_mean`` over the same stacked float32 input, plus the peak
-resident memory above the memory held before the call (sampled every 2 ms).
+resident memory of the timed calls above the memory held before them (VmHWM).
 
     .venv/bin/python scripts/bench_kernels.py            # full table
     .venv/bin/python scripts/bench_kernels.py --quick    # N = 1e5, K in {10, 30}: ~2 minutes
@@ -45,15 +45,17 @@ from tff_residual.kernels import registry  # noqa: E402
 
 KERNELS = ("residual", "median", "trimmed_mean", "repeated_median", "foolsgold")
 
+VARIANTS = {"residual_sort": ("residual", {"implementation": "sort"})}
+
 
 def _factories():
+  """The TFF factory of each kernel, for --tff."""
   from tff_residual import aggregators
   return {"residual": aggregators.ResidualReweightingFactory,
           "median": aggregators.CoordinateMedianFactory,
           "trimmed_mean": aggregators.TrimmedMeanFactory,
           "repeated_median": aggregators.RepeatedMedianFactory,
           "foolsgold": aggregators.FoolsGoldFactory}
-VARIANTS = {"residual_sort": ("residual", {"implementation": "sort"})}
 
 
 def model_shapes(size: str) -> list[int]:
@@ -175,7 +177,7 @@ def main():
   sizes = args.sizes.split(",")
   clients = [int(k) for k in args.clients.split(",")]
   if args.quick:
-    sizes, clients, args.repeats = ["100000"], [10, 30], 3
+    sizes, clients = ["100000"], [10, 30]
   kernels = args.kernels.split(",")
   tff_kernels = [name for name in args.tff.split(",") if name]
   for name in tff_kernels:

@@ -23,8 +23,9 @@ from tff_residual.kernels.order_statistics import sort_with_ranks
 
 COUNTING_MAX_CLIENTS = 16
 """Up to this many clients the ranks are counted (K^2 comparisons, fused by XLA);
-more clients are sorted (K log K, ~30 ns per element on CPU): measured at N = 1e6,
-counting took 0.12 s at K = 10 (sorting 0.9 s) but 1.2-2.0 s at K = 30 (sorting 1.0 s)."""
+more clients are sorted (K log K). bench_kernels.py at N = 1e6 on 2 cores: counting
+0.13 s at K = 10 against 0.9 s sorting (that one while CI shared the cores); at K = 30
+counting 1.17 s (median) and 2.0 s (trimmed mean) against 2.6 s sorting (BENCHMARKS.md)."""
 COUNTING_CHUNK_WIDTH = 8192
 """Coordinates per XLA call of the counting path (fixed, so it compiles once per K)."""
 
@@ -107,23 +108,13 @@ def l_estimate_valid(values: Sequence[tf.Tensor], sample_weights: tf.Tensor | No
   and sorts for more clients (chunks from ``memory_budget_bytes``); "sort" always
   sorts (the straightforward implementation, the tests' oracle).
   """
+  check_implementation(implementation)
   num_clients = tf.shape(values[0])[0]
   a = position_weights(num_clients, tf.float64)
-  count = tf.constant(0.0, tf.float64)
-  for matrix in values:
-    count += tf.cast(tf.shape(matrix)[1], tf.float64)
-
-  def counted():
-    width = COUNTING_CHUNK_WIDTH if chunk_size is None else int(chunk_size)
-    estimates, totals, discarded = _counted(values, a, sample_weights, width)
-    return estimates, totals, discarded
-
-  def sorted_():
-    per_tensor, totals, discarded = _sorted(values, a, sample_weights, chunk_size,
-                                            memory_budget_bytes)
-    return per_tensor, totals, discarded
-
-  check_implementation(implementation)
+  count = tf.add_n([tf.cast(tf.shape(matrix)[1], tf.float64) for matrix in values])
+  width = COUNTING_CHUNK_WIDTH if chunk_size is None else int(chunk_size)
+  counted = lambda: _counted(values, a, sample_weights, width)
+  sorted_ = lambda: _sorted(values, a, sample_weights, chunk_size, memory_budget_bytes)
   if implementation == "sort":
     estimates, totals, discarded = sorted_()
   else:

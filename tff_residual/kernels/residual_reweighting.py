@@ -350,8 +350,7 @@ def residual_reweighting_valid(values: Sequence[tf.Tensor], sample_weights: tf.T
       # (a static K above the networks' reach: no buckets for the rare case
       # that dropped clients bring it down, their tracing costs tens of seconds)
       return reweight_sorted()
-    return tf.cond(num_clients <= min(fused_bound, residual_fused.MAX_CLIENTS), reweight_fused,
-                   reweight_sorted)
+    return tf.cond(num_clients <= fused_bound, reweight_fused, reweight_sorted)
 
   aggregate, p, fraction = tf.cond(num_clients >= 3, reweight, mean_only)
   return clients.ValidOutput(list(aggregate), p, fraction)
