@@ -28,7 +28,7 @@ def _assert_same(got, expected):
 
 
 # Both sides of COUNTING_MAX_CLIENTS, odd and even K.
-@pytest.mark.parametrize("num_clients", [1, 2, 11, l_estimator.COUNTING_MAX_CLIENTS,
+@pytest.mark.parametrize("num_clients", [1, 2, 11, 17, l_estimator.COUNTING_MAX_CLIENTS,
                                          l_estimator.COUNTING_MAX_CLIENTS + 1])
 @pytest.mark.parametrize("method,params", [("median", {}), ("trimmed_mean", {"beta": 0.1})])
 @pytest.mark.parametrize("sample_weighting", ["ignore", "multiply"])

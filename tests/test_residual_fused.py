@@ -41,14 +41,25 @@ def test_network_sizes_are_the_pruned_batcher_ones():
   assert len(sorting_networks.selection_comparators(99, (49,))) == 891
 
 
-def test_buckets_keep_the_parity_of_k():
-  for k in range(3, residual_fused.MAX_CLIENTS + 1):
-    size = residual_fused.bucket_for(k)
-    assert size >= k and (size - k) % 2 == 0
-  assert residual_fused.bucket_for(10) == 10 and residual_fused.bucket_for(30) == 32
-  assert residual_fused.bucket_for(31) == 33
+def test_buckets_and_the_padded_median_positions():
+  for k in range(3, residual_fused.DYNAMIC_MAX_CLIENTS + 1):
+    assert residual_fused.bucket_for(k) == k
   with pytest.raises(ValueError, match="exceed"):
-    residual_fused.bucket_for(residual_fused.MAX_CLIENTS + 1)
+    residual_fused.bucket_for(residual_fused.DYNAMIC_MAX_CLIENTS + 1)
+  assert residual_fused.network_sizes(None) == residual_fused.BUCKETS
+  assert residual_fused.network_sizes(100) == (100,)
+  with pytest.raises(ValueError, match="outside"):
+    residual_fused.network_sizes(residual_fused.MAX_CLIENTS + 1)
+  # Brute force: K - 1 finite slopes, +inf (the diagonal), floor(P/2) -inf and
+  # ceil(P/2) +inf pads; the middle of the slopes sits where the formula says.
+  for size in (3, 4, 9, 10, 16, 33):
+    for k in range(3, size + 1):
+      pads = size - k
+      row = np.concatenate([np.full(pads // 2, -np.inf), np.arange(k - 1.0), [np.inf],
+                            np.full(pads - pads // 2, np.inf)])
+      low, high = residual_fused.inner_median_positions(size)[pads % 2]
+      ordered = np.sort(row)
+      assert (ordered[low] + ordered[high]) / 2 == np.median(np.arange(k - 1.0))
 
 
 def _models(num_clients, seed):
@@ -72,36 +83,42 @@ def _assert_close(fast, slow):
   assert int(fast.num_dropped_clients) == int(slow.num_dropped_clients)
 
 
-# Exact buckets, padded buckets of both parities, the largest bucket, past it.
-@pytest.mark.parametrize("num_clients", [3, 4, 10, 12, 13, 17, 30, 33, 64, 65, 70])
+# Small and large networks of both parities, the largest one, past it (sorting).
+@pytest.mark.parametrize("num_clients", [3, 4, 10, 13, 30, 33, 100, 129])
 def test_fast_path_equals_the_sort_implementation(num_clients):
   values = _models(num_clients, num_clients)
   slow = residual_reweighting(values, config=ResidualReweightingConfig(implementation="sort"))
   # Width 1 (every column its own padded chunk) only where the XLA programs are small.
-  for chunk_size in (None, 1, 100) if num_clients <= 12 else (None, 100):
+  for chunk_size in (None, 1, 100) if num_clients <= 13 else (None, 100):
     fast = residual_reweighting(values, config=ResidualReweightingConfig(chunk_size=chunk_size))
     _assert_close(fast, slow)
   assert float(tf.reduce_sum(slow.client_weights)) == pytest.approx(1.0, abs=1e-6)
 
 
-def test_fast_path_with_a_dropped_client_and_other_hyper_parameters():
+@pytest.mark.parametrize("dropped", [(4,), (4, 7)])
+def test_fast_path_with_dropped_clients_and_other_hyper_parameters(dropped):
+  """11 clients build an 11-wire network; dropping 1 or 2 pads it by an odd or even count."""
   values = _models(11, 3)
-  values[0][4, 3] = np.nan  # dropped: 10 clients remain, K is only known at run time
+  for client in dropped:
+    values[0][client, 3] = np.nan if client == 4 else np.inf
   for params in ({"lambda_": 1.0, "delta": 0.3}, {"gamma": 2.0}):
     slow = residual_reweighting(values, config=ResidualReweightingConfig(implementation="sort",
                                                                          **params))
     fast = residual_reweighting(values, config=ResidualReweightingConfig(**params))
     _assert_close(fast, slow)
-    assert int(fast.num_dropped_clients) == 1 and float(fast.client_weights[4]) == 0.0
+    assert int(fast.num_dropped_clients) == len(dropped)
+    assert all(float(fast.client_weights[client]) == 0.0 for client in dropped)
 
 
 def test_unknown_k_inside_a_graph_agrees():
-  """TFF's stacks have a dynamic client axis: that graph takes the sort path, same numbers."""
+  """TFF's stacks have a dynamic client axis: networks for 5 and 16 clients, the
+  sorting path for 17, the same numbers as the sort implementation."""
   kernel = tf.function(lambda v: residual_reweighting([v]),
                        input_signature=[tf.TensorSpec([None, None], tf.float32)])
-  for num_clients in (5, 16):
+  for num_clients in (5, 16, 17):
     values = _models(num_clients, 7)[:1]
-    _assert_close(kernel(values[0]), residual_reweighting(values))
+    slow = residual_reweighting(values, config=ResidualReweightingConfig(implementation="sort"))
+    _assert_close(kernel(values[0]), slow)
 
 
 @pytest.mark.parametrize("params,num_clients", [
@@ -111,7 +128,7 @@ def test_unknown_k_inside_a_graph_agrees():
     ({"weighting": "gaussian"}, 80),
 ])
 def test_selection_medians_equal_sorting_for_every_configuration(params, num_clients):
-  """Configurations without networks (and K > 65) take the medians of the pairwise
+  """Configurations without networks take the medians of the pairwise
   slopes by tf.math.top_k selection; the sorted implementation is the oracle."""
   values = _models(num_clients, 11)
   slow = residual_reweighting(values, config=ResidualReweightingConfig(implementation="sort",
@@ -171,3 +188,26 @@ def test_memory_of_a_large_call_stays_near_one_copy_of_the_input():
   assert proc.returncode == 0, proc.stderr[-2000:]
   added = int(proc.stdout.strip().splitlines()[-1])
   assert added < 2**30, f"the call added {added / 2**20:.0f} MB above the input"
+
+
+# Both counting strategies (one broadcast step up to 16 clients, a loop above),
+# under XLA and without it (TFF's worker), with ties and with padded rows.
+@pytest.mark.parametrize("num_clients", [5, order_statistics.BROADCAST_RANKS_MAX_CLIENTS, 40])
+@pytest.mark.parametrize("jit_compile", [True, False])
+def test_counted_ranks_and_picked_medians_equal_sorting(num_clients, jit_compile):
+  rng = np.random.default_rng(num_clients)
+  values = rng.integers(0, 5, size=(num_clients, 300)).astype(np.float32)  # many ties
+  real = num_clients - 2  # the last two rows are padding
+  values[real:] = -1.0  # smaller than every real value: must not count
+
+  @tf.function(jit_compile=jit_compile, autograph=False)
+  def run(values):
+    ranks = order_statistics.counted_ranks(values, real)
+    return ranks, order_statistics.middle_of_ranked(values, ranks, real, offset=1)
+
+  ranks, middle = run(tf.constant(values))
+  _, _, expected_ranks = order_statistics.sort_with_ranks(tf.constant(values[:real].T))
+  np.testing.assert_array_equal(ranks.numpy()[:real], expected_ranks.numpy().T)
+  tail = np.sort(values[:real], axis=0)[1:]  # without the smallest
+  expected = (tail[(real - 2) // 2] + tail[(real - 1) // 2]) / 2
+  np.testing.assert_array_equal(middle.numpy(), expected)

@@ -86,6 +86,39 @@ def map_coordinate_chunks(
   return [a.concat() for a in arrays], list(sums)
 
 
+def map_fixed_width_chunks(
+    matrix: tf.Tensor,
+    chunk_fn: Callable[[tf.Tensor, tf.Tensor], tuple[tf.Tensor, Sequence[tf.Tensor]]],
+    width: int,
+    element_shape: Sequence[int | None],
+    client_sums: Sequence[tf.Tensor],
+) -> tuple[tf.TensorArray, list[tf.Tensor]]:
+  """Applies ``chunk_fn`` to chunks of exactly ``width`` columns of ``matrix`` [K, n].
+
+  The last chunk is zero-padded to ``width`` columns, so that every call sees one
+  static shape (an XLA program compiles once). ``chunk_fn(chunk, num_columns)``
+  gets the [K, width] chunk and its number of real columns, and returns
+  ``(output, sums)``: ``output`` (shape ``element_shape``) is written to the
+  returned TensorArray, one element per chunk, padding included; ``sums`` are
+  added to ``client_sums`` (their initial values), which are returned.
+  """
+  n = tf.shape(matrix)[1]
+  num_chunks = tf.maximum((n + width - 1) // width, 1)
+  outputs = tf.TensorArray(matrix.dtype, size=num_chunks, element_shape=element_shape)
+
+  def body(index, outputs, sums):
+    start = index * width
+    size = tf.minimum(width, n - start)
+    chunk = tf.pad(matrix[:, start:start + size], [[0, 0], [0, width - size]])
+    output, partial = chunk_fn(tf.ensure_shape(chunk, [None, width]), size)
+    return index + 1, outputs.write(index, output), [s + p for s, p in zip(sums, partial)]
+
+  _, outputs, sums = tf.while_loop(lambda index, *_: index < num_chunks, body,
+                                   (tf.constant(0), outputs, list(client_sums)),
+                                   parallel_iterations=1)
+  return outputs, list(sums)
+
+
 def map_model_chunks(
     values: Sequence[tf.Tensor],
     chunk_fn: Callable[[tf.Tensor], tuple[Sequence[tf.Tensor], Sequence[tf.Tensor]]],

@@ -19,13 +19,13 @@ import tensorflow as tf
 
 from tff_residual.kernels import chunking
 from tff_residual.kernels import clients
-from tff_residual.kernels.order_statistics import sort_with_ranks
+from tff_residual.kernels.order_statistics import counted_ranks, sort_with_ranks
 
-COUNTING_MAX_CLIENTS = 16
-"""Up to this many clients the ranks are counted (K^2 comparisons, fused by XLA);
-more clients are sorted (K log K). bench_kernels.py at N = 1e6 on 2 cores: counting
-0.13 s at K = 10 against 0.9 s sorting (that one while CI shared the cores); at K = 30
-counting 1.17 s (median) and 2.0 s (trimmed mean) against 2.6 s sorting (BENCHMARKS.md)."""
+COUNTING_MAX_CLIENTS = 128
+"""Up to this many clients the ranks are counted (K^2 comparisons, fused by XLA,
+``order_statistics.counted_ranks``); more clients are sorted (K log K).
+bench_kernels.py at N = 1e6 on 2 cores: median 0.35 s at K = 30 and 3.3 s at
+K = 100 by counting, against 2.6 s and 9.8 s sorting (BENCHMARKS.md)."""
 COUNTING_CHUNK_WIDTH = 8192
 """Coordinates per XLA call of the counting path (fixed, so it compiles once per K)."""
 
@@ -41,11 +41,7 @@ def _counted_chunk(chunk: tf.Tensor, a: tf.Tensor, sample_weights: tf.Tensor,
   are padding and count in no client sum. XLA compiles this once per K.
   """
   dtype = chunk.dtype
-  clients_ = tf.range(tf.shape(chunk)[0])
-  earlier = (clients_[:, None] < clients_[None, :])[:, :, None]  # [b, k, 1]: b < k
-  other, this = chunk[:, None, :], chunk[None, :, :]
-  smaller = tf.logical_or(other < this, tf.logical_and(tf.equal(other, this), earlier))
-  ranks = tf.reduce_sum(tf.cast(smaller, tf.int32), axis=0)  # [K, c]
+  ranks = counted_ranks(chunk)  # [K, c]
   weights = tf.gather(tf.cast(a, dtype), ranks)
   scaled = weights * tf.cast(sample_weights, dtype)[:, None]
   total = tf.reduce_sum(scaled, axis=0, keepdims=True)
@@ -72,26 +68,16 @@ def _counted(values: Sequence[tf.Tensor], a: tf.Tensor, sample_weights: tf.Tenso
   num_clients = tf.shape(values[0])[0]
   weights = (tf.ones([num_clients], tf.float64) if sample_weights is None
              else tf.cast(sample_weights, tf.float64))
-  totals = tf.zeros([num_clients], tf.float64)
-  discarded = tf.zeros([num_clients], tf.float64)
+  sums = [tf.zeros([num_clients], tf.float64)] * 2  # weight totals, discarded counts
   estimates = []
   for matrix in values:
-    n = tf.shape(matrix)[1]
-    num_chunks = tf.maximum((n + width - 1) // width, 1)
-    outputs = tf.TensorArray(matrix.dtype, size=num_chunks, element_shape=[width])
+    def chunk_fn(chunk, num_columns):
+      estimate, per_client, zeros = _counted_chunk(chunk, a, weights, num_columns)
+      return estimate, [per_client, zeros]
 
-    def body(index, outputs, totals, discarded, matrix=matrix, n=n):
-      start = index * width
-      size = tf.minimum(width, n - start)
-      chunk = tf.pad(matrix[:, start:start + size], [[0, 0], [0, width - size]])
-      estimate, per_client, zeros = _counted_chunk(tf.ensure_shape(chunk, [None, width]), a,
-                                                   weights, size)
-      return index + 1, outputs.write(index, estimate), totals + per_client, discarded + zeros
-
-    _, outputs, totals, discarded = tf.while_loop(
-        lambda index, *_: index < num_chunks, body,
-        (tf.constant(0), outputs, totals, discarded), parallel_iterations=1)
-    estimates.append(outputs.concat()[:n])
+    outputs, sums = chunking.map_fixed_width_chunks(matrix, chunk_fn, width, [width], sums)
+    estimates.append(outputs.concat()[:tf.shape(matrix)[1]])
+  totals, discarded = sums
   return estimates, totals, discarded
 
 

@@ -5,25 +5,26 @@ default configuration (``variant="reference"``, repeated-median line, Huber
 confidences), computed in client order instead of sorted order:
 
 * ranks by counting, x_a = #{b : y_b < y_a, or y_b = y_a and b < a} (the
-  stable argsort's ranks, O(K^2) comparisons);
+  stable argsort's ranks; ``order_statistics.counted_ranks``);
 * the eq. 1 slopes (y_b - y_a) / (x_b - x_a) are the sorted-order slopes
   (y_(j) - y_(i)) / (j - i) with i = x_a, j = x_b, the same floating-point
   operations, so every median sees the same numbers;
-* every median (inner and outer repeated median, med(y), the scale M of eq. 3)
-  is a min/max selection network (``sorting_networks``) over K (or K - 1)
-  tensors, fused by XLA (``tf.function(jit_compile=True)``): no [n, K, K]
-  tensor and no sort kernel.
+* the K inner medians med_{b != a} of eq. 1 are a min/max selection network
+  (``sorting_networks``) over K wires of shape [K, c], fused by XLA
+  (``tf.function(jit_compile=True)``): no [c, K, K] tensor and no sort kernel;
+* the other medians (the outer one of eq. 1, med(y), the scale M of eq. 3) are
+  picked by counted ranks (``order_statistics.middle_of_ranked``). As networks
+  over K wires of shape [c] they had cost XLA 40-80 s of compilation at K = 100.
 
-Cost per coordinate: O(K^2) for the ranks and slopes, O(K log^2 K) comparisons
-per inner median, so O(K^2 log^2 K) in all, in registers rather than memory.
+Cost per coordinate: O(K^2) for ranks and slopes, O(K log^2 K) comparisons per
+inner median, so O(K^2 log^2 K) in all, in registers rather than memory.
 
-The networks need K at trace time, but K is only known when the kernel runs
-(clients drop out, TFF's stacks have a dynamic client axis). So the clients are
-padded up to a bucket size B (exact for K <= 12, then 16, 20, 24, 32, 48, 64,
-and B + 1 for odd K): padded wires hold -inf and +inf in equal numbers, which shifts every
-median's position by the same static amount and leaves its value unchanged;
-padded clients are masked out of the ranks, means and sums. K > 65 clients
-take the sort-based implementation.
+Only the inner network needs K when the graph is built. When K is unknown there
+(TFF's dynamic client axis, clients dropped for NaN/Inf values), the network is
+built for a size B >= K (``BUCKETS``; a static K is its own and only size) and
+the B - K padded wires hold -inf (the first floor((B - K) / 2)) and +inf (the
+rest), which shifts the median's positions by a static amount per parity of
+B - K and leaves its value unchanged. Every other step runs on the K real rows.
 """
 
 from __future__ import annotations
@@ -35,15 +36,18 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
+from tff_residual.kernels import chunking
+from tff_residual.kernels import order_statistics
 from tff_residual.kernels import sorting_networks
 
-EXACT_BUCKETS = tuple(range(3, 13))
-PADDED_BUCKETS = tuple(sorted(b + odd for b in (16, 20, 24, 32, 48, 64) for odd in (0, 1)))
-BUCKETS = EXACT_BUCKETS + PADDED_BUCKETS
-MAX_CLIENTS = BUCKETS[-1]
-DYNAMIC_MAX_CLIENTS = EXACT_BUCKETS[-1]
-"""Largest K built into a graph whose K is unknown (only the small exact buckets:
-tracing every bucket would cost tens of seconds per graph)."""
+MAX_CLIENTS = 128
+"""Most clients of the fast path when K is known while the graph is built."""
+BUCKETS = tuple(range(3, 17))
+"""Network sizes built when K is unknown while the graph is built (TFF's stacks).
+Buckets up to 128 in every graph made TFF's tracing and first call take 37 s
+instead of 8 s (N = 1e6, K = 10), and TFF's worker runs graphs without XLA,
+where the networks for K = 30 were no faster than the sorting path (24 s)."""
+DYNAMIC_MAX_CLIENTS = BUCKETS[-1]
 MAX_CHUNK_WIDTH = 4096
 """Coordinates per fused call: small enough for the working set to stay in cache."""
 BYTES_PER_COORDINATE = 32 * 4 * MAX_CLIENTS
@@ -56,11 +60,21 @@ def supports(variant: str, estimator: str, weighting: str) -> bool:
 
 
 def bucket_for(num_clients: int) -> int:
-  """The smallest bucket B >= K with B = K (mod 2), so that K + #pads is even-padded."""
+  """The smallest network size in ``BUCKETS`` for ``num_clients`` clients."""
   for size in BUCKETS:
-    if size >= num_clients and (size - num_clients) % 2 == 0:
+    if size >= num_clients:
       return size
-  raise ValueError(f"{num_clients} clients exceed the fused path's {MAX_CLIENTS}.")
+  raise ValueError(f"{num_clients} clients exceed the largest bucket, {DYNAMIC_MAX_CLIENTS}.")
+
+
+def network_sizes(max_clients: int | None) -> tuple[int, ...]:
+  """The inner networks to build: K's own size when K has a static bound (fewer
+  clients pad it), else every bucket."""
+  if max_clients is None:
+    return BUCKETS
+  if not 3 <= max_clients <= MAX_CLIENTS:
+    raise ValueError(f"{max_clients} clients are outside the fused path's 3..{MAX_CLIENTS}.")
+  return (max_clients,)
 
 
 def chunk_width(chunk_size: int | None, memory_budget_bytes: int) -> int:
@@ -70,121 +84,112 @@ def chunk_width(chunk_size: int | None, memory_budget_bytes: int) -> int:
   return int(max(1, min(MAX_CHUNK_WIDTH, memory_budget_bytes // BYTES_PER_COORDINATE)))
 
 
-def _client_masks(size: int, num_clients: tf.Tensor, dtype: tf.DType):
-  """real [B] bool, and the fill value of every padded wire: -inf, +inf, -inf, ..."""
-  rows = tf.range(size)
-  real = rows < num_clients
-  fill = tf.where(tf.equal((rows - num_clients) % 2, 0), tf.constant(-math.inf, dtype),
-                  tf.constant(math.inf, dtype))
-  return real, fill
+def inner_median_positions(size: int) -> tuple[tuple[int, int], tuple[int, int]]:
+  """Sorted positions of the inner median among ``size`` wires, for an even and
+  an odd number of padded wires P = size - K.
 
-
-def _padded_rows(matrix: tf.Tensor, real: tf.Tensor, fill: tf.Tensor) -> list:
-  """Rows of ``matrix`` [B, c] as a list, padded rows replaced by their fill."""
-  return tf.unstack(tf.where(real[:, None], matrix, fill[:, None]))
+  Row a's wires: floor(P/2) times -inf, its K - 1 slopes, +inf (b = a) and
+  ceil(P/2) times +inf, so the median of the K - 1 slopes sits at
+  floor(P/2) + floor((K-2)/2) and floor(P/2) + floor((K-1)/2): (B-2)//2 and (B-1)//2
+  for even P, (B-3)//2 and (B-2)//2 for odd P.
+  """
+  return ((size - 2) // 2, (size - 1) // 2), ((size - 3) // 2, (size - 2) // 2)
 
 
 @functools.lru_cache(maxsize=None)
-def _phases(size: int, gamma: float, lambda_: float, delta: float, epsilon: float):
-  """The jit-compiled steps for bucket ``size`` (separate XLA programs, so that
-  XLA never duplicates a selection network into several consumers)."""
+def _inner_medians(size: int):
+  """The XLA program of the inner medians for ``size`` wires (compiled per chunk shape)."""
   indices = np.arange(size)
   # NumPy, not tf.constant: this cache outlives the graph it is first built in.
-  earlier = (indices[:, None] < indices[None, :])[:, :, None]  # [b, a, 1]: b < a
   diagonal = (indices[:, None] == indices[None, :])[:, :, None]
-  inner_positions = ((size - 2) // 2, (size - 1) // 2)  # K-1 slopes + diagonal, pads even
-  scale_positions = (1 + (size - 2) // 2, 1 + (size - 1) // 2)  # |r| without its smallest
-
-  def middle(wires, positions):
-    low, high = positions
-    if low == high:
-      return sorting_networks.select(wires, [low])[0]
-    lower, upper = sorting_networks.select(wires, [low, high])
-    return 0.5 * (lower + upper)
+  even, odd = inner_median_positions(size)
+  positions = sorted(set(even + odd))
 
   @tf.function(jit_compile=True, autograph=False)
-  def ranks(values, num_clients):
-    """x [B, c]: each real client's rank among the real clients (stable)."""
-    real, _ = _client_masks(size, num_clients, values.dtype)
-    other, this = values[:, None, :], values[None, :, :]  # [b, a, c]
-    smaller = tf.logical_or(other < this, tf.logical_and(tf.equal(other, this), earlier))
-    smaller = tf.logical_and(smaller, real[:, None, None])
-    return tf.reduce_sum(tf.cast(smaller, values.dtype), axis=0)
-
-  @tf.function(jit_compile=True, autograph=False)
-  def inner_medians(values, ranks_, num_clients):
+  def inner_medians(values, ranks, num_clients):
     """[B, c]: med_{b != a} (y_b - y_a) / (x_b - x_a) for every real row a (eq. 1)."""
-    real, fill = _client_masks(size, num_clients, values.dtype)
-    inf = tf.constant(math.inf, values.dtype)
+    dtype = values.dtype
+    inf = tf.constant(math.inf, dtype)
+    padded = size - num_clients
+    wire = tf.range(size)
+    fill = tf.where(wire - num_clients < padded // 2, -inf, inf)
+    real = wire < num_clients
     wires = []
     for b in range(size):  # one [B, c] wire per other client b (rows a)
-      slope = (values[b:b + 1] - values) / (ranks_[b:b + 1] - ranks_)
+      slope = (values[b:b + 1] - values) / (ranks[b:b + 1] - ranks)
       slope = tf.where(diagonal[b], inf, slope)
       wires.append(tf.where(real[b], slope, fill[b]))
-    return middle(wires, inner_positions)
+    picked = dict(zip(positions, sorting_networks.select(wires, positions)))
+    even_padding = tf.equal(padded % 2, 0)
+    lower = tf.where(even_padding, picked[even[0]], picked[odd[0]])
+    upper = tf.where(even_padding, picked[even[1]], picked[odd[1]])
+    return 0.5 * (lower + upper)
+
+  return inner_medians
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _ranks_and_median(values):
+  """x [K, c], the clients' stable ranks, and med(y) [c]."""
+  num_clients = tf.shape(values)[0]
+  ranks = order_statistics.counted_ranks(values, num_clients, values.dtype)
+  return ranks, order_statistics.middle_of_ranked(values, ranks, num_clients)
+
+
+def _median_by_counting(values, offset=0):
+  """Median over axis 0 of ``values`` [K, c] from sorted position ``offset`` on."""
+  num_clients = tf.shape(values)[0]
+  ranks = order_statistics.counted_ranks(values, num_clients, values.dtype)
+  return order_statistics.middle_of_ranked(values, ranks, num_clients, offset)
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _outer_median(inner):
+  """b1 [c] = med_a inner_a (eq. 1). (A program of its own: sharing one with
+  another counting made XLA's code 5x slower.)"""
+  return _median_by_counting(inner)
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _scale_median(values, ranks, slope, value_median):
+  """M [c] of eq. 3: the median of the absolute residuals |y - l| without their smallest.
+  (Its own program, as ``_outer_median``.)"""
+  return _median_by_counting(tf.abs(values - _line(ranks, slope, value_median)), offset=1)
+
+
+def _line(ranks, slope, value_median):
+  """The line at every client's rank, l = med(y) + b1 (x - (K-1)/2); [K, c]."""
+  k = tf.cast(tf.shape(ranks)[0], ranks.dtype)
+  return value_median[None, :] + slope[None, :] * (ranks - (k - 1.0) / 2.0)
+
+
+@functools.lru_cache(maxsize=None)
+def _weigh(gamma: float, lambda_: float, delta: float, epsilon: float):
+  """The XLA program of eqs. 3-10 for one chunk, given the line and M."""
 
   @tf.function(jit_compile=True, autograph=False)
-  def line(values, inner, num_clients):
-    """(slope, med) [c]: b1 = med_a inner_a (eq. 1) and med(y)."""
-    real, fill = _client_masks(size, num_clients, values.dtype)
-    positions = sorting_networks.median_positions(size)
-    slope = middle(_padded_rows(inner, real, fill), positions)
-    value_median = middle(_padded_rows(values, real, fill), positions)
-    return slope, value_median
-
-  def line_values(ranks_, slope, value_median, k):
-    return value_median[None, :] + slope[None, :] * (ranks_ - (k - 1.0) / 2.0)
-
-  @tf.function(jit_compile=True, autograph=False)
-  def scale(values, ranks_, slope, value_median, num_clients):
-    """tau [c] = gamma (1 + 5/(K-1)) M + epsilon, M = median of |r| without its smallest (eq. 3)."""
-    real, fill = _client_masks(size, num_clients, values.dtype)
-    k = tf.cast(num_clients, values.dtype)
-    residuals = tf.abs(values - line_values(ranks_, slope, value_median, k))
-    spread = middle(_padded_rows(residuals, real, fill), scale_positions)
-    return gamma * (1.0 + 5.0 / (k - 1.0)) * spread + epsilon
-
-  @tf.function(jit_compile=True, autograph=False)
-  def weigh(values, ranks_, slope, value_median, tau, num_clients, num_columns):
+  def weigh(values, ranks, slope, value_median, spread_of_residuals, num_columns):
     """Confidences (eqs. 4-6), correction (eq. 9) and the eq. 10 terms, summed per client."""
     dtype = values.dtype
-    real, _ = _client_masks(size, num_clients, dtype)
-    real = real[:, None]
-    k = tf.cast(num_clients, dtype)
-    fitted = line_values(ranks_, slope, value_median, k)
+    k = tf.cast(tf.shape(values)[0], dtype)
+    fitted = _line(ranks, slope, value_median)
     abs_r = tf.abs(values - fitted)
-    leverage = 1.0 / k + tf.square(ranks_ - (k - 1.0) / 2.0) / (k * (k * k - 1.0) / 12.0)
+    tau = gamma * (1.0 + 5.0 / (k - 1.0)) * spread_of_residuals + epsilon  # eq. 3
+    leverage = 1.0 / k + tf.square(ranks - (k - 1.0) / 2.0) / (k * (k * k - 1.0) / 12.0)
     bound = lambda_ * tf.sqrt(2.0 / k) * tf.sqrt(tf.maximum(1.0 - leverage, 0.0)) * tau[None, :]
     outside = abs_r > bound
     w = tf.where(outside, bound / tf.where(outside, abs_r, tf.ones_like(abs_r)),
                  tf.ones_like(abs_r))
-    w = tf.where(real, w, tf.zeros_like(w))
-    mean_w = tf.reduce_sum(w, axis=0, keepdims=True) / k
-    deviation = tf.where(real, w - mean_w, tf.zeros_like(w))
-    spread = tf.sqrt(tf.reduce_sum(tf.square(deviation), axis=0, keepdims=True) / (k - 1.0))
-    replace = tf.logical_and(w < delta, real)
+    mean_w = tf.reduce_mean(w, axis=0, keepdims=True)
+    spread = tf.sqrt(tf.reduce_sum(tf.square(w - mean_w), axis=0, keepdims=True) / (k - 1.0))
+    replace = w < delta
     corrected = tf.where(replace, fitted, values)
     columns = (tf.range(tf.shape(values)[1]) < num_columns)[None, :]
     contribution = tf.where(columns, tf.cast(w * spread, tf.float64), tf.zeros([], tf.float64))
     replaced = tf.cast(tf.logical_and(replace, columns), tf.float64)
     return corrected, tf.reduce_sum(contribution, axis=1), tf.reduce_sum(replaced, axis=1)
 
-  def run(values, num_clients, num_columns):
-    x = ranks(values, num_clients)
-    inner = inner_medians(values, x, num_clients)
-    slope, value_median = line(values, inner, num_clients)
-    tau = scale(values, x, slope, value_median, num_clients)
-    return weigh(values, x, slope, value_median, tau, num_clients, num_columns)
-
-  return run
-
-
-def _buckets_up_to(max_clients: int | None) -> tuple[int, ...]:
-  """The buckets that K <= max_clients can use (all of them when K is unknown)."""
-  if max_clients is None or max_clients >= MAX_CLIENTS:
-    return BUCKETS
-  largest = max(bucket_for(max(k, 3)) for k in (max_clients - 1, max_clients))
-  return tuple(size for size in BUCKETS if size <= largest)
+  return weigh
 
 
 def chunk_statistics(chunk: tf.Tensor, num_columns: tf.Tensor, gamma: float, lambda_: float,
@@ -192,29 +197,33 @@ def chunk_statistics(chunk: tf.Tensor, num_columns: tf.Tensor, gamma: float, lam
   """Algorithm 1, lines 2-11, on ``chunk`` [K, c] in client order, 3 <= K <= MAX_CLIENTS.
 
   Columns from ``num_columns`` on are padding: they are computed but not summed.
-  ``max_clients``, a static bound on K if known, limits the buckets built.
+  ``max_clients``, a static bound on K if known, is the one network size built.
   Returns (corrected [K, c], sum_n w_nk std(w_n) [K] float64, #replaced [K] float64).
   """
   num_clients = tf.shape(chunk)[0]
-  width = chunk.shape[1]
+  ranks, value_median = _ranks_and_median(chunk)
 
-  def branch(size):
+  def inner_for(size):
     def run():
-      padded = tf.pad(chunk, [[0, size - num_clients], [0, 0]])
-      padded = tf.ensure_shape(padded, [size, width])
-      corrected, contribution, replaced = _phases(size, gamma, lambda_, delta, epsilon)(
-          padded, num_clients, num_columns)
-      return corrected[:num_clients], contribution[:num_clients], replaced[:num_clients]
+      pad = [[0, size - num_clients], [0, 0]]
+      padded_values = tf.ensure_shape(tf.pad(chunk, pad), [size, chunk.shape[1]])
+      padded_ranks = tf.ensure_shape(tf.pad(ranks, pad), [size, chunk.shape[1]])
+      return _inner_medians(size)(padded_values, padded_ranks, num_clients)[:num_clients]
     return run
 
-  buckets = _buckets_up_to(max_clients)
-  index = np.full(MAX_CLIENTS + 1, 0, np.int32)
-  for k in range(3, buckets[-1] + 1):
-    index[k] = buckets.index(bucket_for(k))
-  bucket = tf.gather(tf.constant(index), tf.minimum(num_clients, MAX_CLIENTS))
-  if len(buckets) == 1:
-    return branch(buckets[0])()
-  return tf.switch_case(bucket, [branch(size) for size in buckets])
+  sizes = network_sizes(max_clients)
+  if len(sizes) == 1:
+    inner = inner_for(sizes[0])()
+  else:
+    index = np.zeros(sizes[-1] + 1, np.int32)
+    for k in range(3, sizes[-1] + 1):
+      index[k] = sizes.index(bucket_for(k))
+    bucket = tf.gather(tf.constant(index), tf.minimum(num_clients, sizes[-1]))
+    inner = tf.switch_case(bucket, [inner_for(size) for size in sizes])
+  slope = _outer_median(inner)
+  spread = _scale_median(chunk, ranks, slope, value_median)
+  return _weigh(gamma, lambda_, delta, epsilon)(chunk, ranks, slope, value_median, spread,
+                                                num_columns)
 
 
 def model_statistics(values: Sequence[tf.Tensor], width: int, gamma: float, lambda_: float,
@@ -227,29 +236,19 @@ def model_statistics(values: Sequence[tf.Tensor], width: int, gamma: float, lamb
   over all coordinates.
   """
   num_clients = tf.shape(values[0])[0]
-  total = tf.zeros([num_clients], tf.float64)
-  replaced = tf.zeros([num_clients], tf.float64)
+  sums = [tf.zeros([num_clients], tf.float64)] * 2  # eq. 10 sums, replacement counts
   corrected = []
   num_coordinates = tf.constant(0.0, tf.float64)
   for matrix in values:
-    n = tf.shape(matrix)[1]
-    num_chunks = tf.maximum((n + width - 1) // width, 1)
-    outputs = tf.TensorArray(matrix.dtype, size=num_chunks, element_shape=[None, width])
+    def chunk_fn(chunk, num_columns):
+      fixed, contribution, count = chunk_statistics(chunk, num_columns, gamma, lambda_, delta,
+                                                   epsilon, max_clients)
+      return fixed, [contribution, count]
 
-    def body(index, outputs, total, replaced, matrix=matrix, n=n):
-      start = index * width
-      size = tf.minimum(width, n - start)
-      chunk = tf.pad(matrix[:, start:start + size], [[0, 0], [0, width - size]])
-      chunk = tf.ensure_shape(chunk, [None, width])
-      fixed, contribution, count = chunk_statistics(chunk, size, gamma, lambda_, delta, epsilon,
-                                                   max_clients)
-      return index + 1, outputs.write(index, fixed), total + contribution, replaced + count
-
-    _, outputs, total, replaced = tf.while_loop(
-        lambda index, *_: index < num_chunks, body, (tf.constant(0), outputs, total, replaced),
-        parallel_iterations=1)
+    outputs, sums = chunking.map_fixed_width_chunks(matrix, chunk_fn, width, [None, width], sums)
     corrected.append(outputs)
-    num_coordinates += tf.cast(n, tf.float64)
+    num_coordinates += tf.cast(tf.shape(matrix)[1], tf.float64)
+  total, replaced = sums
   return corrected, total, replaced, num_coordinates
 
 

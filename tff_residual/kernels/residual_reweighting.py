@@ -86,14 +86,15 @@ class ResidualReweightingConfig:
     chunk_size: coordinates per chunk; None = from ``memory_budget_bytes``.
     memory_budget_bytes: budget for one chunk's temporaries.
     implementation: "auto" (default) computes the default configuration
-      (reference variant, repeated median, Huber) with up to
-      ``residual_fused.MAX_CLIENTS`` clients by selection networks under XLA
-      (``residual_fused``) when K is known when the graph is built (the eager
-      API), or for up to ``residual_fused.DYNAMIC_MAX_CLIENTS`` clients when it
-      is not (TFF's dynamic client axis); everything else sorts each
-      coordinate's K values but takes the O(K^2) medians of pairwise slopes by
-      partial selection (``median_by_selection``). "sort" sorts for every median
-      (the straightforward implementation; the tests' oracle for the fast ones).
+      (reference variant, repeated median, Huber) by selection networks and
+      counted ranks under XLA (``residual_fused``) for 3 to
+      ``residual_fused.MAX_CLIENTS`` clients when K is known when the graph is
+      built (the eager API), for up to ``residual_fused.DYNAMIC_MAX_CLIENTS``
+      when it is not (TFF's dynamic client axis); everything else sorts each
+      coordinate's K values but
+      takes the O(K^2) medians of pairwise slopes by partial selection
+      (``median_by_selection``). "sort" sorts for every median (the
+      straightforward implementation; the tests' oracle for the fast ones).
   """
 
   variant: str = "reference"
@@ -318,7 +319,7 @@ def residual_reweighting_valid(values: Sequence[tf.Tensor], sample_weights: tf.T
     flat = values[0] if len(values) == 1 else tf.concat(values, axis=1)
     corrected, total, replaced, num_coordinates = residual_fused.model_statistics(
         [flat], width, config.effective_gamma, config.lambda_, config.delta,
-        REFERENCE_TAU_EPSILON, fused_bound)
+        REFERENCE_TAU_EPSILON, max_clients)
     p = clients.apply_sample_weights(model_weights(total, config.variant), sample_weights)
     summed = residual_fused.weighted_sum(corrected[0], p, tf.shape(flat)[1])
     parts = [summed] if len(values) == 1 else tf.split(summed, tf.stack(sizes), num=len(values))
@@ -339,18 +340,14 @@ def residual_reweighting_valid(values: Sequence[tf.Tensor], sample_weights: tf.T
     aggregate = [tf.linalg.matvec(fixed, tf.cast(p, fixed.dtype)) for (fixed,) in per_tensor]
     return aggregate, p, replaced / tf.maximum(num_coordinates, 1.0)
 
-  fused_bound = max_clients
-  if fused_bound is None:
-    # Unknown K (TFF's dynamic client axis): building every bucket costs tens of
-    # seconds of tracing per graph, the exact buckets up to 12 clients a few.
-    fused_bound = residual_fused.DYNAMIC_MAX_CLIENTS
-
   def reweight():
-    if not config.has_fused_path or fused_bound > residual_fused.MAX_CLIENTS:
-      # (a static K above the networks' reach: no buckets for the rare case
-      # that dropped clients bring it down, their tracing costs tens of seconds)
+    if not config.has_fused_path or (max_clients is not None
+                                     and not 3 <= max_clients <= residual_fused.MAX_CLIENTS):
       return reweight_sorted()
-    return tf.cond(num_clients <= fused_bound, reweight_fused, reweight_sorted)
+    if max_clients is not None:
+      return reweight_fused()
+    return tf.cond(num_clients <= residual_fused.DYNAMIC_MAX_CLIENTS, reweight_fused,
+                   reweight_sorted)
 
   aggregate, p, fraction = tf.cond(num_clients >= 3, reweight, mean_only)
   return clients.ValidOutput(list(aggregate), p, fraction)
