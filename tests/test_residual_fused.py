@@ -31,8 +31,6 @@ def test_selection_network_gives_the_sorted_positions(num_wires):
   selected = sorting_networks.select([tf.constant(v) for v in values], positions)
   for position, result in zip(positions, selected):
     np.testing.assert_array_equal(result.numpy(), expected[position])
-  np.testing.assert_array_equal(sorting_networks.median([tf.constant(v) for v in values]).numpy(),
-                                np.median(values, axis=0))
 
 
 def test_network_sizes_are_the_pruned_batcher_ones():
@@ -41,11 +39,7 @@ def test_network_sizes_are_the_pruned_batcher_ones():
   assert len(sorting_networks.selection_comparators(99, (49,))) == 891
 
 
-def test_buckets_and_the_padded_median_positions():
-  for k in range(3, residual_fused.DYNAMIC_MAX_CLIENTS + 1):
-    assert residual_fused.bucket_for(k) == k
-  with pytest.raises(ValueError, match="exceed"):
-    residual_fused.bucket_for(residual_fused.DYNAMIC_MAX_CLIENTS + 1)
+def test_network_sizes_and_the_padded_median_positions():
   assert residual_fused.network_sizes(None) == residual_fused.BUCKETS
   assert residual_fused.network_sizes(100) == (100,)
   with pytest.raises(ValueError, match="outside"):
@@ -191,23 +185,21 @@ def test_memory_of_a_large_call_stays_near_one_copy_of_the_input():
 
 
 # Both counting strategies (one broadcast step up to 16 clients, a loop above),
-# under XLA and without it (TFF's worker), with ties and with padded rows.
+# under XLA and without it (TFF's worker), with ties.
 @pytest.mark.parametrize("num_clients", [5, order_statistics.BROADCAST_RANKS_MAX_CLIENTS, 40])
 @pytest.mark.parametrize("jit_compile", [True, False])
 def test_counted_ranks_and_picked_medians_equal_sorting(num_clients, jit_compile):
   rng = np.random.default_rng(num_clients)
   values = rng.integers(0, 5, size=(num_clients, 300)).astype(np.float32)  # many ties
-  real = num_clients - 2  # the last two rows are padding
-  values[real:] = -1.0  # smaller than every real value: must not count
 
   @tf.function(jit_compile=jit_compile, autograph=False)
   def run(values):
-    ranks = order_statistics.counted_ranks(values, real)
-    return ranks, order_statistics.middle_of_ranked(values, ranks, real, offset=1)
+    return (order_statistics.counted_ranks(values), order_statistics.median_by_counting(values),
+            order_statistics.median_by_counting(values, offset=1))
 
-  ranks, middle = run(tf.constant(values))
-  _, _, expected_ranks = order_statistics.sort_with_ranks(tf.constant(values[:real].T))
-  np.testing.assert_array_equal(ranks.numpy()[:real], expected_ranks.numpy().T)
-  tail = np.sort(values[:real], axis=0)[1:]  # without the smallest
-  expected = (tail[(real - 2) // 2] + tail[(real - 1) // 2]) / 2
-  np.testing.assert_array_equal(middle.numpy(), expected)
+  ranks, middle, middle_of_tail = run(tf.constant(values))
+  _, _, expected_ranks = order_statistics.sort_with_ranks(tf.constant(values.T))
+  np.testing.assert_array_equal(ranks.numpy(), expected_ranks.numpy().T)
+  np.testing.assert_array_equal(middle.numpy(), np.median(values, axis=0))
+  np.testing.assert_array_equal(middle_of_tail.numpy(),
+                                np.median(np.sort(values, axis=0)[1:], axis=0))

@@ -72,3 +72,26 @@ def test_late_value_disposal_after_stop_is_silent():
   runtime.stop()
   assert stub.dispose(executor_pb2.DisposeRequest()) is None
   assert stub.dispose_executor(executor_pb2.DisposeExecutorRequest()) is None
+
+
+def test_tff_worker_runs_jit_compiled_functions_without_xla():
+  """BENCHMARKS.md explains the TFF path's times by this: TFF's worker ignores
+  ``jit_compile=True``. A string op, which XLA rejects, runs there, while the same
+  function raises when TensorFlow compiles it eagerly. If TFF's worker gains XLA,
+  this fails and the TFF rows of BENCHMARKS.md need measuring again."""
+  import numpy as np
+  import tensorflow as tf
+  import tensorflow_federated as tff
+  from tff_residual.simulation.runtime import managed_tff_runtime
+
+  @tf.function(jit_compile=True, autograph=False)
+  def digits(x):
+    return tf.strings.length(tf.strings.as_string(x))
+
+  with pytest.raises(tf.errors.InvalidArgumentError, match="XLA_CPU_JIT"):
+    digits(tf.ones([3]))
+  with managed_tff_runtime():
+    @tff.tensorflow.computation(tff.TensorType(np.float32, [3]))
+    def in_worker(x):
+      return digits(x)
+    np.testing.assert_array_equal(in_worker(np.ones(3, np.float32)), [8, 8, 8])

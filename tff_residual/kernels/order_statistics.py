@@ -53,30 +53,25 @@ BROADCAST_RANKS_MAX_CLIENTS = 16
 step; more clients loop over b."""
 
 
-def counted_ranks(values: tf.Tensor, num_clients: tf.Tensor | int | None = None,
-                  dtype: tf.DType = tf.int32) -> tf.Tensor:
+def counted_ranks(values: tf.Tensor, dtype: tf.DType = tf.int32) -> tf.Tensor:
   """Stable ranks of ``values`` [K, c] along the client axis 0, by counting.
 
-  rank_k = #{b < num_clients : y_b < y_k, or y_b = y_k and b < k}, the ranks of
-  ``sort_with_ranks`` (for the first ``num_clients`` rows; rows from there on
-  are padding and do not count). K^2 comparisons per coordinate. Up to
+  rank_k = #{b : y_b < y_k, or y_b = y_k and b < k}, the ranks of
+  ``sort_with_ranks``. K^2 comparisons per coordinate. Up to
   ``BROADCAST_RANKS_MAX_CLIENTS`` clients in one broadcast [K, K, c] step (few
   large ops: what TFF's worker, which runs graphs without XLA, needs); above,
   a loop over b with one [K, c] comparison each (materialising [K, K, c] made
   the counting 13x slower at K = 64 under XLA).
   """
-  if num_clients is None:
-    num_clients = tf.shape(values)[0]
-  rows = tf.range(tf.shape(values)[0])
+  num_clients = tf.shape(values)[0]
+  rows = tf.range(num_clients)
 
   def smaller_than(other, b):
     return tf.logical_or(other < values, tf.logical_and(tf.equal(other, values), b < rows[:, None]))
 
   def broadcast():
     other = tf.expand_dims(values, 1)  # [b, 1, c] against values [k, c]
-    counted = tf.logical_and(smaller_than(other, rows[:, None, None]),
-                             (rows < num_clients)[:, None, None])
-    return tf.reduce_sum(tf.cast(counted, dtype), axis=0)
+    return tf.reduce_sum(tf.cast(smaller_than(other, rows[:, None, None]), dtype), axis=0)
 
   def loop():
     def step(b, ranks):
@@ -84,27 +79,29 @@ def counted_ranks(values: tf.Tensor, num_clients: tf.Tensor | int | None = None,
     return tf.while_loop(lambda b, _: b < num_clients, step,
                          (tf.constant(0), tf.zeros(tf.shape(values), dtype)))[1]
 
-  return tf.cond(tf.shape(values)[0] <= BROADCAST_RANKS_MAX_CLIENTS, broadcast, loop)
+  return tf.cond(num_clients <= BROADCAST_RANKS_MAX_CLIENTS, broadcast, loop)
 
 
-def middle_of_ranked(values: tf.Tensor, ranks: tf.Tensor, num_clients: tf.Tensor | int,
-                     offset: tf.Tensor | int = 0) -> tf.Tensor:
+def middle_of_ranked(values: tf.Tensor, ranks: tf.Tensor, offset: int = 0) -> tf.Tensor:
   """Median over the client axis 0 of ``values`` [K, c] whose ``counted_ranks`` are known.
 
   The median of the sorted values from position ``offset`` on (offset 1: without
-  the smallest), of the first ``num_clients`` rows; the value of rank p is picked
-  as sum_k [rank_k = p] y_k (exactly one k, the ranks are a permutation), so the
-  result equals ``median_of_sorted(tf.sort(values, axis=0)[offset:])``.
+  the smallest); the value of rank p is picked as sum_k [rank_k = p] y_k (exactly
+  one k, the ranks are a permutation), so the result equals
+  ``median_of_sorted(tf.sort(values, axis=0)[offset:])``.
   """
-  num_clients = tf.convert_to_tensor(num_clients, tf.int32)
-  count = num_clients - offset
-  real = tf.range(tf.shape(values)[0])[:, None] < num_clients
+  count = tf.shape(values)[0] - offset
 
   def pick(position):
-    chosen = tf.logical_and(real, tf.equal(ranks, tf.cast(offset + position, ranks.dtype)))
+    chosen = tf.equal(ranks, tf.cast(offset + position, ranks.dtype))
     return tf.reduce_sum(tf.where(chosen, values, tf.zeros_like(values)), axis=0)
 
   return 0.5 * (pick((count - 1) // 2) + pick(count // 2))
+
+
+def median_by_counting(values: tf.Tensor, offset: int = 0) -> tf.Tensor:
+  """``middle_of_ranked`` of ``values`` [K, c] with their ``counted_ranks``."""
+  return middle_of_ranked(values, counted_ranks(values, values.dtype), offset)
 
 
 def median(values: tf.Tensor) -> tf.Tensor:

@@ -91,10 +91,9 @@ class ResidualReweightingConfig:
       ``residual_fused.MAX_CLIENTS`` clients when K is known when the graph is
       built (the eager API), for up to ``residual_fused.DYNAMIC_MAX_CLIENTS``
       when it is not (TFF's dynamic client axis); everything else sorts each
-      coordinate's K values but
-      takes the O(K^2) medians of pairwise slopes by partial selection
-      (``median_by_selection``). "sort" sorts for every median (the
-      straightforward implementation; the tests' oracle for the fast ones).
+      coordinate's K values but takes the O(K^2) medians of pairwise slopes by
+      partial selection (``median_by_selection``). "sort" sorts for every
+      median (the straightforward implementation; the tests' oracle).
   """
 
   variant: str = "reference"

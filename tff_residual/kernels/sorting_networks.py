@@ -21,7 +21,6 @@ from collections.abc import Sequence
 import tensorflow as tf
 from tensorflow.core.framework import attr_value_pb2
 from tensorflow.core.framework import graph_pb2
-from tensorflow.python.ops import gen_math_ops
 
 
 @functools.lru_cache(maxsize=None)
@@ -126,29 +125,11 @@ def select(wires: Sequence[tf.Tensor], positions: Sequence[int]) -> list[tf.Tens
     if not 0 <= position < len(wires):
       raise ValueError(f"position {position} is outside 0..{len(wires) - 1}.")
   positions = tuple(positions)
-  if tf.executing_eagerly():
-    for layer in selection_layers(len(wires), tuple(sorted(set(positions)))):
-      for low, high in layer:
-        a, b = wires[low], wires[high]
-        wires[low], wires[high] = gen_math_ops.minimum(a, b), gen_math_ops.maximum(a, b)
-    return [wires[p] for p in positions]
+  if tf.executing_eagerly():  # GraphDefs import into graphs only
+    return list(tf.function(lambda *w: select(w, positions), autograph=False)(*wires))
   graph_def, outputs = _network_graph_def(len(wires), positions, wires[0].dtype.as_datatype_enum)
   names = [name for name in outputs if not isinstance(name, int)]
   imported = iter(tf.graph_util.import_graph_def(
       graph_def, input_map={f"wire_{i}:0": wire for i, wire in enumerate(wires)},
       return_elements=names, name="selection_network") if names else [])
   return [wires[name] if isinstance(name, int) else next(imported) for name in outputs]
-
-
-def median_positions(count: int) -> tuple[int, int]:
-  """The two middle positions of ``count`` sorted values (equal for odd ``count``)."""
-  return (count - 1) // 2, count // 2
-
-
-def median(wires: Sequence[tf.Tensor]) -> tf.Tensor:
-  """Elementwise median of ``wires`` (mean of the two middle values for an even count)."""
-  low, high = median_positions(len(wires))
-  if low == high:
-    return select(wires, [low])[0]
-  lower, upper = select(wires, [low, high])
-  return 0.5 * (lower + upper)
