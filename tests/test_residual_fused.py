@@ -40,10 +40,9 @@ def test_network_sizes_are_the_pruned_batcher_ones():
 
 
 def test_network_sizes_and_the_padded_median_positions():
-  assert residual_fused.network_sizes(None) == residual_fused.BUCKETS
-  assert residual_fused.network_sizes(100) == (100,)
+  residual_fused.check_max_clients(residual_fused.MAX_CLIENTS)
   with pytest.raises(ValueError, match="outside"):
-    residual_fused.network_sizes(residual_fused.MAX_CLIENTS + 1)
+    residual_fused.check_max_clients(residual_fused.MAX_CLIENTS + 1)
   # Brute force: K - 1 finite slopes, +inf (the diagonal), floor(P/2) -inf and
   # ceil(P/2) +inf pads; the middle of the slopes sits where the formula says.
   for size in (3, 4, 9, 10, 16, 33):
@@ -105,14 +104,36 @@ def test_fast_path_with_dropped_clients_and_other_hyper_parameters(dropped):
 
 
 def test_unknown_k_inside_a_graph_agrees():
-  """TFF's stacks have a dynamic client axis: networks for 5 and 16 clients, the
-  sorting path for 17, the same numbers as the sort implementation."""
+  """TFF's stacks have a dynamic client axis: the plain-executor branches for 3, 5
+  and 16 clients, the sorting path for 17, the same numbers as the sort implementation."""
   kernel = tf.function(lambda v: residual_reweighting([v]),
                        input_signature=[tf.TensorSpec([None, None], tf.float32)])
-  for num_clients in (5, 16, 17):
+  for num_clients in (3, 5, 16, 17):
     values = _models(num_clients, 7)[:1]
     slow = residual_reweighting(values, config=ResidualReweightingConfig(implementation="sort"))
     _assert_close(kernel(values[0]), slow)
+
+
+def test_plain_executor_path_equals_the_xla_programs_for_every_bucket():
+  """TFF's worker runs ``plain_chunk_statistics`` (no XLA): for every K it serves,
+  the same corrected values and replacement counts as the XLA programs, to the bit,
+  with ties (equal values and whole tied columns) and padded columns."""
+  rng = np.random.default_rng(11)
+  params = (1.4826, 2.0, 0.1, 1e-10)
+  for num_clients in residual_fused.BUCKETS:
+    chunk = np.round(rng.normal(size=(num_clients, 96)) * 2.0).astype(np.float32) / 2.0
+    chunk[:, :6] = 0.0
+    chunk[0, 6:20] += 40.0
+    chunk = tf.constant(chunk)
+    columns = tf.constant(90)
+    plain = tf.function(lambda c, k=num_clients: residual_fused.plain_chunk_statistics(
+        c, columns, k, *params))(chunk)
+    xla = residual_fused.chunk_statistics(chunk, columns, *params, num_clients)
+    np.testing.assert_array_equal(plain[0].numpy(), xla[0].numpy())
+    np.testing.assert_allclose(plain[1].numpy(), xla[1].numpy(), rtol=1e-6)  # float32 terms
+    np.testing.assert_array_equal(plain[2].numpy(), xla[2].numpy())
+    if num_clients >= 5:  # enough clients for the outliers to be replaced
+      assert float(tf.reduce_sum(xla[2])) > 0
 
 
 @pytest.mark.parametrize("params,num_clients", [

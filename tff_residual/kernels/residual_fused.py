@@ -23,15 +23,25 @@ Only the inner network needs K when the graph is built. A static client count B
 builds one network of B wires; when clients are dropped for NaN/Inf values, the
 B - K missing wires hold -inf (the first floor((B - K) / 2)) and +inf (the rest),
 which shifts the median's positions by a static amount per parity of B - K and
-leaves its value unchanged. An unknown K (TFF's dynamic client axis) builds one
-network per K in ``BUCKETS``. Every other step runs on the K real rows.
+leaves its value unchanged. Every other step runs on the K real rows.
+
+An unknown K (TFF's dynamic client axis) takes the *plain-executor* path
+(``plain_chunk_statistics``), one branch per K in ``BUCKETS``: TFF's worker runs
+graphs op by op without XLA (``tests/test_runtime.py``), where the programs above
+took 1.55 s of the worker's time at N = 1e6, K = 10, the plain path 0.61 s
+(a throwaway script timing the kernel inside the worker on data made there).
+Its ops are the ones that are cheap one at a time there (Sub, Sign, Mul,
+Minimum/Maximum, row slices; Cast, Select, Roll, Gather and thin MatMuls were
+4-10x slower per element than Minimum in a per-op trace): ranks from the signs of
+the K - 1 cyclic row differences, slopes on the same differences, and the outer
+median, med(y) and M by networks over the K rows.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -43,10 +53,9 @@ from tff_residual.kernels import sorting_networks
 MAX_CLIENTS = 128
 """Most clients of the fast path when K is known while the graph is built."""
 BUCKETS = tuple(range(3, 17))
-"""Network sizes, one per K, built when K is unknown while the graph is built (TFF's stacks).
-Buckets up to 128 in every graph made TFF's tracing and first call take 37 s
-instead of 8 s (N = 1e6, K = 10), and TFF's worker runs graphs without XLA,
-where the networks for K = 30 were no faster than the sorting path (24 s)."""
+"""Client counts with a plain-executor branch, built when K is unknown while the
+graph is built (TFF's stacks). Networks for every K up to 128 in every graph made
+TFF's tracing and first call take 37 s instead of 8 s (N = 1e6, K = 10)."""
 DYNAMIC_MAX_CLIENTS = BUCKETS[-1]
 MAX_CHUNK_WIDTH = 4096
 """Coordinates per fused call: small enough for the working set to stay in cache."""
@@ -59,14 +68,10 @@ def supports(variant: str, estimator: str, weighting: str) -> bool:
   return variant == "reference" and estimator == "repeated_median" and weighting == "huber"
 
 
-def network_sizes(max_clients: int | None) -> tuple[int, ...]:
-  """The inner networks to build: K's own size when K has a static bound (fewer
-  clients pad it), else every bucket."""
-  if max_clients is None:
-    return BUCKETS
+def check_max_clients(max_clients: int) -> None:
+  """ValueError unless the static client bound is within the XLA path's 3..MAX_CLIENTS."""
   if not 3 <= max_clients <= MAX_CLIENTS:
     raise ValueError(f"{max_clients} clients are outside the fused path's 3..{MAX_CLIENTS}.")
-  return (max_clients,)
 
 
 def chunk_width(chunk_size: int | None, memory_budget_bytes: int) -> int:
@@ -179,59 +184,125 @@ def _weigh(gamma: float, lambda_: float, delta: float, epsilon: float):
 
 
 def chunk_statistics(chunk: tf.Tensor, num_columns: tf.Tensor, gamma: float, lambda_: float,
-                     delta: float, epsilon: float, max_clients: int | None = None):
-  """Algorithm 1, lines 2-11, on ``chunk`` [K, c] in client order, 3 <= K <= MAX_CLIENTS.
+                     delta: float, epsilon: float, max_clients: int):
+  """Algorithm 1, lines 2-11, on ``chunk`` [K, c] in client order, by XLA programs.
 
   Columns from ``num_columns`` on are padding: they are computed but not summed.
-  ``max_clients``, a static bound on K if known, is the one network size built.
+  ``max_clients``, a static bound on K (3..MAX_CLIENTS), is the one network size
+  built; fewer clients (some dropped) pad it.
   Returns (corrected [K, c], sum_n w_nk std(w_n) [K] float64, #replaced [K] float64).
   """
+  check_max_clients(max_clients)
   num_clients = tf.shape(chunk)[0]
   ranks, value_median = _ranks_and_median(chunk)
-
-  def inner_for(size):
-    def run():
-      pad = [[0, size - num_clients], [0, 0]]
-      padded_values = tf.ensure_shape(tf.pad(chunk, pad), [size, chunk.shape[1]])
-      padded_ranks = tf.ensure_shape(tf.pad(ranks, pad), [size, chunk.shape[1]])
-      return _inner_medians(size)(padded_values, padded_ranks, num_clients)[:num_clients]
-    return run
-
-  sizes = network_sizes(max_clients)
-  if len(sizes) == 1:
-    inner = inner_for(sizes[0])()
-  else:  # one exact network per K (the caller keeps K within BUCKETS)
-    inner = tf.switch_case(num_clients - sizes[0], [inner_for(size) for size in sizes])
+  pad = [[0, max_clients - num_clients], [0, 0]]
+  padded_values = tf.ensure_shape(tf.pad(chunk, pad), [max_clients, chunk.shape[1]])
+  padded_ranks = tf.ensure_shape(tf.pad(ranks, pad), [max_clients, chunk.shape[1]])
+  inner = _inner_medians(max_clients)(padded_values, padded_ranks, num_clients)[:num_clients]
   slope = _outer_median(inner)
   spread = _scale_median(chunk, ranks, slope, value_median)
   return _weigh(gamma, lambda_, delta, epsilon)(chunk, ranks, slope, value_median, spread,
                                                 num_columns)
 
 
-def model_statistics(values: Sequence[tf.Tensor], width: int, gamma: float, lambda_: float,
-                     delta: float, epsilon: float, max_clients: int | None = None):
-  """``chunk_statistics`` over every [K, n_t] tensor in chunks of ``width`` coordinates.
+def _middle(count: int, offset: int = 0) -> list[int]:
+  """Sorted positions whose mean is the median of ``count`` values from ``offset`` on."""
+  return sorted({offset + (count - 1) // 2, offset + count // 2})
 
-  Returns (corrected, total, replaced, num_coordinates): per tensor a
-  TensorArray of the corrected values, one [K, width] element per chunk (the
-  last one zero-padded), and the eq. 10 sums and replacement counts per client
-  over all coordinates.
+
+def _median_of_wires(wires: Sequence[tf.Tensor], offset: int = 0) -> tf.Tensor:
+  """Median of same-shaped ``wires`` from sorted position ``offset`` on, elementwise."""
+  picked = sorting_networks.select(wires, _middle(len(wires) - offset, offset))
+  return picked[0] if len(picked) == 1 else 0.5 * (picked[0] + picked[1])
+
+
+def plain_chunk_statistics(chunk: tf.Tensor, num_columns: tf.Tensor, num_clients: int,
+                           gamma: float, lambda_: float, delta: float, epsilon: float):
+  """``chunk_statistics`` for exactly ``num_clients`` (K) rows, for a graph
+  executor without XLA (TFF's worker): the same numbers, other ops.
+
+  With rows taken cyclically, D_d = y_{a+d} - y_a for d = 1..K-1 (row slices of
+  [y; y], no gather) and g_d = sign(D_d), the stable ranks are
+    x_a = #{b : y_b < y_a} + #{b < a : y_b = y_a}
+        = (K-1)/2 - 1/2 sum_d g_d + sum_d (1 - g_d^2) (m_d - 1/2),  m_d = [a + d >= K]
+  (row a's partner b = a + d - K < a exactly when m_d), exact in float32. The
+  eq. 1 slopes are D_d / (x_{a+d} - x_a), the sorted-order slopes; wire K - d is
+  wire d shifted by d rows. The inner medians are a network over the K - 1 wires
+  [K, c]; med(y), the outer median of eq. 1 and the scale M of eq. 3 are
+  networks over the K rows. A difference that underflows to 0 (values ~1e-38
+  apart, flushed to zero) counts as a tie here.
   """
-  num_clients = tf.shape(values[0])[0]
-  sums = [tf.zeros([num_clients], tf.float64)] * 2  # eq. 10 sums, replacement counts
-  corrected = []
-  num_coordinates = tf.constant(0.0, tf.float64)
-  for matrix in values:
-    def chunk_fn(chunk, num_columns):
-      fixed, contribution, count = chunk_statistics(chunk, num_columns, gamma, lambda_, delta,
-                                                   epsilon, max_clients)
-      return fixed, [contribution, count]
+  k = num_clients
+  values = tf.ensure_shape(chunk, [k, chunk.shape[1]])
+  doubled = tf.concat([values, values], axis=0)
+  rows = np.arange(k)[:, None]
+  tie_side = [np.where(rows + d >= k, 0.5, -0.5).astype(np.float32) for d in range(1, k)]
+  differences, sign_sum, tie_sum = {}, 0.0, 0.0
+  for d in range(1, k):
+    differences[d] = doubled[d:d + k] - values
+    sign = tf.sign(differences[d])
+    sign_sum += sign
+    tie_sum += tf.square(sign) * tie_side[d - 1]
+  constant = ((k - 1) / 2.0 + np.sum(tie_side, axis=0)).astype(np.float32)
+  ranks = constant - 0.5 * sign_sum - tie_sum
+  doubled_ranks = tf.concat([ranks, ranks], axis=0)
+  slopes = {}
+  for d in range(1, k):
+    if k - d in slopes:
+      mirrored = slopes[k - d]
+      slopes[d] = tf.concat([mirrored[d:], mirrored[:d]], axis=0)
+    else:
+      slopes[d] = differences[d] / (doubled_ranks[d:d + k] - ranks)
+  inner = _median_of_wires([slopes[d] for d in range(1, k)])
+  slope = _median_of_wires(tf.unstack(inner, k))
+  value_median = _median_of_wires(tf.unstack(values, k))
+  residuals = tf.abs(values - _line(ranks, slope, value_median))
+  spread = _median_of_wires(tf.unstack(residuals, k), offset=1)
+  return _weigh(gamma, lambda_, delta, epsilon)(values, ranks, slope, value_median, spread,
+                                                num_columns)
 
-    outputs, sums = chunking.map_fixed_width_chunks(matrix, chunk_fn, width, [None, width], sums)
-    corrected.append(outputs)
-    num_coordinates += tf.cast(tf.shape(matrix)[1], tf.float64)
-  total, replaced = sums
-  return corrected, total, replaced, num_coordinates
+
+def reweighted_sum(matrix: tf.Tensor, width: int, gamma: float, lambda_: float, delta: float,
+                   epsilon: float, client_weights: Callable[[tf.Tensor], tf.Tensor],
+                   max_clients: int | None = None):
+  """Algorithm 1 on ``matrix`` [K, n] in chunks of ``width`` coordinates.
+
+  ``client_weights`` maps the eq. 10 sums [K] (float64) to the clients' weights
+  p [K] (eq. 11). ``max_clients``: a static bound on K (the XLA programs of
+  ``chunk_statistics``), or None when K is unknown while the graph is built:
+  then one branch per K in ``BUCKETS`` runs ``plain_chunk_statistics`` (the
+  caller keeps K within them).
+
+  Returns (sum_k p_k y'_k [n], p [K], share of each client's coordinates replaced [K]).
+  """
+  params = (gamma, lambda_, delta, epsilon)
+
+  def run(fixed, statistics):
+    corrected, (total, replaced) = chunking.map_fixed_width_chunks(
+        fixed, lambda chunk, columns: _split(statistics(chunk, columns)), width,
+        [fixed.shape[0], width], [tf.zeros([tf.shape(fixed)[0]], tf.float64)] * 2)
+    p = client_weights(total)
+    num_coordinates = tf.cast(tf.shape(fixed)[1], tf.float64)
+    return (weighted_sum(corrected, p, tf.shape(fixed)[1]), p,
+            replaced / tf.maximum(num_coordinates, 1.0))
+
+  if max_clients is not None:
+    check_max_clients(max_clients)
+    return run(matrix, lambda chunk, columns: chunk_statistics(chunk, columns, *params,
+                                                               max_clients))
+
+  def branch(k):
+    return lambda: run(tf.ensure_shape(matrix, [k, None]), lambda chunk, columns:
+                       plain_chunk_statistics(chunk, columns, k, *params))
+
+  num_clients = tf.shape(matrix)[0]
+  return tf.switch_case(num_clients - BUCKETS[0], [branch(k) for k in BUCKETS])
+
+
+def _split(statistics):
+  """(corrected, contribution, count) -> (corrected, [contribution, count])."""
+  fixed, contribution, count = statistics
+  return fixed, [contribution, count]
 
 
 def weighted_sum(corrected: tf.TensorArray, weights: tf.Tensor, n: tf.Tensor) -> tf.Tensor:

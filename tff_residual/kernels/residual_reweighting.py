@@ -89,8 +89,9 @@ class ResidualReweightingConfig:
       (reference variant, repeated median, Huber) by selection networks and
       counted ranks under XLA (``residual_fused``) for 3 to
       ``residual_fused.MAX_CLIENTS`` clients when K is known when the graph is
-      built (the eager API), for up to ``residual_fused.DYNAMIC_MAX_CLIENTS``
-      when it is not (TFF's dynamic client axis); everything else sorts each
+      built (the eager API), and by networks of plain TF ops (TFF's worker has
+      no XLA) for up to ``residual_fused.DYNAMIC_MAX_CLIENTS`` when it is not
+      (TFF's dynamic client axis); everything else sorts each
       coordinate's K values but takes the O(K^2) medians of pairwise slopes by
       partial selection (``median_by_selection``). "sort" sorts for every
       median (the straightforward implementation; the tests' oracle).
@@ -316,14 +317,13 @@ def residual_reweighting_valid(values: Sequence[tf.Tensor], sample_weights: tf.T
     # 145 s for ResNet-18's 62 tensors). Costs one copy of the input.
     sizes = [tf.shape(matrix)[1] for matrix in values]
     flat = values[0] if len(values) == 1 else tf.concat(values, axis=1)
-    corrected, total, replaced, num_coordinates = residual_fused.model_statistics(
-        [flat], width, config.effective_gamma, config.lambda_, config.delta,
-        REFERENCE_TAU_EPSILON, max_clients)
-    p = clients.apply_sample_weights(model_weights(total, config.variant), sample_weights)
-    summed = residual_fused.weighted_sum(corrected[0], p, tf.shape(flat)[1])
+    summed, p, fraction = residual_fused.reweighted_sum(
+        flat, width, config.effective_gamma, config.lambda_, config.delta, REFERENCE_TAU_EPSILON,
+        lambda total: clients.apply_sample_weights(model_weights(total, config.variant),
+                                                   sample_weights), max_clients)
     parts = [summed] if len(values) == 1 else tf.split(summed, tf.stack(sizes), num=len(values))
     aggregate = [tf.ensure_shape(part, matrix.shape[1:]) for part, matrix in zip(parts, values)]
-    return aggregate, p, replaced / tf.maximum(num_coordinates, 1.0)
+    return aggregate, p, fraction
 
   def reweight_sorted():
     def chunk_fn(chunk):
