@@ -28,7 +28,7 @@ Kernel = Callable[[list, "tf.Tensor | None"], clients.KernelOutput]
 def _compiled(kernel, relax_shapes: bool = True) -> Kernel:
   """One graph per input signature; with ``relax_shapes`` shapes relax to unknown
   after the first retrace, so K and n may vary without more tracing."""
-  return tf.function(kernel, reduce_retracing=relax_shapes)
+  return tf.function(kernel, reduce_retracing=relax_shapes, autograph=False)
 
 
 def _residual(**params) -> Kernel:

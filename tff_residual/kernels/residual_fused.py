@@ -168,17 +168,22 @@ def _weigh(gamma: float, lambda_: float, delta: float, epsilon: float):
     tau = gamma * (1.0 + 5.0 / (k - 1.0)) * spread_of_residuals + epsilon  # eq. 3
     leverage = 1.0 / k + tf.square(ranks - (k - 1.0) / 2.0) / (k * (k * k - 1.0) / 12.0)
     bound = lambda_ * tf.sqrt(2.0 / k) * tf.sqrt(tf.maximum(1.0 - leverage, 0.0)) * tau[None, :]
-    outside = abs_r > bound
-    w = tf.where(outside, bound / tf.where(outside, abs_r, tf.ones_like(abs_r)),
-                 tf.ones_like(abs_r))
+    # Where selected, abs_r > bound > 0 (tau >= epsilon), so the division is safe.
+    w = tf.where(abs_r > bound, bound / abs_r, tf.ones_like(abs_r))
     mean_w = tf.reduce_mean(w, axis=0, keepdims=True)
     spread = tf.sqrt(tf.reduce_sum(tf.square(w - mean_w), axis=0, keepdims=True) / (k - 1.0))
     replace = w < delta
     corrected = tf.where(replace, fitted, values)
-    columns = (tf.range(tf.shape(values)[1]) < num_columns)[None, :]
-    contribution = tf.where(columns, tf.cast(w * spread, tf.float64), tf.zeros([], tf.float64))
-    replaced = tf.cast(tf.logical_and(replace, columns), tf.float64)
-    return corrected, tf.reduce_sum(contribution, axis=1), tf.reduce_sum(replaced, axis=1)
+    # Padding columns out by multiplying with a 0/1 mask (cheaper than a float64
+    # select in TFF's plain executor; the same numbers).
+    column_mask = tf.cast(tf.range(tf.shape(values)[1]) < num_columns, dtype)[None, :]
+    contribution = tf.cast(w * spread * column_mask, tf.float64)
+    replaced = tf.cast(replace, dtype) * column_mask
+    if values.shape[1] is not None and values.shape[1] <= 2**24:  # counts exact in float32
+      counts = tf.cast(tf.reduce_sum(replaced, axis=1), tf.float64)
+    else:
+      counts = tf.reduce_sum(tf.cast(replaced, tf.float64), axis=1)
+    return corrected, tf.reduce_sum(contribution, axis=1), counts
 
   return weigh
 
