@@ -28,7 +28,7 @@ leaves its value unchanged. Every other step runs on the K real rows.
 An unknown K (TFF's dynamic client axis) takes the *plain-executor* path
 (``plain_chunk_statistics``), one branch per K in ``BUCKETS``: TFF's worker runs
 graphs op by op without XLA (``tests/test_runtime.py``), where the programs above
-took 1.55 s of the worker's time at N = 1e6, K = 10, the plain path 0.61 s
+took 1.55 s of the worker's time at N = 1e6, K = 10, the plain path 0.51-0.61 s
 (a throwaway script timing the kernel inside the worker on data made there).
 Its ops are the ones that are cheap one at a time there (Sub, Sign, Mul,
 Minimum/Maximum, row slices; Cast, Select, Roll, Gather and thin MatMuls were
@@ -52,10 +52,12 @@ from tff_residual.kernels import sorting_networks
 
 MAX_CLIENTS = 128
 """Most clients of the fast path when K is known while the graph is built."""
-BUCKETS = tuple(range(3, 17))
+BUCKETS = tuple(range(3, 13))
 """Client counts with a plain-executor branch, built when K is unknown while the
-graph is built (TFF's stacks). Networks for every K up to 128 in every graph made
-TFF's tracing and first call take 37 s instead of 8 s (N = 1e6, K = 10)."""
+graph is built (TFF's stacks). Every branch is in every TFF graph: creating the
+residual factory's process and its first call took 7.8 + 6.4 s with these 10,
+9.0 + 10.0 s with 3..16 (a small MLP, K = 10); XLA networks for every K up to 128
+had made that 37 s."""
 DYNAMIC_MAX_CLIENTS = BUCKETS[-1]
 MAX_CHUNK_WIDTH = 4096
 """Coordinates per fused call: small enough for the working set to stay in cache."""
@@ -224,7 +226,8 @@ def _median_of_wires(wires: Sequence[tf.Tensor], offset: int = 0) -> tf.Tensor:
 def plain_chunk_statistics(chunk: tf.Tensor, num_columns: tf.Tensor, num_clients: int,
                            gamma: float, lambda_: float, delta: float, epsilon: float):
   """``chunk_statistics`` for exactly ``num_clients`` (K) rows, for a graph
-  executor without XLA (TFF's worker): the same numbers, other ops.
+  executor without XLA (TFF's worker): the same corrected values and counts to
+  the bit (the eq. 10 sums up to float32 rounding), other ops.
 
   With rows taken cyclically, D_d = y_{a+d} - y_a for d = 1..K-1 (row slices of
   [y; y], no gather) and g_d = sign(D_d), the stable ranks are
