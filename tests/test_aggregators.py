@@ -42,10 +42,11 @@ def random_value(value_type, rng):
 @pytest.mark.parametrize("factory_name", sorted(FACTORIES))
 @pytest.mark.parametrize("value_name", sorted(VALUE_TYPES))
 def test_type_signatures(factory_name, value_name):
+  """Weighted processes for every value type; the unweighted one (the same plumbing,
+  another trace of the kernel: ~8 s for the residual factory) for the nested type."""
   value_type = tff.types.to_type(VALUE_TYPES[value_name])
   factory = FACTORIES[factory_name]()
   weighted = factory.create(value_type, tff.TensorType(np.float32))
-  unweighted = factory.create(value_type)
   server_state = tff.FederatedType((), tff.SERVER)
   assert weighted.initialize.type_signature == tff.FunctionType(None, server_state)
   expected_output = tff.templates.MeasuredProcessOutput(
@@ -57,10 +58,12 @@ def test_type_signatures(factory_name, value_name):
                               value=tff.FederatedType(value_type, tff.CLIENTS),
                               weight=tff.FederatedType(np.float32, tff.CLIENTS)),
       expected_output_type))
-  unweighted.next.type_signature.check_equivalent_to(tff.FunctionType(
-      collections.OrderedDict(state=server_state,
-                              value=tff.FederatedType(value_type, tff.CLIENTS)),
-      expected_output_type))
+  if value_name == "nested_f32":
+    unweighted = factory.create(value_type)
+    unweighted.next.type_signature.check_equivalent_to(tff.FunctionType(
+        collections.OrderedDict(state=server_state,
+                                value=tff.FederatedType(value_type, tff.CLIENTS)),
+        expected_output_type))
 
 
 @pytest.mark.parametrize("factory_name", sorted(FACTORIES))
