@@ -90,13 +90,19 @@ def middle_of_ranked(values: tf.Tensor, ranks: tf.Tensor, offset: int = 0) -> tf
   one k, the ranks are a permutation), so the result equals
   ``median_of_sorted(tf.sort(values, axis=0)[offset:])``.
   """
-  count = tf.shape(values)[0] - offset
-
   def pick(position):
-    chosen = tf.equal(ranks, tf.cast(offset + position, ranks.dtype))
+    chosen = tf.equal(ranks, tf.cast(position, ranks.dtype))
     return tf.reduce_sum(tf.where(chosen, values, tf.zeros_like(values)), axis=0)
 
-  return 0.5 * (pick((count - 1) // 2) + pick(count // 2))
+  lower, upper = middle_positions(tf.shape(values)[0], offset)
+  return 0.5 * (pick(lower) + pick(upper))
+
+
+def middle_positions(size, offset: int = 0):
+  """Sorted positions (lower, upper) whose mean is the median of the ``size - offset``
+  values from position ``offset`` on (equal for an odd count); ints or int tensors."""
+  count = size - offset
+  return offset + (count - 1) // 2, offset + count // 2
 
 
 def median_by_counting(values: tf.Tensor, offset: int = 0) -> tf.Tensor:

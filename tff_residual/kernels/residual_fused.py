@@ -212,14 +212,10 @@ def chunk_statistics(chunk: tf.Tensor, num_columns: tf.Tensor, gamma: float, lam
                                                 num_columns)
 
 
-def _middle(count: int, offset: int = 0) -> list[int]:
-  """Sorted positions whose mean is the median of ``count`` values from ``offset`` on."""
-  return sorted({offset + (count - 1) // 2, offset + count // 2})
-
-
 def _median_of_wires(wires: Sequence[tf.Tensor], offset: int = 0) -> tf.Tensor:
   """Median of same-shaped ``wires`` from sorted position ``offset`` on, elementwise."""
-  picked = sorting_networks.select(wires, _middle(len(wires) - offset, offset))
+  positions = sorted(set(order_statistics.middle_positions(len(wires), offset)))
+  picked = sorting_networks.select(wires, positions)
   return picked[0] if len(picked) == 1 else 0.5 * (picked[0] + picked[1])
 
 
@@ -294,8 +290,7 @@ def reweighted_sum(matrix: tf.Tensor, width: int, gamma: float, lambda_: float, 
     return (weighted_sum(corrected, p, tf.shape(fixed)[1]), p,
             replaced / tf.maximum(num_coordinates, 1.0))
 
-  if max_clients is not None:
-    check_max_clients(max_clients)
+  if max_clients is not None:  # chunk_statistics checks the bound
     return run(matrix, lambda chunk, columns: chunk_statistics(chunk, columns, *params,
                                                                max_clients))
 
