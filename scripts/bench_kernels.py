@@ -14,7 +14,12 @@ resident memory of the timed calls above the memory held before them (VmHWM).
 ``AggregationProcess.next`` in an owned TFF runtime, the same values as K client
 values; the time includes TFF moving K x N floats to the server stack; TFF's
 UnweightedMeanFactory is measured the same way; peak MB then adds the TFF
-worker process's own high-water mark).
+worker process's own high-water mark). For each such kernel a second row,
+"(TFF server step)", times the kernel alone inside TFF's worker as the factory
+runs it (K unknown while the graph is built, TFF's graph executor), on the K x N
+stack already at the server: ``tf.timestamp()`` before and after it inside the
+graph, so neither moving the values nor TFF's gather is in that number. The
+factory's full time minus this row is what TFF spends moving the values.
 
 N may be "resnet18": the 62 trainable tensors of the CIFAR ResNet-18 of
 ``tff_residual.tasks.image_models`` (11.17 M coordinates), one [K, n_t] input
@@ -111,14 +116,48 @@ def tff_call(name: str, values: list):
   return (lambda: process.next(state, client_values).result), runtime.pid
 
 
+def tff_server_step(name: str, values: list):
+  """The kernel alone inside TFF's worker, timed in the graph (see the module docstring).
+
+  Returns a call that sends the stack to the worker, runs the kernel there once
+  and returns the seconds between ``tf.timestamp()`` ops placed after the input
+  and after every output; and the worker's PID.
+  """
+  import tensorflow_federated as tff
+  from tff_residual.simulation.runtime import managed_tff_runtime
+  runtime = managed_tff_runtime()
+  runtime.__enter__()
+  method, params = VARIANTS.get(name, (name, {}))
+  kernel = registry.build_kernel(method, **params)
+  stacked_type = [tff.TensorType(np.float32, [None, int(v.shape[1])]) for v in values]
+
+  @tff.tensorflow.computation(stacked_type)
+  def timed(stack):
+    stack = list(stack)
+    with tf.control_dependencies(stack):
+      start = tf.timestamp()
+    with tf.control_dependencies([start]):
+      inputs = [tf.identity(matrix) for matrix in stack]
+    output = kernel(inputs, None)
+    # Identities of the outputs: with control dependencies on the kernel's own
+    # output tensors, the second timestamp ran before the kernel (measured).
+    done = [tf.identity(t) for t in (*output.aggregate, output.client_weights,
+                                     output.corrected_fraction, output.num_dropped_clients)]
+    with tf.control_dependencies(done):
+      return tf.timestamp() - start
+
+  stack = [v.numpy() for v in values]
+  return (lambda: float(timed(stack))), runtime.pid
+
+
 def measure(name: str, size: str, k: int, repeats: int, budget: float, seed: int,
             path: str = "eager") -> dict:
   """Runs in a fresh process: seconds (median) and peak RSS above the input."""
   values = [tf.random.stateless_normal([k, n], seed=[seed, i], dtype=tf.float32)
             for i, n in enumerate(model_shapes(size))]
   pids = ["self"]
-  if path == "tff":
-    call, worker = tff_call(name, values)
+  if path in ("tff", "tff_server"):
+    call, worker = (tff_call if path == "tff" else tff_server_step)(name, values)
     pids.append(str(worker))
   elif name == "tf.reduce_mean":
     mean_fn = tf.function(lambda xs: [tf.reduce_mean(x, axis=0) for x in xs])
@@ -137,8 +176,8 @@ def measure(name: str, size: str, k: int, repeats: int, budget: float, seed: int
     before = reset_peak(pids)  # the repeats' peak: without tracing and XLA compilation
     for _ in range(repeats):
       start = time.perf_counter()
-      call()
-      times.append(time.perf_counter() - start)
+      in_graph = call()
+      times.append(in_graph if path == "tff_server" else time.perf_counter() - start)
   peak = peak_bytes(pids)
   return {"seconds": statistics.median(times), "peak_bytes": max(peak - before, 0),
           "single": first > budget}
@@ -192,7 +231,7 @@ def main():
         f"float32, median of {args.repeats} runs after 1 warm-up run; each cell in a fresh "
         f"process; peak MB = RSS high-water mark of the timed runs minus RSS with the input "
         f"[K, N] held")
-  header = f"| {'N':>9} | {'K':>4} | {'kernel':<22} | {'seconds':>9} | {'x mean':>8} | {'peak MB':>8} |"
+  header = f"| {'N':>9} | {'K':>4} | {'kernel':<28} | {'seconds':>9} | {'x mean':>8} | {'peak MB':>8} |"
   print(header)
   print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
   for n in sizes:
@@ -200,16 +239,18 @@ def main():
       mean_seconds = None
       runs = [(name, "eager") for name in ("tf.reduce_mean", *kernels)]
       if tff_kernels:
-        runs += [(name, "tff") for name in ("tf.reduce_mean", *tff_kernels)]
+        runs += [("tf.reduce_mean", "tff")]
+        runs += [(name, path) for name in tff_kernels for path in ("tff", "tff_server")]
       for name, path in runs:
         result = run_isolated(name, n, k, args, path)
         seconds, peak, single = result["seconds"], result["peak_bytes"], result["single"]
         mean_seconds = mean_seconds or seconds
         mark = "*" if single else " "
-        label = name if path == "eager" else f"{name} (TFF)"
+        label = {"eager": name, "tff": f"{name} (TFF)",
+                 "tff_server": f"{name} (TFF server step)"}[path]
         if name == "tf.reduce_mean" and path == "tff":
           label = "MeanFactory (TFF)"
-        print(f"| {size_label(n):>9} | {k:>4} | {label:<22} | {seconds:>8.4f}{mark}| "
+        print(f"| {size_label(n):>9} | {k:>4} | {label:<28} | {seconds:>8.4f}{mark}| "
               f"{seconds / mean_seconds:>8.0f} | {peak / 2**20:>8.0f} |", flush=True)
   print("* single run: the warm-up exceeded --budget, not repeated")
 

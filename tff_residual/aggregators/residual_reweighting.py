@@ -32,7 +32,7 @@ class ResidualReweightingFactory(RobustAggregationFactory):
       weights passed by ``build_weighted_fed_avg`` are not used) or "multiply"
       (each model weight is multiplied by the client's weight, renormalised).
     chunk_size, memory_budget_bytes: coordinates per chunk, or the byte
-      budget of one chunk's temporaries it is derived from.
+      budget of the temporaries of the chunks computed at once it is derived from.
 
   State: ``()``. Measurements: ``client_weights``, ``corrected_fraction``,
   ``num_dropped_clients`` (see ``robust_factory``).

@@ -13,7 +13,16 @@ from collections.abc import Callable, Sequence
 import tensorflow as tf
 
 DEFAULT_MEMORY_BUDGET_BYTES = 256 * 1024 * 1024
-"""Default budget for the temporaries of one chunk (not the input itself)."""
+"""Default budget for the temporaries of the chunks computed at once (not the
+input itself): one chunk at a time in ``map_coordinate_chunks``,
+``FIXED_WIDTH_CHUNKS_IN_FLIGHT`` in ``map_fixed_width_chunks``."""
+FIXED_WIDTH_CHUNKS_IN_FLIGHT = 2
+"""Chunks of ``map_fixed_width_chunks`` computed at once (the while loop's
+``parallel_iterations``). Its chunks are a few thousand columns, too small for
+one op to keep both cores of this machine busy; two in flight took the residual
+kernel at N = 1e6, K = 10 from 0.47-0.52 s to 0.35 s inside TFF's worker and at
+K = 30 (eager, XLA) from 1.86-2.14 s to 1.33 s; four were slower than two
+(throwaway scripts, BENCHMARKS.md). Callers size the chunks for this many."""
 
 
 def check_chunking(chunk_size: int | None, memory_budget_bytes: int) -> None:
@@ -96,7 +105,8 @@ def map_fixed_width_chunks(
   """Applies ``chunk_fn`` to chunks of exactly ``width`` columns of ``matrix`` [K, n].
 
   The last chunk is zero-padded to ``width`` columns, so that every call sees one
-  static shape (an XLA program compiles once). ``chunk_fn(chunk, num_columns)``
+  static shape (an XLA program compiles once). Up to
+  ``FIXED_WIDTH_CHUNKS_IN_FLIGHT`` chunks are computed at once. ``chunk_fn(chunk, num_columns)``
   gets the [K, width] chunk and its number of real columns, and returns
   ``(output, sums)``: ``output`` (shape ``element_shape``) is written to the
   returned TensorArray, one element per chunk, padding included; ``sums`` are
@@ -115,7 +125,7 @@ def map_fixed_width_chunks(
 
   _, outputs, sums = tf.while_loop(lambda index, *_: index < num_chunks, body,
                                    (tf.constant(0), outputs, list(client_sums)),
-                                   parallel_iterations=1)
+                                   parallel_iterations=FIXED_WIDTH_CHUNKS_IN_FLIGHT)
   return outputs, list(sums)
 
 

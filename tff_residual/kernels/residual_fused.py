@@ -77,10 +77,13 @@ def check_max_clients(max_clients: int) -> None:
 
 
 def chunk_width(chunk_size: int | None, memory_budget_bytes: int) -> int:
-  """Static number of coordinates per fused call."""
+  """Static number of coordinates per fused call: ``chunk_size``, else as many as
+  fit the budget with ``chunking.FIXED_WIDTH_CHUNKS_IN_FLIGHT`` chunks at once
+  (at most ``MAX_CHUNK_WIDTH``)."""
   if chunk_size is not None:
     return int(chunk_size)
-  return int(max(1, min(MAX_CHUNK_WIDTH, memory_budget_bytes // BYTES_PER_COORDINATE)))
+  per_coordinate = BYTES_PER_COORDINATE * chunking.FIXED_WIDTH_CHUNKS_IN_FLIGHT
+  return int(max(1, min(MAX_CHUNK_WIDTH, memory_budget_bytes // per_coordinate)))
 
 
 def inner_median_positions(size: int) -> tuple[tuple[int, int], tuple[int, int]]:

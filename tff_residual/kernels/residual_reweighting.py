@@ -84,7 +84,8 @@ class ResidualReweightingConfig:
     sample_weighting: "ignore" (default, as the paper's code) or "multiply":
       p_k is multiplied by client k's sample weight and renormalised.
     chunk_size: coordinates per chunk; None = from ``memory_budget_bytes``.
-    memory_budget_bytes: budget for one chunk's temporaries.
+    memory_budget_bytes: budget for the temporaries of the chunks computed at
+      once (``chunking.DEFAULT_MEMORY_BUDGET_BYTES``).
     implementation: "auto" (default) computes the default configuration
       (reference variant, repeated median, Huber) by selection networks and
       counted ranks under XLA (``residual_fused``) for 3 to
