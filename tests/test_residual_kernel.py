@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 import numpy_oracle as oracle
+from tff_residual.kernels import residual_fused
 from tff_residual.kernels import residual_reweighting as rr
 
 
@@ -122,7 +123,9 @@ def test_memory_budget_sets_chunks_without_changing_results():
   rng = np.random.default_rng(8)
   models = [rng.normal(size=(10, 5000)).astype(np.float32)]
   big, p_big, _, _ = run(models)
-  small, p_small, _, _ = run(models, memory_budget_bytes=50_000)  # about 8 coordinates a chunk
+  budget = 500_000
+  assert 1 < residual_fused.chunk_width(None, budget) < 100  # many chunks (15 columns each)
+  small, p_small, _, _ = run(models, memory_budget_bytes=budget)
   np.testing.assert_allclose(big[0], small[0], rtol=1e-6, atol=1e-7)
   np.testing.assert_allclose(p_big, p_small, rtol=1e-6)
 
