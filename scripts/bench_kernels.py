@@ -4,9 +4,11 @@ For each (N coordinates, K clients) cell: median wall seconds over --repeats
 runs of every kernel (after one warm-up call that traces the graph) and of
 plain ``tf.reduce_mean`` over the same stacked float32 input, plus the peak
 resident memory of the timed calls above the memory held before them (VmHWM).
+Every cell runs in a fresh process, except the eager cells of ``--quick``, which
+share this one (no TensorFlow import per cell).
 
     .venv/bin/python scripts/bench_kernels.py            # full table
-    .venv/bin/python scripts/bench_kernels.py --quick    # N = 1e5, K in {10, 30}: ~2 minutes
+    .venv/bin/python scripts/bench_kernels.py --quick    # N = 1e5, K in {10, 30}: ~1 minute
     .venv/bin/python scripts/bench_kernels.py --sizes 1e6,resnet18 --clients 10 \
         --kernels residual,residual_sort,median --tff residual,median
 
@@ -197,7 +199,8 @@ def run_isolated(name: str, n: str, k: int, args, path: str = "eager") -> dict:
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--quick", action="store_true", help="N = 1e5, K in {10, 30} only")
+  parser.add_argument("--quick", action="store_true",
+                      help="N = 1e5, K in {10, 30} only, eager cells in this one process")
   parser.add_argument("--sizes", default="100000,1000000,resnet18")
   parser.add_argument("--clients", default="10,30,100")
   parser.add_argument("--kernels", default=",".join(KERNELS))
@@ -229,10 +232,12 @@ def main():
       parser.error(f"unknown kernel {name!r}; expected some of "
                    f"{sorted([*registry.METHODS, *VARIANTS])}")
 
+  where = ("eager cells in this process (peak MB: growth above what earlier cells left "
+           "allocated), TFF cells each in a fresh process" if args.quick
+           else "each cell in a fresh process")
   print(f"machine: {platform.machine()}, {os.cpu_count()} cores, TF {tf.__version__}, "
-        f"float32, median of {args.repeats} runs after 1 warm-up run; each cell in a fresh "
-        f"process; peak MB = RSS high-water mark of the timed runs minus RSS with the input "
-        f"[K, N] held")
+        f"float32, median of {args.repeats} runs after 1 warm-up run; {where}; peak MB = RSS "
+        f"high-water mark of the timed runs minus RSS with the input [K, N] held")
   header = f"| {'N':>9} | {'K':>4} | {'kernel':<28} | {'seconds':>9} | {'x mean':>8} | {'peak MB':>8} |"
   print(header)
   print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
@@ -244,7 +249,10 @@ def main():
         runs += [("tf.reduce_mean", "tff")]
         runs += [(name, path) for name in tff_kernels for path in ("tff", "tff_server")]
       for name, path in runs:
-        result = run_isolated(name, n, k, args, path)
+        if args.quick and path == "eager":  # no fresh process (TF import) per cell
+          result = measure(name, n, k, args.repeats, args.budget, args.seed)
+        else:
+          result = run_isolated(name, n, k, args, path)
         seconds, peak, single = result["seconds"], result["peak_bytes"], result["single"]
         mean_seconds = mean_seconds or seconds
         mark = "*" if single else " "
