@@ -96,6 +96,20 @@ def peak_bytes(pids) -> int:
   return sum(_status_bytes("VmHWM:", pid) for pid in pids)
 
 
+def _factory(name: str):
+  """The TFF factory of kernel ``name`` (a method or one of VARIANTS)."""
+  method, params = VARIANTS.get(name, (name, {}))
+  return _factories()[method](**params)
+
+
+def _enter_tff_runtime() -> int:
+  """Enters an owned TFF runtime for the rest of this process; returns its worker's PID."""
+  from tff_residual.simulation.runtime import managed_tff_runtime
+  runtime = managed_tff_runtime()
+  runtime.__enter__()
+  return runtime.pid
+
+
 def tff_call(name: str, values: list):
   """The kernel's TFF factory on the same values: one ``next`` with K clients.
 
@@ -103,19 +117,14 @@ def tff_call(name: str, values: list):
   call and the PID of the owned TFF worker (the runtime lives as long as the process).
   """
   import tensorflow_federated as tff
-  from tff_residual.simulation.runtime import managed_tff_runtime
-  runtime = managed_tff_runtime()
-  runtime.__enter__()
-  if name == "tf.reduce_mean":
-    factory = tff.aggregators.UnweightedMeanFactory()
-  else:
-    method, params = VARIANTS.get(name, (name, {}))
-    factory = _factories()[method](**params)
+  worker = _enter_tff_runtime()
+  factory = (tff.aggregators.UnweightedMeanFactory() if name == "tf.reduce_mean"
+             else _factory(name))
   value_type = tff.types.to_type([tff.TensorType(np.float32, [int(v.shape[1])]) for v in values])
   process = factory.create(value_type)
   state = process.initialize()
   client_values = [[v[k].numpy() for v in values] for k in range(int(values[0].shape[0]))]
-  return (lambda: process.next(state, client_values).result), runtime.pid
+  return (lambda: process.next(state, client_values).result), worker
 
 
 def tff_server_step(name: str, values: list):
@@ -126,11 +135,8 @@ def tff_server_step(name: str, values: list):
   and after every output; and the worker's PID.
   """
   import tensorflow_federated as tff
-  from tff_residual.simulation.runtime import managed_tff_runtime
-  runtime = managed_tff_runtime()
-  runtime.__enter__()
-  method, params = VARIANTS.get(name, (name, {}))
-  kernel = registry.build_kernel(method, **params)
+  worker = _enter_tff_runtime()
+  kernel = _factory(name).kernel  # the factory's own kernel
   stacked_type = [tff.TensorType(np.float32, [None, int(v.shape[1])]) for v in values]
 
   @tff.tensorflow.computation(stacked_type)
@@ -142,19 +148,21 @@ def tff_server_step(name: str, values: list):
       inputs = [tf.identity(matrix) for matrix in stack]
     output = kernel(inputs, None)
     # Identities of the outputs: with control dependencies on the kernel's own
-    # output tensors, the second timestamp ran before the kernel (measured).
+    # output tensors, the second timestamp ran before the kernel, or the kernel
+    # did not run at all (measured in a plain tf.function).
     done = [tf.identity(t) for t in (*output.aggregate, output.client_weights,
                                      output.corrected_fraction, output.num_dropped_clients)]
     with tf.control_dependencies(done):
       return tf.timestamp() - start
 
   stack = [v.numpy() for v in values]
-  return (lambda: float(timed(stack))), runtime.pid
+  return (lambda: float(timed(stack))), worker
 
 
 def measure(name: str, size: str, k: int, repeats: int, budget: float, seed: int,
             path: str = "eager") -> dict:
-  """Runs in a fresh process: seconds (median) and peak RSS above the input."""
+  """Seconds (median) and peak RSS above the input of one cell (in a fresh process,
+  except the eager cells of --quick)."""
   values = [tf.random.stateless_normal([k, n], seed=[seed, i], dtype=tf.float32)
             for i, n in enumerate(model_shapes(size))]
   pids = ["self"]

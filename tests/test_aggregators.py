@@ -81,6 +81,14 @@ def test_execution_equals_eager_api(tff_runtime, factory_name):
   for name in ("client_weights", "corrected_fraction"):
     np.testing.assert_allclose(output.measurements[name], info[name], atol=1e-7)
   assert output.measurements["num_dropped_clients"] == 0
+  # ``factory.kernel`` is the kernel the server runs (with the factory's parameters).
+  leaves = [np.stack(leaf) for leaf in zip(*(tf.nest.flatten(v) for v in values))]
+  direct = factory.kernel([leaf.reshape(9, -1) for leaf in leaves], None)
+  for got_leaf, direct_leaf in zip(tf.nest.flatten(output.result), direct.aggregate):
+    np.testing.assert_allclose(got_leaf, np.reshape(direct_leaf, got_leaf.shape), rtol=1e-6,
+                               atol=1e-7)
+  np.testing.assert_allclose(output.measurements["client_weights"], direct.client_weights,
+                             atol=1e-7)
 
 
 def test_gather_keeps_client_order(tff_runtime):

@@ -61,6 +61,12 @@ class RobustAggregationFactory(tff.aggregators.WeightedAggregationFactory,
   def params(self) -> dict:
     return dict(self._params)
 
+  @property
+  def kernel(self) -> registry.Kernel:
+    """The kernel the server runs, ``kernel(values, sample_weights)`` on a list of
+    ``[K, n_t]`` tensors (``tff_residual.kernels.registry``); usable eagerly too."""
+    return self._kernel
+
   def __repr__(self) -> str:
     args = ", ".join(f"{k}={v!r}" for k, v in self._params.items())
     return f"{type(self).__name__}({args})"

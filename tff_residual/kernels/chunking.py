@@ -22,7 +22,9 @@ FIXED_WIDTH_CHUNKS_IN_FLIGHT = 2
 one op to keep both cores of this machine busy; two in flight took the residual
 kernel at N = 1e6, K = 10 from 0.47-0.52 s to 0.35 s inside TFF's worker and at
 K = 30 (eager, XLA) from 1.86-2.14 s to 1.33 s; four were slower than two
-(throwaway scripts, BENCHMARKS.md). Callers size the chunks for this many."""
+(throwaway scripts, BENCHMARKS.md). ``residual_fused.chunk_width`` sizes its
+chunks for this many under the memory budget; the counting L-estimators' fixed
+8192-column chunks stay a few MB each."""
 
 
 def check_chunking(chunk_size: int | None, memory_budget_bytes: int) -> None:

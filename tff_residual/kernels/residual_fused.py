@@ -29,7 +29,8 @@ An unknown K (TFF's dynamic client axis) takes the *plain-executor* path
 (``plain_chunk_statistics``), one branch per K in ``BUCKETS``: TFF's worker runs
 graphs op by op without XLA (``tests/test_runtime.py``), where the programs above
 took 1.55 s of the worker's time at N = 1e6, K = 10, the plain path 0.51-0.61 s
-(a throwaway script timing the kernel inside the worker on data made there).
+one chunk at a time and 0.35 s two at a time (a throwaway script timing the kernel
+inside the worker on data made there).
 Its ops are the ones that are cheap one at a time there (Sub, Sign, Mul,
 Minimum/Maximum, row slices; Cast, Select, Roll, Gather and thin MatMuls were
 4-10x slower per element than Minimum in a per-op trace): ranks from the signs of
