@@ -112,6 +112,25 @@ def test_client_weights_follow_client_order(tff_runtime):
     assert np.argmin(weights) == attacker and weights[attacker] < 0.01
 
 
+def test_residual_factory_in_tff_serves_every_client_count(tff_runtime):
+  """TFF's worker (no XLA, K unknown while the graph is built): 10 clients take a
+  branch of 10 rows, 19 and 30 the padded branches of 20 and 32 rows, 33 the
+  sorting path; each gives the eager API's numbers (static K, XLA programs)."""
+  rng = np.random.default_rng(42)
+  process = tff_residual.ResidualReweightingFactory().create(tff.TensorType(np.float32, [300]))
+  for num_clients in (10, 19, 30, 33):
+    values = [rng.normal(size=300).astype(np.float32) for _ in range(num_clients)]
+    values[3] = values[3] * 30.0
+    output = process.next(process.initialize(), values)
+    want, info = tff_residual.aggregate(values, "residual")
+    np.testing.assert_allclose(output.result, want, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(output.measurements["client_weights"], info["client_weights"],
+                               atol=1e-7)
+    np.testing.assert_allclose(output.measurements["corrected_fraction"],
+                               info["corrected_fraction"], atol=1e-7)
+    assert np.argmin(output.measurements["client_weights"]) == 3
+
+
 def test_non_finite_clients_are_dropped_in_tff(tff_runtime):
   process = tff_residual.ResidualReweightingFactory().create(tff.TensorType(np.float32, [3]),
                                                              tff.TensorType(np.float32))

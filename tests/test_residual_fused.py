@@ -105,13 +105,50 @@ def test_fast_path_with_dropped_clients_and_other_hyper_parameters(dropped):
 
 def test_unknown_k_inside_a_graph_agrees():
   """TFF's stacks have a dynamic client axis: the plain-executor branches for 3, 5
-  and 12 clients, the sorting path for 13, the same numbers as the sort implementation."""
+  and 12 clients, the padded ones for 13, 20 (20 rows), 21 and 32 (32 rows), the
+  sorting path for 33, the same numbers as the sort implementation."""
+  assert residual_fused.BUCKETS[-1] == 12 and residual_fused.PADDED_BUCKETS == (20, 32)
   kernel = tf.function(lambda v: residual_reweighting([v]),
                        input_signature=[tf.TensorSpec([None, None], tf.float32)])
-  for num_clients in (3, 5, 12, 13):
+  for num_clients in (3, 5, 12, 13, 20, 21, 32, 33):
     values = _models(num_clients, 7)[:1]
     slow = residual_reweighting(values, config=ResidualReweightingConfig(implementation="sort"))
     _assert_close(kernel(values[0]), slow)
+
+
+def test_plain_branch_index_picks_the_smallest_branch_that_holds_k():
+  sizes = list(residual_fused.BUCKETS) + list(residual_fused.PADDED_BUCKETS)
+  for num_clients in range(3, residual_fused.DYNAMIC_MAX_CLIENTS + 1):
+    index = int(residual_fused.plain_branch_index(tf.constant(num_clients)))
+    assert sizes[index] == min(size for size in sizes if size >= num_clients), num_clients
+
+
+def test_padded_plain_path_equals_the_xla_programs():
+  """K rows padded to a branch of B rows (K known only at run time): the same
+  corrected values and replacement counts as the XLA programs for K, to the bit,
+  for an even and an odd number of pad rows, no pads, ties, tied columns,
+  values whose slopes overflow to +-inf, and padded columns."""
+  rng = np.random.default_rng(13)
+  params = (1.4826, 2.0, 0.1, 1e-10)
+  for size in residual_fused.PADDED_BUCKETS:
+    padded = tf.function(
+        lambda c, columns, size=size: residual_fused.padded_plain_chunk_statistics(
+            c, columns, size, *params),
+        input_signature=[tf.TensorSpec([None, 96], tf.float32), tf.TensorSpec([], tf.int32)])
+    for num_clients in (3, 4, 13, size - 1, size):
+      chunk = np.round(rng.normal(size=(num_clients, 96)) * 2.0).astype(np.float32) / 2.0
+      chunk[:, :6] = 0.0
+      chunk[0, 6:20] += 40.0
+      chunk[1, 20:24], chunk[2, 20:24] = 3e38, -3e38
+      chunk = tf.constant(chunk)
+      columns = tf.constant(90)
+      plain = padded(chunk, columns)
+      xla = residual_fused.chunk_statistics(chunk, columns, *params, num_clients)
+      np.testing.assert_array_equal(plain[0].numpy(), xla[0].numpy())
+      np.testing.assert_allclose(plain[1].numpy(), xla[1].numpy(), rtol=1e-6)
+      np.testing.assert_array_equal(plain[2].numpy(), xla[2].numpy())
+      if num_clients >= 5:
+        assert float(tf.reduce_sum(xla[2])) > 0
 
 
 def test_plain_executor_path_equals_the_xla_programs_for_every_bucket():

@@ -35,7 +35,12 @@ Its ops are the ones that are cheap one at a time there (Sub, Sign, Mul,
 Minimum/Maximum, row slices; Cast, Select, Roll, Gather and thin MatMuls were
 4-10x slower per element than Minimum in a per-op trace): ranks from the signs of
 the K - 1 cyclic row differences, slopes on the same differences, and the outer
-median, med(y) and M by networks over the K rows.
+median, med(y) and M by networks over the K rows. 13..32 clients are padded to
+the branch of 20 or 32 rows (``PADDED_BUCKETS``, ``padded_plain_chunk_statistics``):
+measured in the worker at N = 1e6 (throwaway script as above), K = 13 / 20 / 30
+took 1.53 / 1.58 / 4.50 s against 5.0 s (K = 16) and 18.9 s (K = 30) on the
+sorting path. The two padded branches added ~2 s to creating a process and ~2-3 s
+to its first call (10 clients); later calls are unchanged.
 """
 
 from __future__ import annotations
@@ -59,7 +64,15 @@ graph is built (TFF's stacks). Every branch is in every TFF graph: creating the
 residual factory's process and its first call took 7.8 + 6.4 s with these 10,
 9.0 + 10.0 s with 3..16 (a small MLP, K = 10); XLA networks for every K up to 128
 had made that 37 s."""
-DYNAMIC_MAX_CLIENTS = BUCKETS[-1]
+PADDED_BUCKETS = (20, 32)
+"""Network sizes B for 13..32 clients when K is unknown while the graph is built:
+the K rows are padded to the smallest B that holds them
+(``padded_plain_chunk_statistics``)."""
+DYNAMIC_MAX_CLIENTS = PADDED_BUCKETS[-1]
+PLAIN_SLOPES_PER_CHUNK = 2**20
+"""Bound on size^2 x width, the slope wires of one plain-executor chunk (4 MB of
+float32). Measured in TFF's worker at N = 1e6, K = 30 (one branch of 30 rows):
+4096 columns 5.8 s, 1024 columns 3.4 s, 512 columns 4.1 s."""
 MAX_CHUNK_WIDTH = 4096
 """Coordinates per fused call: small enough for the working set to stay in cache."""
 BYTES_PER_COORDINATE = 32 * 4 * MAX_CLIENTS
@@ -223,50 +236,121 @@ def _median_of_wires(wires: Sequence[tf.Tensor], offset: int = 0) -> tf.Tensor:
   return picked[0] if len(picked) == 1 else 0.5 * (picked[0] + picked[1])
 
 
+def _cyclic_ranks(values: tf.Tensor, size: int):
+  """(D_d for d = 1..size-1, the stable ranks x [size, c]) of ``values`` [size, c].
+
+  With rows taken cyclically, D_d = y_{a+d} - y_a (row slices of [y; y], no
+  gather) and g_d = sign(D_d):
+    x_a = #{b : y_b < y_a} + #{b < a : y_b = y_a}
+        = (size-1)/2 - 1/2 sum_d g_d + sum_d (1 - g_d^2) (m_d - 1/2),  m_d = [a + d >= size]
+  (row a's partner b = a + d - size < a exactly when m_d), exact in float32. A
+  difference that underflows to 0 (values ~1e-38 apart, flushed to zero) counts
+  as a tie.
+  """
+  doubled = tf.concat([values, values], axis=0)
+  rows = np.arange(size)[:, None]
+  tie_side = [np.where(rows + d >= size, 0.5, -0.5).astype(np.float32) for d in range(1, size)]
+  differences, sign_sum, tie_sum = {}, 0.0, 0.0
+  for d in range(1, size):
+    differences[d] = doubled[d:d + size] - values
+    sign = tf.sign(differences[d])
+    sign_sum += sign
+    tie_sum += tf.square(sign) * tie_side[d - 1]
+  constant = ((size - 1) / 2.0 + np.sum(tie_side, axis=0)).astype(np.float32)
+  return differences, constant - 0.5 * sign_sum - tie_sum
+
+
+def _cyclic_slopes(differences: dict, ranks: tf.Tensor, size: int) -> list[tf.Tensor]:
+  """The K - 1 wires [size, c] of eq. 1's slopes, D_d / (x_{a+d} - x_a) for d = 1..size-1:
+  the sorted-order slopes (y_(j) - y_(i)) / (j - i). Wire size - d is wire d
+  shifted by d rows (the same pairs), so only half of them are divided."""
+  doubled_ranks = tf.concat([ranks, ranks], axis=0)
+  slopes = {}
+  for d in range(1, size):
+    if size - d in slopes:
+      mirrored = slopes[size - d]
+      slopes[d] = tf.concat([mirrored[d:], mirrored[:d]], axis=0)
+    else:
+      slopes[d] = differences[d] / (doubled_ranks[d:d + size] - ranks)
+  return [slopes[d] for d in range(1, size)]
+
+
 def plain_chunk_statistics(chunk: tf.Tensor, num_columns: tf.Tensor, num_clients: int,
                            gamma: float, lambda_: float, delta: float, epsilon: float):
   """``chunk_statistics`` for exactly ``num_clients`` (K) rows, for a graph
   executor without XLA (TFF's worker): the same corrected values and counts to
   the bit (the eq. 10 sums up to float32 rounding), other ops.
 
-  With rows taken cyclically, D_d = y_{a+d} - y_a for d = 1..K-1 (row slices of
-  [y; y], no gather) and g_d = sign(D_d), the stable ranks are
-    x_a = #{b : y_b < y_a} + #{b < a : y_b = y_a}
-        = (K-1)/2 - 1/2 sum_d g_d + sum_d (1 - g_d^2) (m_d - 1/2),  m_d = [a + d >= K]
-  (row a's partner b = a + d - K < a exactly when m_d), exact in float32. The
-  eq. 1 slopes are D_d / (x_{a+d} - x_a), the sorted-order slopes; wire K - d is
-  wire d shifted by d rows. The inner medians are a network over the K - 1 wires
-  [K, c]; med(y), the outer median of eq. 1 and the scale M of eq. 3 are
-  networks over the K rows. A difference that underflows to 0 (values ~1e-38
-  apart, flushed to zero) counts as a tie here.
+  Ranks from the signs of the K - 1 cyclic row differences (``_cyclic_ranks``),
+  slopes on the same differences (``_cyclic_slopes``); the inner medians are a
+  network over the K - 1 slope wires [K, c]; med(y), the outer median of eq. 1
+  and the scale M of eq. 3 are networks over the K rows.
   """
   k = num_clients
   values = tf.ensure_shape(chunk, [k, chunk.shape[1]])
-  doubled = tf.concat([values, values], axis=0)
-  rows = np.arange(k)[:, None]
-  tie_side = [np.where(rows + d >= k, 0.5, -0.5).astype(np.float32) for d in range(1, k)]
-  differences, sign_sum, tie_sum = {}, 0.0, 0.0
-  for d in range(1, k):
-    differences[d] = doubled[d:d + k] - values
-    sign = tf.sign(differences[d])
-    sign_sum += sign
-    tie_sum += tf.square(sign) * tie_side[d - 1]
-  constant = ((k - 1) / 2.0 + np.sum(tie_side, axis=0)).astype(np.float32)
-  ranks = constant - 0.5 * sign_sum - tie_sum
-  doubled_ranks = tf.concat([ranks, ranks], axis=0)
-  slopes = {}
-  for d in range(1, k):
-    if k - d in slopes:
-      mirrored = slopes[k - d]
-      slopes[d] = tf.concat([mirrored[d:], mirrored[:d]], axis=0)
-    else:
-      slopes[d] = differences[d] / (doubled_ranks[d:d + k] - ranks)
-  inner = _median_of_wires([slopes[d] for d in range(1, k)])
+  differences, ranks = _cyclic_ranks(values, k)
+  inner = _median_of_wires(_cyclic_slopes(differences, ranks, k))
   slope = _median_of_wires(tf.unstack(inner, k))
   value_median = _median_of_wires(tf.unstack(values, k))
   residuals = tf.abs(values - _line(ranks, slope, value_median))
   spread = _median_of_wires(tf.unstack(residuals, k), offset=1)
   return _weigh(gamma, lambda_, delta, epsilon)(values, ranks, slope, value_median, spread,
+                                                num_columns)
+
+
+def _padded_median_of_wires(wires: Sequence[tf.Tensor], odd_padding: tf.Tensor,
+                            offset: int = 0) -> tf.Tensor:
+  """Median of the real values among ``wires`` from position ``offset`` on, where
+  P of the wires are pads, floor(P/2) below every real value and ceil(P/2) above:
+  the real middle sits at ``middle_positions(n)`` for even P and
+  ``middle_positions(n - 1)`` for odd P (n wires). One network picks both."""
+  even = order_statistics.middle_positions(len(wires), offset)
+  odd = order_statistics.middle_positions(len(wires) - 1, offset)
+  positions = sorted(set(even + odd))
+  picked = dict(zip(positions, sorting_networks.select(wires, positions)))
+
+  def middle(lower, upper):
+    return picked[lower] if lower == upper else 0.5 * (picked[lower] + picked[upper])
+
+  return tf.where(odd_padding, middle(*odd), middle(*even))
+
+
+def padded_plain_chunk_statistics(chunk: tf.Tensor, num_columns: tf.Tensor, size: int,
+                                  gamma: float, lambda_: float, delta: float, epsilon: float):
+  """``plain_chunk_statistics`` for 3 <= K <= ``size`` (B) rows, K known only at
+  run time: one network of B wires serves every K up to B, the same numbers to
+  the bit.
+
+  The K rows are padded to B with P = B - K rows, the first floor(P/2) of them
+  -inf and the rest +inf. A real row's cyclic ranks then count the -inf rows
+  below it, so floor(P/2) is subtracted; pad rows get rank B (above every real
+  one), so a real row's slope to a -inf row is -inf / (B - x_a) = -inf and to a
+  +inf row +inf: its B - 1 slope wires are its K - 1 slopes between floor(P/2)
+  -inf and ceil(P/2) +inf, and so are the B rows of y, of the inner medians and of
+  the residuals once their pad rows hold the same fill (``_padded_median_of_wires``).
+  Eqs. 3-10 run on the K real rows.
+  """
+  k = tf.shape(chunk)[0]
+  width = chunk.shape[1]
+  padding = size - k
+  below = padding // 2
+  pad_rows = tf.range(padding)[:, None]
+  fill = tf.broadcast_to(tf.where(pad_rows < below, -math.inf, math.inf), [padding, width])
+  fill = tf.cast(fill, chunk.dtype)
+  odd_padding = tf.equal(padding % 2, 1)
+  values = tf.ensure_shape(tf.concat([chunk, fill], axis=0), [size, width])
+  differences, counted = _cyclic_ranks(values, size)
+  real = tf.range(size)[:, None] < k
+  ranks = tf.where(real, counted - tf.cast(below, chunk.dtype), float(size))
+  wires = _cyclic_slopes(differences, ranks, size)
+  inner = _padded_median_of_wires(wires, odd_padding)[:k]
+  padded = lambda rows: tf.ensure_shape(tf.concat([rows, fill], axis=0), [size, width])
+  slope = _padded_median_of_wires(tf.unstack(padded(inner), size), odd_padding)
+  value_median = _padded_median_of_wires(tf.unstack(values, size), odd_padding)
+  real_ranks = ranks[:k]
+  residuals = tf.abs(chunk - _line(real_ranks, slope, value_median))
+  spread = _padded_median_of_wires(tf.unstack(padded(residuals), size), odd_padding, offset=1)
+  return _weigh(gamma, lambda_, delta, epsilon)(chunk, real_ranks, slope, value_median, spread,
                                                 num_columns)
 
 
@@ -285,7 +369,7 @@ def reweighted_sum(matrix: tf.Tensor, width: int, gamma: float, lambda_: float, 
   """
   params = (gamma, lambda_, delta, epsilon)
 
-  def run(fixed, statistics):
+  def run(fixed, statistics, width=width):
     corrected, (total, replaced) = chunking.map_fixed_width_chunks(
         fixed, lambda chunk, columns: _split(statistics(chunk, columns)), width,
         [fixed.shape[0], width], [tf.zeros([tf.shape(fixed)[0]], tf.float64)] * 2)
@@ -298,12 +382,31 @@ def reweighted_sum(matrix: tf.Tensor, width: int, gamma: float, lambda_: float, 
     return run(matrix, lambda chunk, columns: chunk_statistics(chunk, columns, *params,
                                                                max_clients))
 
-  def branch(k):
+  def exact(k):
     return lambda: run(tf.ensure_shape(matrix, [k, None]), lambda chunk, columns:
-                       plain_chunk_statistics(chunk, columns, k, *params))
+                       plain_chunk_statistics(chunk, columns, k, *params),
+                       plain_width(width, k))
 
-  num_clients = tf.shape(matrix)[0]
-  return tf.switch_case(num_clients - BUCKETS[0], [branch(k) for k in BUCKETS])
+  def padded(size):
+    return lambda: run(matrix, lambda chunk, columns:
+                       padded_plain_chunk_statistics(chunk, columns, size, *params),
+                       plain_width(width, size))
+
+  return tf.switch_case(plain_branch_index(tf.shape(matrix)[0]),
+                        [exact(k) for k in BUCKETS] + [padded(size) for size in PADDED_BUCKETS])
+
+
+def plain_width(width: int, size: int) -> int:
+  """Chunk width of a plain-executor branch with ``size`` rows: at most ``width``
+  and at most ``PLAIN_SLOPES_PER_CHUNK`` / size^2 columns."""
+  return int(max(1, min(width, PLAIN_SLOPES_PER_CHUNK // (size * size))))
+
+
+def plain_branch_index(num_clients: tf.Tensor) -> tf.Tensor:
+  """The ``tf.switch_case`` index of K's plain-executor branch: K - 3 for a K in
+  ``BUCKETS``, else that of the smallest size in ``PADDED_BUCKETS`` that holds K."""
+  larger = tf.reduce_sum(tf.cast(num_clients > tf.constant(PADDED_BUCKETS[:-1], tf.int32), tf.int32))
+  return tf.where(num_clients <= BUCKETS[-1], num_clients - BUCKETS[0], len(BUCKETS) + larger)
 
 
 def _split(statistics):

@@ -91,8 +91,8 @@ class ResidualReweightingConfig:
       counted ranks under XLA (``residual_fused``) for 3 to
       ``residual_fused.MAX_CLIENTS`` clients when K is known when the graph is
       built (the eager API), and by networks of plain TF ops (TFF's worker has
-      no XLA) for up to ``residual_fused.DYNAMIC_MAX_CLIENTS`` when it is not
-      (TFF's dynamic client axis); everything else sorts each
+      no XLA) for up to ``residual_fused.DYNAMIC_MAX_CLIENTS`` (32) when it is
+      not (TFF's dynamic client axis); everything else sorts each
       coordinate's K values but takes the O(K^2) medians of pairwise slopes by
       partial selection (``median_by_selection``). "sort" sorts for every
       median (the straightforward implementation; the tests' oracle).
