@@ -98,8 +98,35 @@ def test_gather_keeps_client_order(tff_runtime):
   def gather(value):
     return gather_lib.gather(value, value_type)
 
-  values = [np.array([k, -k], np.float32) for k in range(13)]
-  np.testing.assert_array_equal(gather(values), np.stack(values))
+  for num_clients in (1, 13, 17):  # slots of 0-1, 1-2 and 2-3 clients
+    values = [np.array([k, -k], np.float32) for k in range(num_clients)]
+    np.testing.assert_array_equal(gather(values), np.stack(values))
+
+
+def test_gather_slots_round_trip_and_merge_in_client_order():
+  """Client i sits in slot i % NUM_SLOTS; ``slots_to_stack`` restores the order, and
+  joining two partial accumulators (``merge``) gives the slots of all clients."""
+  def stack_of(first, count):
+    return [tf.reshape(tf.range(first * 6, (first + count) * 6, dtype=tf.float32), [count, 2, 3]),
+            tf.range(first, first + count)]
+
+  for num_slots in (1, gather_lib.NUM_SLOTS):
+    for count in (0, 1, 7, 8, 9, 17):
+      stack = stack_of(0, count)
+      slots = gather_lib.stack_to_slots(stack, num_slots)
+      assert [int(tf.shape(leaves[1])[0]) for leaves in slots] == [
+          len(range(slot, count, num_slots)) for slot in range(num_slots)]
+      if count > 9 and num_slots == 8:  # client 9 is the second of slot 1
+        assert int(slots[1][1][1]) == 9
+      for got, want in zip(gather_lib.slots_to_stack(tf.constant(count), slots), stack):
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
+  first, second = stack_of(0, 5), stack_of(5, 12)
+  joined = [tf.concat([a, b], axis=0) for a, b in zip(
+      gather_lib.slots_to_stack(tf.constant(5), gather_lib.stack_to_slots(first)),
+      gather_lib.slots_to_stack(tf.constant(12), gather_lib.stack_to_slots(second)))]
+  for got, want in zip(gather_lib.slots_to_stack(tf.constant(17), gather_lib.stack_to_slots(joined)),
+                       stack_of(0, 17)):
+    np.testing.assert_array_equal(got.numpy(), want.numpy())
 
 
 def test_client_weights_follow_client_order(tff_runtime):

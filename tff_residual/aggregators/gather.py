@@ -1,15 +1,25 @@
 """The shared gather step: every client value to the server, stacked in client order.
 
 Robust aggregation needs all K client values at the server. ``gather`` is one
-``tff.federated_aggregate`` whose accumulator is the structure of tensors
-``[k, *shape]``: ``accumulate`` appends one client along a new leading axis and
-``merge`` concatenates two partial stacks, so it is mergeable and TFF may split
-the clients across workers. TFF's local C++ runtime keeps the clients' order
+``tff.federated_aggregate``. TFF's local C++ runtime folds it client by client
+(``accumulate`` only; it never calls ``merge``) and keeps the clients' order
 (checked by ``tests/test_aggregators.py::test_gather_keeps_client_order``).
+
+A single growing stack ``[k, *shape]`` would be copied whole by every
+``accumulate`` (K^2/2 client copies in all). The accumulator is instead
+(count, ``NUM_SLOTS`` stacks): client i is appended to slot i mod ``NUM_SLOTS``
+and the other slots pass through uncopied, so the copies drop to about
+K^2 / (2 NUM_SLOTS); ``report`` interleaves the slots back into client order.
+Measured with a throwaway script in TFF's worker (one float tensor of 1e6 per
+client, median of 5): one stack 0.68-0.75 s at K = 10 and 3.5-3.7 s at K = 30;
+8 slots 0.49-0.61 s and 1.49-1.99 s; a ``federated_aggregate`` that only sums
+the values 0.46-0.60 s and 1.36 s. ``merge`` concatenates two partial
+accumulators in order (for runtimes that split the clients).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_federated as tff
 from tensorflow_federated.python.common_libs import structure
@@ -40,29 +50,88 @@ def pack_like(template, leaves: list):
   return tf.nest.pack_sequence_as(template, leaves)
 
 
-def gather(value, value_type: tff.types.Type):
-  """Federated value at CLIENTS -> the stacked structure at SERVER (K leading)."""
-  accumulator_type = stacked_type(value_type)
+NUM_SLOTS = 8
+"""Stacks in the gather's accumulator (see the module docstring)."""
+
+
+def slots_to_stack(count: tf.Tensor, slots) -> list[tf.Tensor]:
+  """Leaves ``[count, *shape]`` in client order from ``slots`` (one list of leaves
+  per slot; with S slots, client i is row i // S of slot i % S): the slots
+  concatenated, then client i taken from its slot's offset + i // S."""
+  num_slots = len(slots)
+  if num_slots == 1:
+    return list(slots[0])
+  sizes = tf.stack([tf.shape(leaves[0])[0] for leaves in slots])
+  offsets = tf.cumsum(sizes, exclusive=True)
+  clients = tf.range(count)
+  order = tf.gather(offsets, clients % num_slots) + clients // num_slots
+  return [tf.gather(tf.concat(list(leaves), axis=0), order) for leaves in zip(*slots)]
+
+
+def stack_to_slots(stack: list[tf.Tensor], num_slots: int = NUM_SLOTS) -> list[list[tf.Tensor]]:
+  """Inverse of ``slots_to_stack``: per slot, the leaves of clients i = slot (mod num_slots)."""
+  count = tf.shape(stack[0])[0]
+  return [[tf.gather(leaf, tf.range(slot, tf.maximum(count, slot), num_slots)) for leaf in stack]
+          for slot in range(num_slots)]
+
+
+def gather(value, value_type: tff.types.Type, num_slots: int = NUM_SLOTS):
+  """Federated value at CLIENTS -> the stacked structure at SERVER (K leading).
+
+  ``num_slots``: stacks in the accumulator; 1 for small values (e.g. the clients'
+  weights), where the copies cost less than the 8-way branch (~0.8 s to build).
+  """
+  stacked = stacked_type(value_type)
+  accumulator_type = tff.types.to_type((tff.TensorType(np.int32), (stacked,) * num_slots))
+
+  def unpack(accumulator):
+    count, slots = accumulator[0], accumulator[1]
+    return count, [flatten(slot) for slot in slots]
+
+  def pack(count, slot_leaves, template):
+    return (count, tuple(pack_like(template, leaves) for leaves in slot_leaves))
 
   @tff.tensorflow.computation
   def zero():
     def empty(t):
       return tf.zeros((0,) + tuple(t.shape), t.dtype)
-    return tff.types.structure_from_tensor_type_tree(empty, value_type)
+    return (tf.constant(0, tf.int32),
+            tuple(tff.types.structure_from_tensor_type_tree(empty, value_type)
+                  for _ in range(num_slots)))
 
   @tff.tensorflow.computation(accumulator_type, value_type)
-  def accumulate(stack, client_value):
-    leaves = [tf.concat([s, tf.expand_dims(v, 0)], axis=0)
-              for s, v in zip(flatten(stack), flatten(client_value))]
-    return pack_like(stack, leaves)
+  def accumulate(accumulator, client_value):
+    count, slots = unpack(accumulator)
+    client_leaves = flatten(client_value)
+
+    def append_to(target):
+      def branch():
+        return [tf.concat([leaf, tf.expand_dims(v, 0)], axis=0) if slot == target
+                else tf.identity(leaf)
+                for slot, leaves in enumerate(slots)
+                for leaf, v in zip(leaves, client_leaves)]
+      return branch
+
+    if num_slots == 1:
+      flat = append_to(0)()
+    else:
+      flat = tf.switch_case(count % num_slots, [append_to(slot) for slot in range(num_slots)])
+    per_slot = len(client_leaves)
+    new_slots = [flat[slot * per_slot:(slot + 1) * per_slot] for slot in range(num_slots)]
+    return pack(count + 1, new_slots, accumulator[1][0])
 
   @tff.tensorflow.computation(accumulator_type, accumulator_type)
   def merge(first, second):
-    leaves = [tf.concat([a, b], axis=0) for a, b in zip(flatten(first), flatten(second))]
-    return pack_like(first, leaves)
+    first_count, first_slots = unpack(first)
+    second_count, second_slots = unpack(second)
+    joined = [tf.concat([a, b], axis=0)
+              for a, b in zip(slots_to_stack(first_count, first_slots),
+                              slots_to_stack(second_count, second_slots))]
+    return pack(first_count + second_count, stack_to_slots(joined, num_slots), first[1][0])
 
   @tff.tensorflow.computation(accumulator_type)
-  def report(stack):
-    return stack
+  def report(accumulator):
+    count, slots = unpack(accumulator)
+    return pack_like(accumulator[1][0], slots_to_stack(count, slots))
 
   return tff.federated_aggregate(value, zero(), accumulate, merge, report)
