@@ -39,7 +39,7 @@ median, med(y) and M by networks over the K rows. 13..32 clients are padded to
 the branch of 20 or 32 rows (``PADDED_BUCKETS``, ``padded_plain_chunk_statistics``):
 measured in the worker at N = 1e6 (throwaway script as above), K = 13 / 20 / 30
 took 1.53 / 1.58 / 4.50 s against 5.0 s (K = 16) and 18.9 s (K = 30) on the
-sorting path. The two padded branches added ~2 s to creating a process and ~2-3 s
+sorting path. The two padded branches added 2.0-2.3 s to creating a process and 1.4-2.5 s
 to its first call (10 clients); later calls are unchanged.
 """
 
