@@ -91,16 +91,25 @@ def test_execution_equals_eager_api(tff_runtime, factory_name):
                              atol=1e-7)
 
 
-def test_gather_keeps_client_order(tff_runtime):
-  value_type = tff.TensorType(np.float32, [2])
-
+def _gather_computation(value_type):
   @tff.federated_computation(tff.FederatedType(value_type, tff.CLIENTS))
   def gather(value):
     return gather_lib.gather(value, value_type)
+  return gather
 
-  for num_clients in (1, 13, 17):  # slots of 0-1, 1-2 and 2-3 clients
-    values = [np.array([k, -k], np.float32) for k in range(num_clients)]
-    np.testing.assert_array_equal(gather(values), np.stack(values))
+
+def test_gather_keeps_client_order(tff_runtime):
+  """A small value (one stack) and a large one (``NUM_SLOTS`` stacks) in TFF's runtime."""
+  small = tff.TensorType(np.float32, [2])
+  large = tff.TensorType(np.float32, [2, gather_lib.SMALL_VALUE_ELEMENTS])
+  assert gather_lib.num_slots_for(small) == 1
+  assert gather_lib.num_slots_for(tff.TensorType(np.float32)) == 1  # a client's weight
+  assert gather_lib.num_slots_for(large) == gather_lib.NUM_SLOTS == 8
+  for value_type in (small, large):
+    gather = _gather_computation(value_type)
+    for num_clients in (1, 13, 17):  # 8 slots of 0-1, 1-2 and 2-3 clients
+      values = [np.full(value_type.shape, k, np.float32) for k in range(num_clients)]
+      np.testing.assert_array_equal(gather(values), np.stack(values))
 
 
 def test_gather_slots_round_trip_and_merge_in_client_order():

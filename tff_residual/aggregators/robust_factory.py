@@ -117,7 +117,7 @@ class RobustAggregationFactory(tff.aggregators.WeightedAggregationFactory,
       if weight is None:
         output = tff.federated_map(server_aggregate, stack)
       else:
-        weights = gather_lib.gather(weight, weight_type, num_slots=1)
+        weights = gather_lib.gather(weight, weight_type)
         output = tff.federated_map(server_aggregate, (stack, weights))
       # Output preparation.
       return tff.templates.MeasuredProcessOutput(

@@ -107,9 +107,11 @@ def inner_median_positions(size: int) -> tuple[tuple[int, int], tuple[int, int]]
   Row a's wires: floor(P/2) times -inf, its K - 1 slopes, +inf (b = a) and
   ceil(P/2) times +inf, so the median of the K - 1 slopes sits at
   floor(P/2) + floor((K-2)/2) and floor(P/2) + floor((K-1)/2): (B-2)//2 and (B-1)//2
-  for even P, (B-3)//2 and (B-2)//2 for odd P.
+  for even P, (B-3)//2 and (B-2)//2 for odd P, i.e. the middle of B - 1 and of
+  B - 2 values (the rule of ``_padded_median_of_wires``, the diagonal not counted).
   """
-  return ((size - 2) // 2, (size - 1) // 2), ((size - 3) // 2, (size - 2) // 2)
+  return (order_statistics.middle_positions(size - 1),
+          order_statistics.middle_positions(size - 2))
 
 
 @functools.lru_cache(maxsize=None)
@@ -229,11 +231,18 @@ def chunk_statistics(chunk: tf.Tensor, num_columns: tf.Tensor, gamma: float, lam
                                                 num_columns)
 
 
+def _middles(wires: Sequence[tf.Tensor], pairs) -> list[tf.Tensor]:
+  """Per (lower, upper) pair of sorted positions of ``wires``, the mean of the two
+  order statistics (the one itself when lower == upper), all by one network."""
+  positions = sorted({position for pair in pairs for position in pair})
+  picked = dict(zip(positions, sorting_networks.select(wires, positions)))
+  return [picked[lower] if lower == upper else 0.5 * (picked[lower] + picked[upper])
+          for lower, upper in pairs]
+
+
 def _median_of_wires(wires: Sequence[tf.Tensor], offset: int = 0) -> tf.Tensor:
   """Median of same-shaped ``wires`` from sorted position ``offset`` on, elementwise."""
-  positions = sorted(set(order_statistics.middle_positions(len(wires), offset)))
-  picked = sorting_networks.select(wires, positions)
-  return picked[0] if len(picked) == 1 else 0.5 * (picked[0] + picked[1])
+  return _middles(wires, [order_statistics.middle_positions(len(wires), offset)])[0]
 
 
 def _cyclic_ranks(values: tf.Tensor, size: int):
@@ -304,15 +313,9 @@ def _padded_median_of_wires(wires: Sequence[tf.Tensor], odd_padding: tf.Tensor,
   P of the wires are pads, floor(P/2) below every real value and ceil(P/2) above:
   the real middle sits at ``middle_positions(n)`` for even P and
   ``middle_positions(n - 1)`` for odd P (n wires). One network picks both."""
-  even = order_statistics.middle_positions(len(wires), offset)
-  odd = order_statistics.middle_positions(len(wires) - 1, offset)
-  positions = sorted(set(even + odd))
-  picked = dict(zip(positions, sorting_networks.select(wires, positions)))
-
-  def middle(lower, upper):
-    return picked[lower] if lower == upper else 0.5 * (picked[lower] + picked[upper])
-
-  return tf.where(odd_padding, middle(*odd), middle(*even))
+  even, odd = _middles(wires, [order_statistics.middle_positions(len(wires), offset),
+                               order_statistics.middle_positions(len(wires) - 1, offset)])
+  return tf.where(odd_padding, odd, even)
 
 
 def padded_plain_chunk_statistics(chunk: tf.Tensor, num_columns: tf.Tensor, size: int,
@@ -403,10 +406,10 @@ def plain_width(width: int, size: int) -> int:
 
 
 def plain_branch_index(num_clients: tf.Tensor) -> tf.Tensor:
-  """The ``tf.switch_case`` index of K's plain-executor branch: K - 3 for a K in
-  ``BUCKETS``, else that of the smallest size in ``PADDED_BUCKETS`` that holds K."""
-  larger = tf.reduce_sum(tf.cast(num_clients > tf.constant(PADDED_BUCKETS[:-1], tf.int32), tf.int32))
-  return tf.where(num_clients <= BUCKETS[-1], num_clients - BUCKETS[0], len(BUCKETS) + larger)
+  """The ``tf.switch_case`` index of K's plain-executor branch, the smallest of the
+  increasing sizes ``BUCKETS + PADDED_BUCKETS`` that holds K: how many are below K."""
+  sizes = tf.constant(BUCKETS + PADDED_BUCKETS, tf.int32)
+  return tf.reduce_sum(tf.cast(sizes < num_clients, tf.int32))
 
 
 def _split(statistics):
