@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import tensorflow as tf
@@ -57,6 +57,19 @@ def _finite_mean(values) -> float:
 
 def _is_finite(update: list) -> bool:
   return all(np.all(np.isfinite(u)) for u in update)
+
+
+class AggregationInputs(NamedTuple):
+  """What a round hands its aggregator: the finite updates, in the round's order."""
+
+  clients: list[int]
+  """ids of the clients whose updates are kept"""
+  updates: list
+  """their (poisoned, for attackers) updates, lists of arrays"""
+  client_weights: list
+  """float32 weights: 1 (``--client_weighting=uniform``) or the example counts"""
+  num_dropped: int
+  """updates dropped for NaN/Inf values"""
 
 
 class Experiment:
@@ -98,6 +111,25 @@ class Experiment:
     rate = config.learning_rate * (config.attacker_lr_multiplier if boosted else 1.0)
     return dataset, rate
 
+  def train_round(self, round_index: int, weights: list) -> tuple[list[int], list]:
+    """Step 1 of a round: (the round's client ids, their ``ClientResult``s)."""
+    config = self.config
+    clients = round_participants(config, round_index)
+    plans = [self.client_plan(c, round_index) for c in clients]
+    results = self.trainer.train(weights, [p[0] for p in plans], [p[1] for p in plans],
+                                 [_seed(config.seed, round_index, c, 4) for c in clients])
+    return clients, results
+
+  def aggregation_inputs(self, round_index: int, clients: list[int], results: list,
+                         weights: list) -> AggregationInputs:
+    """Steps 2-3 of a round up to the aggregator: poisoned updates, the finite ones kept."""
+    updates = self.poison_updates(round_index, clients, [r.update for r in results], weights)
+    kept = [i for i, u in enumerate(updates) if _is_finite(u)]
+    client_weights = [np.float32(1.0 if self.config.client_weighting == "uniform"
+                                 else results[i].num_examples) for i in kept]
+    return AggregationInputs([clients[i] for i in kept], [updates[i] for i in kept],
+                             client_weights, len(updates) - len(kept))
+
   def run(self, name: str, factory, on_round: Callable[[dict], None]) -> dict[str, Any]:
     """Runs every round with ``factory``; calls ``on_round(row)`` after each."""
     config = self.config
@@ -108,22 +140,16 @@ class Experiment:
     start = time.perf_counter()
     for round_index in range(config.rounds):
       round_start = time.perf_counter()
-      clients = round_participants(config, round_index)
-      plans = [self.client_plan(c, round_index) for c in clients]
-      results = self.trainer.train(weights, [p[0] for p in plans], [p[1] for p in plans],
-                                   [_seed(config.seed, round_index, c, 4) for c in clients])
+      clients, results = self.train_round(round_index, weights)
       trained = time.perf_counter()
-      updates = self.poison_updates(round_index, clients, [r.update for r in results], weights)
-      kept = [i for i, u in enumerate(updates) if _is_finite(u)]
+      inputs = self.aggregation_inputs(round_index, clients, results, weights)
       aggregated = time.perf_counter()
       share = float("nan")
-      if kept:
-        client_weights = [np.float32(1.0 if config.client_weighting == "uniform"
-                                     else results[i].num_examples) for i in kept]
-        output = process.next(state, [updates[i] for i in kept], client_weights)
+      if inputs.updates:
+        output = process.next(state, inputs.updates, inputs.client_weights)
         state = output.state
         weights = [w + np.asarray(a, w.dtype) for w, a in zip(weights, output.result)]
-        share = self._attackers_share(output.measurements, [clients[i] for i in kept])
+        share = self._attackers_share(output.measurements, inputs.clients)
         aggregated = time.perf_counter()
       evaluation = self.evaluator.evaluate(weights)
       attacking = [c for c in clients if c in self.attackers]
@@ -132,7 +158,7 @@ class Experiment:
       row = dict(aggregator=name, round=round_index, accuracy=evaluation.accuracy,
                  loss=evaluation.loss, attack_success_rate=evaluation.attack_success_rate,
                  attackers_weight_share=share, attackers_in_round=len(attacking),
-                 dropped_clients=len(updates) - len(kept),
+                 dropped_clients=inputs.num_dropped,
                  train_loss=float(np.mean([r.mean_loss for r in results])),
                  round_seconds=time.perf_counter() - round_start,
                  train_seconds=trained - round_start, aggregation_seconds=aggregated - trained)
