@@ -19,8 +19,10 @@ UnweightedMeanFactory is measured the same way; peak MB then adds the TFF
 worker process's own high-water mark). For each such kernel a second row,
 "(TFF server step)", times the kernel alone inside TFF's worker as the factory
 runs it (K unknown while the graph is built, TFF's graph executor), on the K x N
-stack already at the server: ``tf.timestamp()`` before and after it inside the
-graph, so neither moving the values nor TFF's gather is in that number. The
+stack already at the server (for ResNet-18 and a coordinatewise kernel, one
+[K, N] matrix, as the factory gathers a model of several tensors):
+``tf.timestamp()`` before and after it inside the graph, so neither moving the
+values nor TFF's gather is in that number. The
 factory's full time minus this row is what TFF spends moving the values.
 
 N may be "resnet18": the 62 trainable tensors of the CIFAR ResNet-18 of
@@ -136,8 +138,12 @@ def tff_server_step(name: str, values: list):
   """
   import tensorflow_federated as tff
   worker = _enter_tff_runtime()
-  kernel = _factory(name).kernel  # the factory's own kernel
-  stacked_type = [tff.TensorType(np.float32, [None, int(v.shape[1])]) for v in values]
+  factory = _factory(name)
+  kernel = factory.kernel  # the factory's own kernel
+  stack = [v.numpy() for v in values]
+  if len(stack) > 1 and registry.METHODS[factory.method].coordinatewise:
+    stack = [np.concatenate(stack, axis=1)]  # as the factory gathers a model (gather_flat)
+  stacked_type = [tff.TensorType(np.float32, [None, int(v.shape[1])]) for v in stack]
 
   @tff.tensorflow.computation(stacked_type)
   def timed(stack):
@@ -155,7 +161,6 @@ def tff_server_step(name: str, values: list):
     with tf.control_dependencies(done):
       return tf.timestamp() - start
 
-  stack = [v.numpy() for v in values]
   return (lambda: float(timed(stack))), worker
 
 

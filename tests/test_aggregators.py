@@ -27,6 +27,8 @@ VALUE_TYPES = {
         head=collections.OrderedDict(w=tff.TensorType(np.float32, [2, 2]))),
 }
 
+MIXED_DTYPES = [tff.TensorType(np.float32, [3, 2]), tff.TensorType(np.float64, [4])]
+
 MEASUREMENTS_TYPE = tff.FederatedType(collections.OrderedDict(
     client_weights=tff.TensorType(np.float32, [None]),
     corrected_fraction=tff.TensorType(np.float32, [None]),
@@ -110,6 +112,45 @@ def test_gather_keeps_client_order(tff_runtime):
     for num_clients in (1, 13, 17):  # 8 slots of 0-1, 1-2 and 2-3 clients
       values = [np.full(value_type.shape, k, np.float32) for k in range(num_clients)]
       np.testing.assert_array_equal(gather(values), np.stack(values))
+
+
+def test_flat_type_is_one_vector_for_several_tensors_of_one_dtype():
+  nested = tff.types.to_type(VALUE_TYPES["nested_f32"])
+  assert gather_lib.flat_type(nested) == tff.TensorType(np.float32, [6 + 2 + 4])
+  assert gather_lib.flat_type(tff.types.to_type(VALUE_TYPES["vector_f64"])) is None
+  assert gather_lib.flat_type(tff.types.to_type(MIXED_DTYPES)) is None
+
+
+def test_gather_flat_keeps_client_and_tensor_order(tff_runtime):
+  value_type = tff.types.to_type(VALUE_TYPES["nested_f32"])
+
+  @tff.federated_computation(tff.FederatedType(value_type, tff.CLIENTS))
+  def gather(value):
+    return gather_lib.gather_flat(value, value_type)
+
+  rng = np.random.default_rng(43)
+  values = [random_value(value_type, rng) for _ in range(13)]
+  want = np.stack([np.concatenate([np.reshape(leaf, [-1]) for leaf in tf.nest.flatten(v)])
+                   for v in values])
+  np.testing.assert_array_equal(gather(values), want)
+
+
+def test_mixed_dtypes_in_tff_equal_eager_api(tff_runtime):
+  """A float32 and a float64 tensor: gathered tensor by tensor, each keeps its dtype."""
+  value_type = tff.types.to_type(MIXED_DTYPES)
+  rng = np.random.default_rng(44)
+  values = [random_value(value_type, rng) for _ in range(7)]
+  values[5][1] = values[5][1] * 40
+  factory = tff_residual.ResidualReweightingFactory()
+  process = factory.create(value_type)
+  output = process.next(process.initialize(), values)
+  want, info = tff_residual.aggregate(values, "residual")
+  assert [np.asarray(leaf).dtype for leaf in output.result] == [np.float32, np.float64]
+  for got_leaf, want_leaf in zip(output.result, want):
+    np.testing.assert_allclose(got_leaf, want_leaf, rtol=1e-6, atol=1e-7)
+  np.testing.assert_allclose(output.measurements["client_weights"], info["client_weights"],
+                             atol=1e-7)
+  assert np.argmin(output.measurements["client_weights"]) == 5
 
 
 def test_gather_slots_round_trip_and_merge_in_client_order():

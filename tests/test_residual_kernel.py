@@ -141,3 +141,20 @@ def test_model_weights_accumulate_over_all_tensors():
   assert p[4] < 0.01 * p.sum()
   np.testing.assert_allclose(agg[0], np.delete(small, 4, 0).T @ (np.delete(p, 4) / np.delete(p, 4).sum()),
                              atol=2e-3)
+
+
+def test_tensors_of_mixed_dtypes_keep_their_dtypes():
+  # The fused path needs one dtype; a float32 and a float64 tensor take the sorting
+  # path, each in its own dtype, and agree with the same model all in float64.
+  rng = np.random.default_rng(10)
+  small = rng.normal(size=(6, 6)).astype(np.float32)
+  big = rng.normal(size=(6, 40))
+  big[2] *= 40
+  agg, p, f, _ = run([small, big])
+  assert [a.dtype for a in agg] == [np.float32, np.float64]
+  want, want_p, want_f, _ = run([small.astype(np.float64), big])
+  np.testing.assert_allclose(p, want_p, atol=1e-6)
+  np.testing.assert_allclose(f, want_f, atol=1e-6)
+  for a, b in zip(agg, want):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  assert np.argmin(p) == 2

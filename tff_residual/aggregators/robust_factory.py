@@ -5,7 +5,13 @@
 weight_type)``) and an ``UnweightedAggregationFactory`` (``create(value_type)``),
 so it plugs into ``build_weighted_fed_avg`` and ``build_unweighted_fed_avg``
 alike. The process is stateless (state ``()``); ``next`` gathers all client
-values at the server (``gather.gather``) and runs the method's kernel there.
+values at the server and runs the method's kernel there. A model of two or more
+tensors of one dtype travels as one vector per client (``gather.gather_flat``):
+the server gets one ``[K, N]`` matrix, which a coordinatewise kernel
+(``registry.Method.coordinatewise``) takes whole and FoolsGold as one matrix per
+tensor. Against gathering the 62 tensors of ResNet-18 one by one (K = 10,
+throwaway script, one run each): creating the process 40.0 s -> 8.4 s, its
+first call 52.2 s -> 25.6 s, later calls 16.5 s -> 15.6 s (median of 3).
 
 Measurements (an ``OrderedDict``, in the round's client order):
   client_weights:      float32 [K], each client's share of the aggregate,
@@ -41,6 +47,13 @@ def check_value_type(value_type: tff.types.Type) -> None:
   for leaf in leaves:
     if not tff.types.is_shape_fully_defined(leaf.shape):
       raise ValueError(f"every tensor shape must be fully defined, got {leaf}.")
+
+
+def pack_as(value_type: tff.types.Type, leaves: list):
+  """``leaves`` (in ``structure.flatten`` order) as a value of ``value_type``, in its
+  Python containers (``tff.learning`` checks that the result keeps them)."""
+  remaining = iter(leaves)
+  return tff.types.structure_from_tensor_type_tree(lambda _: next(remaining), value_type)
 
 
 class RobustAggregationFactory(tff.aggregators.WeightedAggregationFactory,
@@ -80,21 +93,38 @@ class RobustAggregationFactory(tff.aggregators.WeightedAggregationFactory,
       if not (isinstance(weight_type, tff.TensorType) and np.issubdtype(weight_type.dtype, np.floating)
               and tuple(weight_type.shape) == ()):
         raise TypeError(f"weight_type must be a float scalar, got {weight_type}.")
-    stacked_value_type = gather_lib.stacked_type(value_type)
     kernel = self._kernel
+    coordinatewise = registry.METHODS[self._method].coordinatewise
+    leaf_types = structure.flatten(value_type)
+    sizes = [int(np.prod(leaf.shape)) for leaf in leaf_types]
+    # Two or more tensors of one dtype travel as one vector per client (gather_flat);
+    # a single tensor, or tensors of mixed dtypes, are stacked tensor by tensor.
+    vector_type = gather_lib.flat_type(value_type)
+    if vector_type is None:
+      stacked_value_type = gather_lib.stacked_type(value_type)
+    else:
+      stacked_value_type = tff.TensorType(vector_type.dtype, [None, vector_type.shape[0]])
+
+    def kernel_inputs(stack) -> list:
+      """The kernel's [K, n] matrices: the [K, N] stack whole for a coordinatewise
+      kernel, else one per tensor."""
+      if vector_type is None:
+        leaves = gather_lib.flatten(stack)
+        num_clients = tf.shape(leaves[0])[0]
+        return [tf.reshape(leaf, [num_clients, -1]) for leaf in leaves]
+      return [stack] if coordinatewise else tf.split(stack, sizes, axis=1)
 
     def run_kernel(stack, weights):
-      leaves = gather_lib.flatten(stack)
-      num_clients = tf.shape(leaves[0])[0]
-      matrices = [tf.reshape(leaf, [num_clients, -1]) for leaf in leaves]
-      output = kernel(matrices, weights)
-      # Static shapes come from the stacked leaves (type [None, *shape]).
-      result = [tf.reshape(a, leaf.shape[1:]) for a, leaf in zip(output.aggregate, leaves)]
+      output = kernel(kernel_inputs(stack), weights)
+      aggregate = output.aggregate
+      if vector_type is not None and coordinatewise:
+        aggregate = tf.split(aggregate[0], sizes)
+      result = [tf.reshape(a, leaf.shape) for a, leaf in zip(aggregate, leaf_types)]
       measurements = collections.OrderedDict(
           client_weights=tf.cast(output.client_weights, tf.float32),
           corrected_fraction=tf.cast(output.corrected_fraction, tf.float32),
           num_dropped_clients=tf.cast(output.num_dropped_clients, tf.int32))
-      return gather_lib.pack_like(stack, result), measurements
+      return pack_as(value_type, result), measurements
 
     if weighted:
       @tff.tensorflow.computation(stacked_value_type, tff.TensorType(weight_type.dtype, [None]))
@@ -110,9 +140,10 @@ class RobustAggregationFactory(tff.aggregators.WeightedAggregationFactory,
       return tff.federated_value((), tff.SERVER)
 
     def next_body(state, value, weight):
-      # Client computation: none, clients send their values as they are.
+      # Client computation: none, or each client's tensors concatenated into one vector.
       # Gather: all client values (and weights) at the server, in client order.
-      stack = gather_lib.gather(value, value_type)
+      stack = (gather_lib.gather(value, value_type) if vector_type is None
+               else gather_lib.gather_flat(value, value_type))
       # Server computation: the robust kernel over the whole model at once.
       if weight is None:
         output = tff.federated_map(server_aggregate, stack)

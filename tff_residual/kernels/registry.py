@@ -63,6 +63,11 @@ class Method:
   name: str
   build: Callable[..., Kernel]
   description: str
+  coordinatewise: bool = True
+  """Every coordinate of every tensor counts alike, so the kernel gives the same
+  result on the model's ``[K, n_t]`` tensors as on their concatenation ``[K, N]``
+  (up to the float64 summation order of per-client sums). FoolsGold is not: its
+  similarity feature is one of the tensors."""
 
 
 METHODS: dict[str, Method] = {
@@ -79,7 +84,7 @@ METHODS: dict[str, Method] = {
                                                   repeated_median.check_params),
                "coordinate-wise repeated median"),
         Method("foolsgold", _keyword_kernel(foolsgold.foolsgold, foolsgold.check_params),
-               "FoolsGold"),
+               "FoolsGold", coordinatewise=False),
         Method("mean", _keyword_kernel(mean.mean, mean.check_params),
                "plain (or sample-weighted) mean"),
     )

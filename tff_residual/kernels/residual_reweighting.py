@@ -341,8 +341,10 @@ def residual_reweighting_valid(values: Sequence[tf.Tensor], sample_weights: tf.T
     return aggregate, p, replaced / tf.maximum(num_coordinates, 1.0)
 
   def reweight():
-    if not config.has_fused_path or (max_clients is not None
-                                     and not 3 <= max_clients <= residual_fused.MAX_CLIENTS):
+    # The fused path runs on one [K, N] matrix of one dtype; tensors of mixed
+    # dtypes take the sorting path, each in its own dtype.
+    if (not config.has_fused_path or len({matrix.dtype for matrix in values}) > 1
+        or (max_clients is not None and not 3 <= max_clients <= residual_fused.MAX_CLIENTS)):
       return reweight_sorted()
     if max_clients is not None:
       return reweight_fused()
