@@ -150,6 +150,8 @@ def main(argv=None) -> int:
     parser.error("--warmup_rounds and --timed_rounds must be at least 1.")
   if follow not in names:
     parser.error(f"--follow {follow!r} is not among --aggregator {names}.")
+  if any(flag.split("=")[0] == "--rounds" for flag in extra):
+    parser.error("--rounds is set by --warmup_rounds + --timed_rounds.")
   cli = load_cli()
   from tff_residual.simulation.config import ConfigError
   from tff_residual.tasks import fmnist

@@ -43,7 +43,7 @@ def test_round_ratio_is_the_median_of_the_paired_ratios():
   assert _row(lines, "t", "fedavg")[-1] == "+0.0%"
 
 
-@pytest.mark.parametrize("flags", [["--follow=median"], ["--timed_rounds=0"]])
+@pytest.mark.parametrize("flags", [["--follow=median"], ["--timed_rounds=0"], ["--rounds=5"]])
 def test_bad_flags_exit_2(flags, capsys):
   with pytest.raises(SystemExit) as exit_info:
     BENCH.main(["--aggregator=fedavg,residual", *flags])
