@@ -140,9 +140,11 @@ def tff_server_step(name: str, values: list):
   worker = _enter_tff_runtime()
   factory = _factory(name)
   kernel = factory.kernel  # the factory's own kernel
+  from tff_residual.aggregators.robust_factory import kernel_gets_one_matrix
   stack = [v.numpy() for v in values]
-  if len(stack) > 1 and registry.METHODS[factory.method].coordinatewise:
-    stack = [np.concatenate(stack, axis=1)]  # as the factory gathers a model (gather_flat)
+  value_type = tff.types.to_type([tff.TensorType(np.float32, [m.shape[1]]) for m in stack])
+  if kernel_gets_one_matrix(factory.method, value_type):
+    stack = [np.concatenate(stack, axis=1)]  # as the factory feeds its kernel
   stacked_type = [tff.TensorType(np.float32, [None, int(v.shape[1])]) for v in stack]
 
   @tff.tensorflow.computation(stacked_type)

@@ -56,7 +56,6 @@ def bench_task(cli, task: str, names: list[str], follow: str, warmup_rounds: int
   import numpy as np
   import tensorflow_federated as tff
 
-  from tff_residual.attacks import build_attack
   from tff_residual.simulation import aggregators as aggregator_table
   from tff_residual.simulation import runner
   from tff_residual.simulation.experiment import Experiment
@@ -68,8 +67,7 @@ def bench_task(cli, task: str, names: list[str], follow: str, warmup_rounds: int
   config, family = cli.config_from_args(args)
   prepared = runner.prepare(config, family)
   data = prepared.data
-  model_spec = family.build_model(config.model, data, config.seed)
-  attack = build_attack(config.attack, config, prepared.targets, data.num_classes)
+  model_spec, attack = runner.model_and_attack(prepared)
   timings = {"task": task, "data_source": data.data_source, "model": config.model,
              "clients_per_round": config.participants_per_round, "create": {}, "first": {},
              "aggregate": {name: [] for name in names}, "shared": []}

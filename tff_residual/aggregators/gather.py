@@ -63,6 +63,11 @@ SMALL_VALUE_ELEMENTS = 1024
 stack: their copies cost microseconds, the 8-way branch ~0.8 s to build."""
 
 
+def leaf_sizes(value_type: tff.types.Type) -> list[int]:
+  """Elements of each tensor of ``value_type``, in ``structure.flatten`` order."""
+  return [int(np.prod(leaf.shape)) for leaf in structure.flatten(value_type)]
+
+
 def flat_type(value_type: tff.types.Type) -> tff.TensorType | None:
   """``T[N]`` for a structure of two or more tensors that all have dtype T (N
   elements in all); None for a single tensor or mixed dtypes."""
@@ -70,13 +75,12 @@ def flat_type(value_type: tff.types.Type) -> tff.TensorType | None:
   dtypes = {np.dtype(leaf.dtype) for leaf in leaves}
   if len(leaves) < 2 or len(dtypes) != 1:
     return None
-  return tff.TensorType(leaves[0].dtype, [sum(int(np.prod(leaf.shape)) for leaf in leaves)])
+  return tff.TensorType(leaves[0].dtype, [sum(leaf_sizes(value_type))])
 
 
 def num_slots_for(value_type: tff.types.Type) -> int:
   """``NUM_SLOTS``, or 1 for a value of at most ``SMALL_VALUE_ELEMENTS`` elements."""
-  elements = sum(int(np.prod(leaf.shape)) for leaf in structure.flatten(value_type))
-  return 1 if elements <= SMALL_VALUE_ELEMENTS else NUM_SLOTS
+  return 1 if sum(leaf_sizes(value_type)) <= SMALL_VALUE_ELEMENTS else NUM_SLOTS
 
 
 def slots_to_stack(count: tf.Tensor, slots) -> list[tf.Tensor]:

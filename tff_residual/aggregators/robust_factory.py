@@ -57,6 +57,14 @@ def pack_as(value_type: tff.types.Type, leaves: list):
   return tff.types.structure_from_tensor_type_tree(lambda _: next(remaining), value_type)
 
 
+def kernel_gets_one_matrix(method: str, value_type: tff.types.Type) -> bool:
+  """Whether the factory hands ``method``'s kernel the model as one [K, N] matrix:
+  the model travels as one vector (``gather.flat_type``) and the kernel is
+  coordinatewise (``registry.Method.coordinatewise``)."""
+  return (gather_lib.flat_type(value_type) is not None
+          and registry.METHODS[method].coordinatewise)
+
+
 class RobustAggregationFactory(tff.aggregators.WeightedAggregationFactory,
                                tff.aggregators.UnweightedAggregationFactory):
   """A stateless aggregation process running ``method``'s kernel at the server."""
@@ -95,9 +103,9 @@ class RobustAggregationFactory(tff.aggregators.WeightedAggregationFactory,
               and tuple(weight_type.shape) == ()):
         raise TypeError(f"weight_type must be a float scalar, got {weight_type}.")
     kernel = self._kernel
-    coordinatewise = registry.METHODS[self._method].coordinatewise
+    one_matrix = kernel_gets_one_matrix(self._method, value_type)
     leaf_types = structure.flatten(value_type)
-    sizes = [int(np.prod(leaf.shape)) for leaf in leaf_types]
+    sizes = gather_lib.leaf_sizes(value_type)
     # Two or more tensors of one dtype travel as one vector per client (gather_flat);
     # a single tensor, or tensors of mixed dtypes, are stacked tensor by tensor.
     vector_type = gather_lib.flat_type(value_type)
@@ -113,12 +121,12 @@ class RobustAggregationFactory(tff.aggregators.WeightedAggregationFactory,
         leaves = gather_lib.flatten(stack)
         num_clients = tf.shape(leaves[0])[0]
         return [tf.reshape(leaf, [num_clients, -1]) for leaf in leaves]
-      return [stack] if coordinatewise else tf.split(stack, sizes, axis=1)
+      return [stack] if one_matrix else tf.split(stack, sizes, axis=1)
 
     def run_kernel(stack, weights):
       output = kernel(kernel_inputs(stack), weights)
       aggregate = output.aggregate
-      if vector_type is not None and coordinatewise:
+      if one_matrix:
         aggregate = tf.split(aggregate[0], sizes)
       result = [tf.reshape(a, leaf.shape) for a, leaf in zip(aggregate, leaf_types)]
       measurements = collections.OrderedDict(

@@ -96,23 +96,30 @@ def header_lines(prepared: Prepared, info: dict[str, Any], output_dir: str) -> l
   return lines
 
 
-def run(prepared: Prepared, output_dir: str, progress: bool = True,
-        out: Callable[[str], None] = print) -> dict[str, Any]:
-  """Runs every aggregator; writes the outputs; returns the summary."""
-  import tensorflow as tf  # noqa: F401  (TF and TFF start here)
-
+def model_and_attack(prepared: Prepared):
+  """(the task's ``ModelSpec``, the run's ``Attack``); ConfigError for impossible attack settings."""
   from tff_residual.attacks import build_attack
-  from tff_residual.simulation import aggregators as aggregator_table
-  from tff_residual.simulation.experiment import Experiment
-  from tff_residual.simulation.outputs import RunOutputs, format_table
-  from tff_residual.simulation.runtime import managed_tff_runtime
-
   config, data = prepared.config, prepared.data
   model_spec = prepared.family.build_model(config.model, data, config.seed)
   try:
     attack = build_attack(config.attack, config, prepared.targets, data.num_classes)
   except ValueError as error:
     raise ConfigError(str(error)) from None
+  return model_spec, attack
+
+
+def run(prepared: Prepared, output_dir: str, progress: bool = True,
+        out: Callable[[str], None] = print) -> dict[str, Any]:
+  """Runs every aggregator; writes the outputs; returns the summary."""
+  import tensorflow as tf  # noqa: F401  (TF and TFF start here)
+
+  from tff_residual.simulation import aggregators as aggregator_table
+  from tff_residual.simulation.experiment import Experiment
+  from tff_residual.simulation.outputs import RunOutputs, format_table
+  from tff_residual.simulation.runtime import managed_tff_runtime
+
+  config, data = prepared.config, prepared.data
+  model_spec, attack = model_and_attack(prepared)
   info = describe(prepared, attack.describe())
   outputs = RunOutputs(output_dir, info)
   for line in header_lines(prepared, info, output_dir):
