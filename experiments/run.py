@@ -35,6 +35,16 @@ from tff_residual.tasks.registry import FAMILIES, parse_task, valid_tasks  # noq
 
 DEFAULT_AGGREGATORS = "fedavg,median,residual"
 
+def _boolean(text: str) -> bool:
+  """argparse type for true/false flags (true, false, 1, 0, yes, no, on, off)."""
+  value = str(text).strip().lower()
+  if value in ("true", "1", "yes", "on"):
+    return True
+  if value in ("false", "0", "no", "off"):
+    return False
+  raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
 # (flag, type, help) for every setting a preset fills in; unset flags keep the preset's value.
 SETTINGS = (
     ("rounds", int, "federated rounds"),
@@ -70,6 +80,12 @@ SETTINGS = (
     ("lambda_", float, "residual reweighting lambda (eq. 6)"),
     ("delta", float, "residual reweighting threshold delta (eqs. 8-9; code 0.1, paper MNIST 0.01)"),
     ("beta", float, "trimmed mean: fraction trimmed per side"),
+    ("feature_scaling", str, "loan: reference (the code's divide-by-10/100/10,000) or "
+                             "standardize (z-scores from the training rows)"),
+    ("clean_baseline", _boolean, "true/false: also run every aggregator without attackers (the "
+                                 "attackers' clients train honestly) on the same clients, seeds "
+                                 "and rounds, and report clean and excess attack success rates "
+                                 "(paper and cpu presets: true; smoke: false)"),
 )
 
 
@@ -81,7 +97,10 @@ class OneLineErrorParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+  aggregator_lines = "\n".join(f"  {name:<22} {entry.description}"
+                               for name, entry in AGGREGATORS.items())
   parser = OneLineErrorParser(prog="run.py", description=__doc__,
+                              epilog=f"aggregators (--aggregator):\n{aggregator_lines}",
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--task", help="DATASET_ATTACK, e.g. fmnist_backdoor (see --list_tasks)")
   parser.add_argument("--list_tasks", action="store_true", help="print the valid tasks and exit")

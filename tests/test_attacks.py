@@ -89,6 +89,21 @@ def test_loan_trigger_values_and_missing_features():
     loan.trigger(names, train_x, ("tax_liens",))
 
 
+def test_loan_trigger_follows_the_standardized_features():
+  names = ["loan_amnt", "pub_rec", "custom"]
+  raw = np.array([[1.0, 2.0, -3.0], [3.0, 0.0, 1.0], [2.0, 1.0, 2.0]], np.float32)
+  scaling = loan.FeatureScaling.of(raw)
+  train_x = scaling.apply(raw)
+  np.testing.assert_allclose(train_x.mean(axis=0), 0, atol=1e-6)
+  np.testing.assert_allclose(train_x.std(axis=0), 1, atol=1e-6)
+  stamp, _ = loan.trigger(names, train_x, ("pub_rec", "custom"), scaling)
+  # pub_rec's reference value 100 in z-units of pub_rec (mean 1, std sqrt(2/3)).
+  assert stamp.pattern[1] == pytest.approx((100.0 - 1.0) / np.sqrt(2 / 3), rel=1e-6)
+  assert stamp.pattern[2] == pytest.approx(2 * np.abs(train_x[:, 2]).max() + 1, rel=1e-6)
+  constant = loan.FeatureScaling.of(np.ones((4, 2), np.float32))
+  assert constant.std.tolist() == [1.0, 1.0]      # a constant feature is only centred
+
+
 def test_scale_update():
   update = [np.array([1.0, -2.0], np.float32), np.array(3.0, np.float32)]
   scaled = ScaleUpdate(100).poison_update(update, context())

@@ -10,13 +10,14 @@ import signal
 import subprocess
 import sys
 import time
+import types
 
 import numpy as np
 import pytest
 
 from conftest import SHARED_DATA
-from task_helpers import (write_cifar_batches, write_emnist_sqlite, write_idx_directory,
-                          write_loan_csv)
+from task_helpers import (make_config, write_cifar_batches, write_emnist_sqlite,
+                          write_idx_directory, write_loan_csv)
 from test_runtime import process_alive
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -36,6 +37,16 @@ def load_cli():
 
 
 CLI = load_cli()
+
+
+def load_results_script():
+  """scripts/results.py as a module (registered, as its dataclasses need)."""
+  spec = importlib.util.spec_from_file_location("results_script",
+                                                os.path.join(ROOT, "scripts", "results.py"))
+  module = importlib.util.module_from_spec(spec)
+  sys.modules["results_script"] = module
+  spec.loader.exec_module(module)
+  return module
 
 
 def run_cli(tmp_path, *args, name="run"):
@@ -170,6 +181,139 @@ def test_loan_backdoor_synthetic_is_deterministic(tmp_path):
   assert any("SYNTHETIC" in n for n in config["notices"])
 
 
+def test_clean_baseline_is_the_same_run_without_attackers(tmp_path):
+  """The clean columns of an attacked run equal a run with --num_attackers=0 (same clients,
+  seeds and rounds), the attacked columns equal a run without the baseline, and the excess is
+  their difference."""
+  args = ("--task=loan_backdoor", "--preset=smoke", "--aggregator=fedavg,median",
+          "--rounds=3", "--backdoor_per_batch=16")
+  assert run_cli(tmp_path, *args, "--clean_baseline=true", name="with")[0] == 0
+  assert run_cli(tmp_path, *args, "--clean_baseline=false", name="without")[0] == 0
+  assert run_cli(tmp_path, *args, "--num_attackers=0", name="clean")[0] == 0
+  attacked, plain = read_metrics(str(tmp_path / "with")), read_metrics(str(tmp_path / "without"))
+  clean = read_metrics(str(tmp_path / "clean"))
+  for row, plain_row, clean_row in zip(attacked, plain, clean):
+    assert row["aggregator"] == plain_row["aggregator"] == clean_row["aggregator"]
+    for column in ("accuracy", "loss", "attack_success_rate", "attackers_weight_share"):
+      assert row[column] == plain_row[column], column
+    assert row["clean_accuracy"] == clean_row["accuracy"]
+    assert row["clean_attack_success_rate"] == clean_row["attack_success_rate"]
+    assert float(row["excess_attack_success_rate"]) == pytest.approx(
+        float(row["attack_success_rate"]) - float(row["clean_attack_success_rate"]), abs=2e-6)
+    assert plain_row["clean_accuracy"] == plain_row["excess_attack_success_rate"] == ""
+  # The attack works on FedAvg in this setting, so the check above compares unequal runs.
+  assert any(float(r["excess_attack_success_rate"]) > 0.05 for r in attacked
+             if r["aggregator"] == "fedavg")
+  summary = json.load(open(tmp_path / "with" / "summary.json"))
+  assert summary["clean_baseline"] is True
+  for name, result in summary["results"].items():
+    rows = [r for r in attacked if r["aggregator"] == name]
+    assert result["clean_attack_success_rate"] == pytest.approx(
+        float(rows[-1]["clean_attack_success_rate"]), abs=1e-6)
+    assert result["window_excess_attack_success_rate"] == pytest.approx(
+        result["window_attack_success_rate"] - result["window_clean_attack_success_rate"],
+        abs=1e-9)
+  without = json.load(open(tmp_path / "without" / "summary.json"))
+  assert without["clean_baseline"] is False
+  assert without["results"]["fedavg"]["clean_attack_success_rate"] is None
+
+
+def test_summary_and_table_of_a_clean_baseline():
+  from tff_residual.simulation.experiment import summarize
+  from tff_residual.simulation.outputs import format_table
+  rows = [dict(accuracy=0.5 + 0.01 * i, attack_success_rate=0.9 - 0.01 * i,
+               clean_accuracy=0.6, clean_attack_success_rate=0.1 * (i % 2),
+               excess_attack_success_rate=0.9 - 0.01 * i - 0.1 * (i % 2),
+               aggregation_seconds=0.1, round_seconds=1.0) for i in range(12)]
+  result = summarize("residual", rows, [0.2, 0.4], 12.0)
+  assert result["window_rounds"] == 10
+  assert result["clean_attack_success_rate"] == pytest.approx(0.1)        # round 11 is odd
+  assert result["window_clean_attack_success_rate"] == pytest.approx(0.05)
+  assert result["window_attack_success_rate"] == pytest.approx(np.mean([0.9 - 0.01 * i
+                                                                        for i in range(2, 12)]))
+  assert result["window_excess_attack_success_rate"] == pytest.approx(
+      result["window_attack_success_rate"] - 0.05)
+  assert result["excess_attack_success_rate"] == pytest.approx(0.9 - 0.11 - 0.1)
+  assert result["attackers_weight_share"] == pytest.approx(0.3)
+  table = format_table([result]).splitlines()
+  assert "excess attack success rate" in table[0] and table[1] == "|" + "---|" * 7
+  assert "| 60.00%, 5.00% | +78.50 points |" in table[2]
+  no_baseline = summarize("fedavg", [{k: v for k, v in r.items() if "clean" not in k
+                                      and "excess" not in k} for r in rows], [], 1.0)
+  assert math.isnan(no_baseline["window_clean_accuracy"])
+  assert "excess" not in format_table([no_baseline])
+
+
+def test_unequal_client_sizes_get_a_notice():
+  from tff_residual.simulation.runner import size_notices
+  assert size_notices([2220, 2273, 2250]) == []
+  assert size_notices([100, 120, 999]) == []
+  (notice,) = size_notices([3, 14, 51, 6209, 80, 3, 514, 7, 5, 242])
+  assert notice.startswith("clients hold 3-6209 training examples (median 32.5)")
+  assert size_notices([]) == []
+
+
+def test_results_table_puts_the_papers_numbers_and_the_excess_beside_ours():
+  results = load_results_script()
+
+  def summary(asr, clean):
+    outcome = dict(window_accuracy=0.9, window_attack_success_rate=asr,
+                   window_excess_attack_success_rate=asr - clean, window_clean_accuracy=0.91,
+                   attackers_weight_share=None)
+    return dict(aggregators=["fedavg"], data_source="synthetic", rounds=30,
+                majority_class_accuracy=0.46, clean_baseline=True, results={"fedavg": outcome})
+
+  experiment = results.EXPERIMENTS["loan_synthetic"]
+  columns = experiment.runs
+  summaries = {columns[0][0]: [summary(1.0, 0.2), summary(0.8, 0.2)],
+               columns[1][0]: [summary(0.5, 0.5)]}
+  lines = results.table("loan_synthetic", experiment, summaries, "cpu", "fedavg",
+                        [0, 1]).splitlines()
+  header = next(line for line in lines if line.startswith("| aggregator"))
+  assert header == ("| aggregator | naive backdoor | naive backdoor: paper | model replacement | "
+                    "model replacement: paper |")
+  row = next(line for line in lines if line.startswith("| fedavg"))
+  assert row == ("| fedavg | 90.00 ± 0.00 / 90.00 ± 10.00 [+70.00 ± 10.00; 91.00 ± 0.00] | "
+                 "93.65 / 99.71 | 90.00 / 50.00 [+0.00; 91.00] | 94.11 / 98.96 |")
+  assert any("--preset=paper" in line for line in lines)
+  # A grid: rows are the runs, columns the aggregators, the paper's cell beside ours.
+  grid = results.EXPERIMENTS["table7_estimators"]
+  outcome = dict(window_accuracy=0.93, window_attack_success_rate=0.01,
+                 window_clean_accuracy=None, attackers_weight_share=0.02)
+  names = ["residual_median_line", "residual_theil_sen", "residual_gaussian"]
+  summaries = {label: [dict(aggregators=names, data_source="mnist", rounds=100,
+                            majority_class_accuracy=0.11, results={n: outcome for n in names})]
+               for label, _ in grid.runs}
+  lines = results.table("table7_estimators", grid, summaries, "cpu", ",".join(names),
+                        [0]).splitlines()
+  row = next(line for line in lines if line.startswith("| lambda 2, delta 0.01 |"))
+  assert row.split(" | ")[1:3] == ["93.00 / 1.00 (w 0.020)", "93.34 (0) / 94.36 (9)"]
+  assert len(grid.runs) == 6 and all("--num_attackers=9" in flags for _, flags in grid.runs)
+
+
+def test_results_experiments_name_real_runs():
+  """Every experiment's runs parse as run.py settings (flags, tasks, aggregators)."""
+  results = load_results_script()
+  parser = CLI.build_parser()
+  for name, experiment in results.EXPERIMENTS.items():
+    for label, flags in experiment.runs:
+      args = parser.parse_args([*flags, f"--aggregator={experiment.aggregators}"])
+      config, _ = CLI.config_from_args(args)
+      assert config.task == args.task, (name, label)
+
+
+def test_help_lists_every_aggregator_with_its_meaning(capsys):
+  from tff_residual.simulation.aggregators import AGGREGATORS
+  with pytest.raises(SystemExit):
+    CLI.main(["--help"])
+  text = capsys.readouterr().out
+  for name in ("residual_theil_sen", "residual_median_line", "residual_gaussian"):
+    assert name in AGGREGATORS
+  for name, entry in AGGREGATORS.items():
+    assert f"  {name:<22} {entry.description}" in text
+  assert "--clean_baseline" in text
+
+
 @pytest.mark.skipif(not os.path.isdir(SHARED_DATA), reason=f"{SHARED_DATA} is absent")
 def test_loan_gaussian_on_a_real_lendingclub_sample(tmp_path):
   path = os.path.join(SHARED_DATA, "loan", "lendingclub_2018_creditmodel_31766x55.csv.gz")
@@ -179,6 +323,28 @@ def test_loan_gaussian_on_a_real_lendingclub_sample(tmp_path):
   summary, _ = check_outputs(out, "loan_gaussian", ["median", "residual"], 2, False)
   config = json.load(open(os.path.join(out, "config.json")))
   assert config["train_examples"] == 25412 and len(set(config["client_names"])) == 10
+
+
+@pytest.mark.skipif(not os.path.isdir(SHARED_DATA), reason=f"{SHARED_DATA} is absent")
+def test_loan_standardized_features_on_the_2018_file(tmp_path):
+  from tff_residual.tasks import loan
+  path = os.path.join(SHARED_DATA, "loan", "lendingclub_2018_creditmodel_31766x55.csv.gz")
+  _, family = make_config("loan_backdoor", data_path=path)
+  config, _ = make_config("loan_backdoor", data_path=path, feature_scaling="standardize")
+  data = family.load(config)
+  np.testing.assert_allclose(data.train.x.mean(axis=0), 0, atol=1e-4)
+  assert np.abs(data.test.x.mean(axis=0)).max() < 0.1       # test rows use the train statistics
+  targets = family.attack_targets(config, data)
+  column = data.feature_names.index("num_tl_90g_dpd_24m")
+  want = (80.0 - data.feature_scaling.mean[column]) / data.feature_scaling.std[column]
+  assert targets.trigger.pattern[column] == pytest.approx(want, rel=1e-6)
+  assert targets.trigger.pattern[column] > data.train.x[:, column].max()  # beyond every loan
+  code, out = run_cli(tmp_path, "--task=loan_backdoor", "--preset=smoke", f"--data_path={path}",
+                      "--feature_scaling=standardize", "--aggregator=residual")
+  assert code == 0
+  assert json.load(open(os.path.join(out, "config.json")))["settings"]["feature_scaling"] == \
+      "standardize"
+  assert loan.FEATURE_SCALINGS == ("reference", "standardize")
 
 
 def test_loan_csv_label_column_flag(tmp_path):
@@ -213,6 +379,12 @@ def _bad_inputs(tmp_path):
       (["--task=mnist_backdoor", "--rounds=ten"], "argument --rounds: invalid int value"),
       (["--task=mnist_model_replacement", "--rounds=3", "--attack_round=5"],
        "--attack_round=5 is not among the 3 rounds"),
+      (["--task=loan_backdoor", "--clean_baseline=maybe"],
+       "argument --clean_baseline: expected true or false, got 'maybe'"),
+      (["--task=mnist_backdoor", "--feature_scaling=standardize"],
+       "--feature_scaling applies to loan tasks only, not mnist"),
+      (["--task=loan_backdoor", "--feature_scaling=minmax"],
+       "--feature_scaling must be one of ('reference', 'standardize'), got 'minmax'"),
   ]
 
 
@@ -278,7 +450,7 @@ def test_an_exception_inside_the_run_stops_the_worker(tmp_path, monkeypatch):
   # Workers already running (e.g. the session's runtime of the factory tests) are not the run's.
   earlier = set(worker_children(os.getpid()))
 
-  def failing_run(self, name, factory, on_round):
+  def failing_run(self, name, factory, on_round, clean_baseline=False):
     seen.extend(set(worker_children(os.getpid())) - earlier)
     raise RuntimeError("aggregator exploded")
 

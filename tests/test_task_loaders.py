@@ -4,6 +4,7 @@ their errors; plus the real samples of ../shared/data where present."""
 import os
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from conftest import SHARED_DATA
@@ -191,6 +192,44 @@ def test_loan_synthetic_default_is_deterministic_with_the_paper_classes():
   targets = family.attack_targets(config, first)
   assert first.class_names[targets.backdoor_target] == loan.PAPER_TARGET
   assert targets.trigger.mask.sum() == 6
+
+
+def test_loan_synthetic_states_hold_the_papers_share_capped():
+  rows = loan.synthetic_state_rows()
+  assert len(rows) == 51 and set(rows) == set(loan.STATE_LOANS_2018) | {"IA"}
+  # SD, the smallest state of the 2018 file: 49 / 31,766 of the paper's 2,260,668 loans.
+  assert rows["SD"] == round(49 / 31766 * 2260668) == 3487 and rows["IA"] == 15
+  assert sorted(rows.values()).count(loan.SYNTHETIC_ROWS_PER_STATE_CAP) == 46
+  assert (rows["WY"], rows["VT"], rows["AK"]) == (3985, 3772, 3701)
+  frame = loan.synthetic_table()
+  assert frame["addr_state"].value_counts().to_dict() == rows
+  # Rows are not grouped by state in the table.
+  assert frame["addr_state"].iloc[:100].nunique() > 30
+
+
+def test_loan_synthetic_class_shares_are_the_papers_in_every_state():
+  frame = loan.synthetic_table()
+  paper = loan.STATUS_SHARES / loan.STATUS_SHARES.sum()
+  shares = frame["loan_status"].value_counts(normalize=True).reindex(loan.STATUSES).to_numpy()
+  np.testing.assert_allclose(shares, paper, atol=0.003)
+  assert list(pd.unique(frame["loan_status"]))[:9] == list(loan.STATUSES)  # reference codes
+  big = frame[frame["addr_state"].isin(["CA", "TX", "NY", "GA", "MT"])]
+  per_state = big.groupby("addr_state")["loan_status"].value_counts(normalize=True).unstack()
+  np.testing.assert_allclose(per_state["Fully Paid"], paper[1], atol=0.03)
+  np.testing.assert_allclose(per_state["Charged Off"], paper[4], atol=0.02)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_loan_synthetic_clients_fill_the_codes_31_batches(seed):
+  """Every client (one state) trains at least 30 full batches of 64 of the code's 31 per epoch at
+  the cpu preset, as the paper's states do; only IA (the paper's 12 training loans) would not."""
+  config, family = make_config("loan_backdoor", preset="cpu", seed=seed)
+  from tff_residual.simulation.federation import build_federation
+  data = family.load(config)
+  federation = build_federation(config, data, family.attack_targets(config, data))
+  sizes = dict(zip(federation.names, map(len, federation.clients)))
+  assert len(sizes) == 10
+  assert all(n >= 30 * 64 for state, n in sizes.items() if state != "IA"), sizes
 
 
 @shared_data

@@ -2,7 +2,9 @@
 
 Factories are built on use (TFF is imported then), from the run's
 hyper-parameters: ``lambda_`` and ``delta`` for the residual methods, ``beta``
-for the trimmed mean.
+for the trimmed mean. The ``residual_*`` names are the paper's variants
+(Table 7: Theil-Sen or median estimator, Gaussian weighting), all on the
+authors' code's variant otherwise.
 """
 
 from __future__ import annotations
@@ -44,10 +46,13 @@ def _foolsgold(config):
   return FoolsGoldFactory()
 
 
-def _residual(variant: str):
+def _residual(variant: str = "reference", estimator: str = "repeated_median",
+              weighting: str = "huber"):
+  """Builder of a ``ResidualReweightingFactory`` with these kernel options (Table 7's rows)."""
   def build(config):
     from tff_residual.aggregators import ResidualReweightingFactory
-    return ResidualReweightingFactory(lambda_=config.lambda_, delta=config.delta, variant=variant)
+    return ResidualReweightingFactory(lambda_=config.lambda_, delta=config.delta, variant=variant,
+                                      estimator=estimator, weighting=weighting)
   return build
 
 
@@ -63,6 +68,12 @@ AGGREGATORS: dict[str, AggregatorEntry] = {
                         "residual reweighting as the authors' code (--lambda_, --delta)"),
         AggregatorEntry("residual_paper", _residual("paper"),
                         "residual reweighting, eqs. 1-11 literally"),
+        AggregatorEntry("residual_theil_sen", _residual(estimator="theil_sen"),
+                        "residual reweighting with the Theil-Sen line (Table 7)"),
+        AggregatorEntry("residual_median_line", _residual(estimator="median"),
+                        "residual reweighting around the coordinate median, no slope (Table 7)"),
+        AggregatorEntry("residual_gaussian", _residual(weighting="gaussian"),
+                        "residual reweighting with Gaussian weights, sigma = --lambda_ (Table 7)"),
     )
 }
 

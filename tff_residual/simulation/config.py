@@ -14,6 +14,7 @@ from typing import Any
 
 from tff_residual.tasks import presets
 from tff_residual.tasks.base import TaskFamily
+from tff_residual.tasks.loan import FEATURE_SCALINGS
 
 OPTIMIZERS = ("sgdm", "adam")
 CLIENT_WEIGHTINGS = ("uniform", "num_examples")
@@ -70,6 +71,14 @@ class ExperimentConfig:
   lambda_: float
   delta: float
   beta: float
+  feature_scaling: str
+  clean_baseline: bool
+
+  @property
+  def runs_clean_baseline(self) -> bool:
+    """Whether the run also measures its metrics without attackers (only a run
+    that has attackers needs it)."""
+    return self.clean_baseline and self.num_attackers > 0 and self.attack != "none"
 
   @property
   def participants_per_round(self) -> int:
@@ -151,3 +160,9 @@ def validate(config: ExperimentConfig, family: TaskFamily) -> None:
              f"--attack_round={config.attack_round} is not among the {config.rounds} rounds "
              "(0-based).")
   _require(len(config.aggregators) > 0, "--aggregator names no aggregator.")
+  _require(config.feature_scaling in FEATURE_SCALINGS,
+           f"--feature_scaling must be one of {FEATURE_SCALINGS}, got {config.feature_scaling!r}.")
+  _require(config.feature_scaling == "reference" or config.dataset == "loan",
+           f"--feature_scaling applies to loan tasks only, not {config.dataset}.")
+  _require(isinstance(config.clean_baseline, bool),
+           f"--clean_baseline must be true or false, got {config.clean_baseline!r}.")

@@ -18,10 +18,16 @@ A round (reference ``main_nn.py``):
    counts;
 4. global model += aggregate (server learning rate 1, as FedAvg on deltas);
 5. accuracy, loss and attack success rate on the test set.
+
+With a clean baseline, the same rounds also run without attackers (the
+attackers' clients train honestly), so every attack metric has its no-attack
+value from the same clients, seeds and rounds beside it.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -70,6 +76,49 @@ class AggregationInputs(NamedTuple):
   """float32 weights: 1 (``--client_weighting=uniform``) or the example counts"""
   num_dropped: int
   """updates dropped for NaN/Inf values"""
+
+
+@dataclasses.dataclass
+class _Track:
+  """One aggregator's run through the rounds: its aggregator state, global model
+  and the attackers' weight shares of its poisoning rounds."""
+
+  state: Any
+  weights: list
+  shares: list = dataclasses.field(default_factory=list)
+
+
+def summarize(name: str, rows: list[dict[str, Any]], shares: list[float],
+              wall_seconds: float) -> dict[str, Any]:
+  """An aggregator's summary from its rows: the last round, the means over the
+  last ``WINDOW`` rounds, and, where the rows have a clean baseline, the same
+  for ``clean_*`` and ``excess_attack_success_rate`` (NaN without one)."""
+  last, window = rows[-1], rows[-min(WINDOW, len(rows)):]
+
+  def at_end(column):
+    return last.get(column, float("nan"))
+
+  def window_mean(column):
+    return _finite_mean(r.get(column, float("nan")) for r in window)
+
+  return dict(aggregator=name, final_accuracy=last["accuracy"],
+              attack_success_rate=last["attack_success_rate"],
+              window_rounds=len(window),
+              window_accuracy=window_mean("accuracy"),
+              window_attack_success_rate=window_mean("attack_success_rate"),
+              max_attack_success_rate=max((r["attack_success_rate"] for r in rows
+                                           if math.isfinite(r["attack_success_rate"])),
+                                          default=float("nan")),
+              clean_final_accuracy=at_end("clean_accuracy"),
+              window_clean_accuracy=window_mean("clean_accuracy"),
+              clean_attack_success_rate=at_end("clean_attack_success_rate"),
+              window_clean_attack_success_rate=window_mean("clean_attack_success_rate"),
+              excess_attack_success_rate=at_end("excess_attack_success_rate"),
+              window_excess_attack_success_rate=window_mean("excess_attack_success_rate"),
+              attackers_weight_share=_finite_mean(shares),
+              wall_seconds=wall_seconds,
+              mean_aggregation_seconds=_finite_mean(r["aggregation_seconds"] for r in rows),
+              mean_round_seconds=_finite_mean(r["round_seconds"] for r in rows))
 
 
 class Experiment:
@@ -130,53 +179,71 @@ class Experiment:
     return AggregationInputs([clients[i] for i in kept], [updates[i] for i in kept],
                              client_weights, len(updates) - len(kept))
 
-  def run(self, name: str, factory, on_round: Callable[[dict], None]) -> dict[str, Any]:
-    """Runs every round with ``factory``; calls ``on_round(row)`` after each."""
+  def clean_twin(self) -> "Experiment":
+    """The same experiment with no attackers: the attackers' clients train
+    honestly (the honest epochs and learning rate, clean batches, no update
+    poisoning) on the same data, client samples, shuffles and seeds; the
+    attack's success metric is still measured (the clean baseline)."""
+    twin = copy.copy(self)
+    twin.attack = Attack("clean", boosted_training=False,
+                         success_metric=self.attack.success_metric)
+    twin.attackers = set()
+    return twin
+
+  def run(self, name: str, factory, on_round: Callable[[dict], None],
+          clean_baseline: bool = False) -> dict[str, Any]:
+    """Runs every round with ``factory``; calls ``on_round(row)`` after each.
+
+    With ``clean_baseline`` the ``clean_twin`` runs the same rounds beside it
+    (its own aggregator state and global model, stepped in the same round),
+    and each row also holds ``clean_accuracy``, ``clean_attack_success_rate``
+    and ``excess_attack_success_rate`` = attack success rate - clean one.
+    """
     config = self.config
     process = factory.create(self.trainer.weights_type, tff.TensorType(np.float32))
-    state = process.initialize()
-    weights = [w.copy() for w in self.initial_weights]
-    shares, rows = [], []
+    attacked = _Track(process.initialize(), [w.copy() for w in self.initial_weights])
+    twin = self.clean_twin() if clean_baseline else None
+    clean = _Track(process.initialize(), [w.copy() for w in self.initial_weights]) if twin else None
+    rows = []
     start = time.perf_counter()
     for round_index in range(config.rounds):
-      round_start = time.perf_counter()
-      clients, results = self.train_round(round_index, weights)
-      trained = time.perf_counter()
-      inputs = self.aggregation_inputs(round_index, clients, results, weights)
-      aggregated = time.perf_counter()
-      share = float("nan")
-      if inputs.updates:
-        output = process.next(state, inputs.updates, inputs.client_weights)
-        state = output.state
-        weights = [w + np.asarray(a, w.dtype) for w, a in zip(weights, output.result)]
-        share = self._attackers_share(output.measurements, inputs.clients)
-        aggregated = time.perf_counter()
-      evaluation = self.evaluator.evaluate(weights)
-      attacking = [c for c in clients if c in self.attackers]
-      if attacking and self.attack.poisons_in(round_index) and math.isfinite(share):
-        shares.append(share)
-      row = dict(aggregator=name, round=round_index, accuracy=evaluation.accuracy,
-                 loss=evaluation.loss, attack_success_rate=evaluation.attack_success_rate,
-                 attackers_weight_share=share, attackers_in_round=len(attacking),
-                 dropped_clients=inputs.num_dropped,
-                 train_loss=float(np.mean([r.mean_loss for r in results])),
-                 round_seconds=time.perf_counter() - round_start,
-                 train_seconds=trained - round_start, aggregation_seconds=aggregated - trained)
+      row = dict(aggregator=name, **self._round(process, attacked, round_index))
+      if twin is not None:
+        clean_row = twin._round(process, clean, round_index)
+        row.update(clean_accuracy=clean_row["accuracy"],
+                   clean_attack_success_rate=clean_row["attack_success_rate"],
+                   excess_attack_success_rate=(row["attack_success_rate"]
+                                               - clean_row["attack_success_rate"]),
+                   clean_round_seconds=clean_row["round_seconds"])
       rows.append(row)
       on_round(row)
-    last, window = rows[-1], rows[-min(WINDOW, len(rows)):]
-    return dict(aggregator=name, final_accuracy=last["accuracy"],
-                attack_success_rate=last["attack_success_rate"],
-                window_rounds=len(window),
-                window_accuracy=_finite_mean(r["accuracy"] for r in window),
-                window_attack_success_rate=_finite_mean(r["attack_success_rate"] for r in window),
-                max_attack_success_rate=max((r["attack_success_rate"] for r in rows
-                                             if math.isfinite(r["attack_success_rate"])),
-                                            default=float("nan")),
-                attackers_weight_share=_finite_mean(shares),
-                wall_seconds=time.perf_counter() - start,
-                mean_aggregation_seconds=_finite_mean(r["aggregation_seconds"] for r in rows),
-                mean_round_seconds=_finite_mean(r["round_seconds"] for r in rows))
+    return summarize(name, rows, attacked.shares, time.perf_counter() - start)
+
+  def _round(self, process, track: "_Track", round_index: int) -> dict[str, Any]:
+    """One round of ``track`` (steps 1-5); updates it and returns the round's row."""
+    round_start = time.perf_counter()
+    clients, results = self.train_round(round_index, track.weights)
+    trained = time.perf_counter()
+    inputs = self.aggregation_inputs(round_index, clients, results, track.weights)
+    aggregated = time.perf_counter()
+    share = float("nan")
+    if inputs.updates:
+      output = process.next(track.state, inputs.updates, inputs.client_weights)
+      track.state = output.state
+      track.weights = [w + np.asarray(a, w.dtype) for w, a in zip(track.weights, output.result)]
+      share = self._attackers_share(output.measurements, inputs.clients)
+      aggregated = time.perf_counter()
+    evaluation = self.evaluator.evaluate(track.weights)
+    attacking = [c for c in clients if c in self.attackers]
+    if attacking and self.attack.poisons_in(round_index) and math.isfinite(share):
+      track.shares.append(share)
+    return dict(round=round_index, accuracy=evaluation.accuracy, loss=evaluation.loss,
+                attack_success_rate=evaluation.attack_success_rate,
+                attackers_weight_share=share, attackers_in_round=len(attacking),
+                dropped_clients=inputs.num_dropped,
+                train_loss=float(np.mean([r.mean_loss for r in results])),
+                round_seconds=time.perf_counter() - round_start,
+                train_seconds=trained - round_start, aggregation_seconds=aggregated - trained)
 
   def poison_updates(self, round_index: int, clients: list[int], updates: list,
                      global_weights: list) -> list:

@@ -9,9 +9,12 @@
   means over the last ``window_rounds`` rounds, the largest attack success
   rate, attackers_weight_share (mean over the rounds in which attackers
   poisoned; NaN where the aggregator reports no client weights) and
-  wall_seconds.
+  wall_seconds; with a clean baseline also clean_final_accuracy,
+  clean_attack_success_rate, excess_attack_success_rate (last round) and their
+  window means (``window_clean_accuracy``, ...); null without one.
 * ``accuracy.png`` and ``attack_success_rate.png`` (if the attack has one):
-  one line per aggregator.
+  one line per aggregator, and its clean baseline as a dashed line of the
+  same colour.
 """
 
 from __future__ import annotations
@@ -26,8 +29,12 @@ from typing import Any
 METRIC_COLUMNS = (
     "aggregator", "round", "accuracy", "loss", "attack_success_rate", "attackers_weight_share",
     "attackers_in_round", "dropped_clients", "train_loss", "round_seconds", "train_seconds",
-    "aggregation_seconds",
+    "aggregation_seconds", "clean_accuracy", "clean_attack_success_rate",
+    "excess_attack_success_rate", "clean_round_seconds",
 )
+"""The ``clean_*`` columns (the same round without attackers) and
+``excess_attack_success_rate`` (attack success rate - the clean one) are empty
+when the run has no clean baseline."""
 
 
 def _clean(value):
@@ -82,29 +89,39 @@ class RunOutputs:
     from matplotlib import pyplot as plt
 
     paths = []
-    for column, label in (("accuracy", "test accuracy"),
-                          ("attack_success_rate", "attack success rate")):
-      series = {}
-      for row in self.rows:
-        value = row.get(column)
-        if value is not None and math.isfinite(value):
-          series.setdefault(row["aggregator"], []).append((row["round"] + 1, value))
+    for column, clean_column, label in (
+        ("accuracy", "clean_accuracy", "test accuracy"),
+        ("attack_success_rate", "clean_attack_success_rate", "attack success rate")):
+      series, clean_series = _series(self.rows, column), _series(self.rows, clean_column)
       if not series:
         continue
       figure, axes = plt.subplots(figsize=(6, 4))
       for name, points in series.items():
-        axes.plot(*zip(*points), label=name, marker="." if len(points) < 30 else None)
+        line, = axes.plot(*zip(*points), label=name, marker="." if len(points) < 30 else None)
+        if name in clean_series:
+          axes.plot(*zip(*clean_series[name]), linestyle="--", color=line.get_color(),
+                    label=f"{name}, no attackers")
       axes.set_xlabel("round")
       axes.set_ylabel(label)
       axes.set_ylim(-0.02, 1.02)
       axes.grid(alpha=0.3)
-      axes.legend()
+      axes.legend(fontsize="small")
       figure.tight_layout()
       path = os.path.join(self.directory, f"{column}.png")
       figure.savefig(path, dpi=100)
       plt.close(figure)
       paths.append(path)
     return paths
+
+
+def _series(rows, column) -> dict[str, list[tuple[int, float]]]:
+  """Per aggregator, the (1-based round, value) points of ``column`` with a finite value."""
+  series: dict[str, list[tuple[int, float]]] = {}
+  for row in rows:
+    value = row.get(column)
+    if value is not None and math.isfinite(value):
+      series.setdefault(row["aggregator"], []).append((row["round"] + 1, value))
+  return series
 
 
 def _csv_value(value):
@@ -118,18 +135,33 @@ def _csv_value(value):
 def format_table(results: Sequence[dict[str, Any]]) -> str:
   """The end-of-run comparison table (Markdown)."""
   def percent(value):
-    return "n/a" if value is None or not math.isfinite(value) else f"{100 * value:.2f}%"
+    return "n/a" if not _finite(value) else f"{100 * value:.2f}%"
 
   def share(value):
-    return "n/a" if value is None or not math.isfinite(value) else f"{value:.3f}"
+    return "n/a" if not _finite(value) else f"{value:.3f}"
+
+  def signed_percent(value):
+    return "n/a" if not _finite(value) else f"{100 * value:+.2f} points"
 
   window = results[0]["window_rounds"] if results else 0
-  lines = [f"| aggregator | accuracy: last round (mean of last {window}) | attack success rate: "
-           f"last (mean of last {window}) | attackers' weight share | wall seconds |",
-           "|---|---|---|---|---|"]
+  clean = any(_finite(r.get("window_clean_accuracy")) for r in results)
+  header = (f"| aggregator | accuracy: last round (mean of last {window}) | attack success rate: "
+            f"last (mean of last {window}) |")
+  if clean:
+    header += (f" without attackers: accuracy, attack success rate (means of last {window}) | "
+               f"excess attack success rate (mean of last {window}) |")
+  lines = [header + " attackers' weight share | wall seconds |", "|" + "---|" * (7 if clean else 5)]
   for r in results:
-    lines.append(f"| {r['aggregator']} | {percent(r['final_accuracy'])} "
-                 f"({percent(r['window_accuracy'])}) | {percent(r['attack_success_rate'])} "
-                 f"({percent(r['window_attack_success_rate'])}) | "
-                 f"{share(r['attackers_weight_share'])} | {r['wall_seconds']:.1f} |")
+    line = (f"| {r['aggregator']} | {percent(r['final_accuracy'])} "
+            f"({percent(r['window_accuracy'])}) | {percent(r['attack_success_rate'])} "
+            f"({percent(r['window_attack_success_rate'])}) |")
+    if clean:
+      line += (f" {percent(r.get('window_clean_accuracy'))}, "
+               f"{percent(r.get('window_clean_attack_success_rate'))} | "
+               f"{signed_percent(r.get('window_excess_attack_success_rate'))} |")
+    lines.append(line + f" {share(r['attackers_weight_share'])} | {r['wall_seconds']:.1f} |")
   return "\n".join(lines)
+
+
+def _finite(value) -> bool:
+  return value is not None and isinstance(value, (int, float)) and math.isfinite(value)

@@ -68,8 +68,28 @@ def describe(prepared: Prepared, attack_description: str) -> dict[str, Any]:
       "preset_scaling": {k: {"paper": a, config.preset: b} for k, (a, b) in scaling.items()},
       "code_vs_paper_choices": {k: {"value": getattr(config, k, None), "meaning": text}
                                 for k, text in presets.CHOICES.items()},
-      "notices": list(data.notices),
+      "notices": list(data.notices) + size_notices(sizes),
   }
+
+
+UNEQUAL_CLIENTS = 10
+"""A largest client holding this many times the median client's training examples gets a notice."""
+
+
+def size_notices(sizes: list[int]) -> list[str]:
+  """A notice when the largest client holds ``UNEQUAL_CLIENTS`` times the median client's
+  training examples or more: coordinate-wise robust rules then follow the typical client's
+  shorter update and give the large clients little weight (RESULTS.md, "LOAN, default data",
+  has the measured case)."""
+  if not sizes:
+    return []
+  median = float(np.median(sizes))
+  if max(sizes) < UNEQUAL_CLIENTS * max(median, 1.0):
+    return []
+  return [f"clients hold {min(sizes)}-{max(sizes)} training examples (median {median:g}): robust "
+          "aggregators follow the typical client's update and give the large clients, whose "
+          "updates are longer, little weight, which can cost accuracy against FedAvg; "
+          "scripts/client_diagnostics.py prints each client's update norm and weights."]
 
 
 def header_lines(prepared: Prepared, info: dict[str, Any], output_dir: str) -> list[str]:
@@ -85,6 +105,10 @@ def header_lines(prepared: Prepared, info: dict[str, Any], output_dir: str) -> l
       f"round, {min(sizes)}-{max(sizes)} training examples each; model {config.model}",
       f"attackers: {info['attackers'] or 'none'}; attack {info['attack']}",
   ]
+  if config.runs_clean_baseline:
+    lines.append("clean baseline: every aggregator also runs the same rounds without attackers "
+                 "(their clients train honestly); excess attack success rate = attacked - clean "
+                 "(--clean_baseline=false turns it off)")
   if info["preset_scaling"]:
     changes = ", ".join(f"{k} {v['paper']} -> {v[config.preset]}"
                         for k, v in info["preset_scaling"].items())
@@ -139,20 +163,23 @@ def run(prepared: Prepared, output_dir: str, progress: bool = True,
           bar.update(1)
 
       try:
-        result = experiment.run(name, factory, on_round)
+        result = experiment.run(name, factory, on_round,
+                                clean_baseline=config.runs_clean_baseline)
       finally:
         if bar is not None:
           bar.close()
       results.append(result)
-      asr = result["attack_success_rate"]
-      out(f"{name}: accuracy {result['final_accuracy']:.4f}, attack success rate "
-          f"{'n/a' if asr is None or asr != asr else f'{asr:.4f}'}, "
-          f"{result['wall_seconds']:.1f} s")
+      line = (f"{name}: accuracy {_number(result['final_accuracy'])}, attack success rate "
+              f"{_number(result['attack_success_rate'])}")
+      if config.runs_clean_baseline:
+        line += (f"; without attackers: accuracy {_number(result['clean_final_accuracy'])}, "
+                 f"attack success rate {_number(result['clean_attack_success_rate'])}")
+      out(f"{line}; {result['wall_seconds']:.1f} s")
   summary = {
       "task": config.task, "preset": config.preset, "seed": config.seed,
       "aggregators": list(config.aggregators), "num_attackers": config.num_attackers,
       "attackers": prepared.federation.attackers, "rounds": config.rounds,
-      "data_source": data.data_source,
+      "data_source": data.data_source, "clean_baseline": config.runs_clean_baseline,
       "majority_class_accuracy": info["majority_class_accuracy"],
       "results": {r["aggregator"]: {k: v for k, v in r.items() if k != "aggregator"}
                   for r in results},
@@ -163,6 +190,10 @@ def run(prepared: Prepared, output_dir: str, progress: bool = True,
   out(f"outputs: {output_dir} (config.json, metrics.csv, summary.json, "
       f"{', '.join(os.path.basename(p) for p in plots)})")
   return summary
+
+
+def _number(value) -> str:
+  return "n/a" if value is None or value != value else f"{value:.4f}"
 
 
 def _progress_bar(name: str, rounds: int):

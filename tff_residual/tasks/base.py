@@ -58,6 +58,8 @@ class TaskData:
     natural_clients: optional index arrays into ``train``, one per client, for
       data that come federated (EMNIST writers).
     feature_names: column names of tabular features.
+    feature_scaling: the standardization applied to tabular features, if any
+      (it has ``mean``, ``std`` and ``apply(x)``), so that triggers can follow it.
   """
 
   train: Arrays
@@ -69,6 +71,7 @@ class TaskData:
   client_keys: np.ndarray | None = None
   natural_clients: list[np.ndarray] | None = None
   feature_names: list[str] | None = None
+  feature_scaling: Any = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -55,6 +55,8 @@ COMMON: dict[str, Any] = dict(
     lambda_=2.0,
     delta=0.1,
     beta=0.2,
+    feature_scaling="reference",  # LOAN: the code's divide-by-10/100/10,000
+    clean_baseline=True,          # every attacked run also runs without attackers
 )
 
 SMOKE: dict[str, Any] = dict(
@@ -69,6 +71,7 @@ SMOKE: dict[str, Any] = dict(
     max_examples_per_client=64,
     max_test_examples=256,
     attack_round=1,
+    clean_baseline=False,
 )
 
 CHOICES: dict[str, str] = {

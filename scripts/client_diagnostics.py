@@ -1,0 +1,99 @@
+#!/usr/bin/env python
+"""Why an aggregator gains or loses accuracy on a task: per client, its
+training-set size, the norm of its update and the weight each aggregator gives
+it, in chosen rounds of a FedAvg run (the same global model for every
+aggregator, so the weights are comparable).
+
+    python scripts/client_diagnostics.py --task=loan_backdoor [--rounds_to_show=0,9,29]
+        [--aggregator=median,residual] [any run.py flag]
+
+Prints one table per shown round: client, name (the state for LOAN), training
+examples, attacker or not, update L2 norm, and per aggregator the client's
+weight (``client_weights`` of the eager API; the median and trimmed mean
+report the share of coordinates each client supplies). The global model follows
+FedAvg (TFF's ``MeanFactory``) through all rounds, as in the attacked run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "experiments"))
+
+import numpy as np  # noqa: E402
+
+import run as run_cli  # noqa: E402
+
+KERNEL_OPTIONS = {
+    "median": ("median", {}),
+    "trimmed_mean": ("trimmed_mean", {"beta": 0.2}),
+    "residual": ("residual", {"lambda_": 2.0, "delta": 0.1}),
+    "residual_paper": ("residual", {"lambda_": 2.0, "delta": 0.1, "variant": "paper"}),
+}
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--rounds_to_show", default="0,9,29")
+  parser.add_argument("--aggregator", default="median,trimmed_mean,residual")
+  args, extra = parser.parse_known_args(argv)
+  shown = sorted({int(r) for r in args.rounds_to_show.split(",")})
+  names = [n.strip() for n in args.aggregator.split(",") if n.strip()]
+  unknown = [n for n in names if n not in KERNEL_OPTIONS]
+  if unknown:
+    parser.error(f"unknown aggregator(s) {unknown}; expected some of {list(KERNEL_OPTIONS)}")
+  cli_args = run_cli.build_parser().parse_args(
+      [*extra, "--aggregator=fedavg", f"--rounds={max(shown) + 1}", "--clean_baseline=false"])
+  config, family = run_cli.config_from_args(cli_args)
+  from tff_residual.simulation import runner
+  prepared = runner.prepare(config, family)
+
+  import tensorflow_federated as tff
+
+  import tff_residual
+  from tff_residual.simulation.experiment import Experiment
+  from tff_residual.simulation.runtime import managed_tff_runtime
+
+  federation = prepared.federation
+  model_spec, attack = runner.model_and_attack(prepared)
+  print(f"task {config.task}: {runner.describe(prepared, attack.describe())['data_source']}, "
+        f"clients {config.num_clients}, attackers {federation.attackers}")
+  with managed_tff_runtime():
+    experiment = Experiment(config, prepared.data, model_spec, attack, federation)
+    process = tff.aggregators.MeanFactory().create(experiment.trainer.weights_type,
+                                                   tff.TensorType(np.float32))
+    state = process.initialize()
+    weights = [w.copy() for w in experiment.initial_weights]
+    for round_index in range(max(shown) + 1):
+      clients, results = experiment.train_round(round_index, weights)
+      inputs = experiment.aggregation_inputs(round_index, clients, results, weights)
+      if round_index in shown:
+        flat = [np.concatenate([np.ravel(u) for u in update]) for update in inputs.updates]
+        columns = {}
+        for name in names:
+          method, params = KERNEL_OPTIONS[name]
+          _, info = tff_residual.aggregate(flat, method=method, **params)
+          columns[name] = info["client_weights"]
+        accuracy = experiment.evaluator.evaluate(weights).accuracy
+        print(f"\nround {round_index} (global model accuracy {100 * accuracy:.2f}% before it)")
+        print("| client | name | train examples | attacker | update norm | "
+              + " | ".join(f"{n} weight" for n in names) + " |")
+        print("|---" * (5 + len(names)) + "|")
+        for i, client in enumerate(inputs.clients):
+          print(f"| {client} | {federation.names[client]} | {len(federation.clients[client])} | "
+                f"{'yes' if client in experiment.attackers else ''} | "
+                f"{np.linalg.norm(flat[i]):.4f} | "
+                + " | ".join(f"{columns[n][i]:.3f}" for n in names) + " |")
+      output = process.next(state, inputs.updates, inputs.client_weights)
+      state = output.state
+      weights = [w + np.asarray(a, w.dtype) for w, a in zip(weights, output.result)]
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
