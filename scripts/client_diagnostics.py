@@ -48,7 +48,7 @@ def main(argv=None) -> int:
   if unknown:
     parser.error(f"unknown aggregator(s) {unknown}; expected some of {list(KERNEL_OPTIONS)}")
   cli_args = run_cli.build_parser().parse_args(
-      [*extra, "--aggregator=fedavg", f"--rounds={max(shown) + 1}", "--clean_baseline=false"])
+      [*extra, "--aggregator=fedavg", f"--rounds={max(shown) + 1}"])
   config, family = run_cli.config_from_args(cli_args)
   from tff_residual.simulation import runner
   prepared = runner.prepare(config, family)

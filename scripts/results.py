@@ -13,7 +13,8 @@ run without attackers); the accuracy without attackers]; w is the attackers'
 mean share of the aggregation weight. Where the paper reports the experiment,
 its number stands in a column beside ours. Outputs (config.json, metrics.csv,
 summary.json, plots) stay in runs/results-<timestamp>/; each experiment's
-tables also go to its tables.md.
+tables also go to its tables.md. ``--archive results`` keeps each run's
+summary.json and config.json and the tables in the repository's results/.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import datetime
 import importlib.util
 import json
 import os
+import shutil
 import sys
 
 import numpy as np
@@ -103,6 +105,11 @@ EXPERIMENTS: dict[str, Experiment] = {
         _BACKDOOR_RUNS("loan", f"--data_path={LOAN_2018}"), paper=_LOAN_PAPER,
         note="Paper: its own file (9 statuses, all 6 trigger features), so its accuracies are "
              "not comparable with this file's."),
+    "loan_2018_standardized": Experiment(
+        "LOAN, LendingClub 2018 file, features standardized (--feature_scaling=standardize), "
+        "10 states, 1 attacker",
+        _BACKDOOR_RUNS("loan", f"--data_path={LOAN_2018}", "--feature_scaling=standardize"),
+        paper=_LOAN_PAPER, note="Paper: as above."),
     "loan_backdoor": Experiment(
         "loan_backdoor: LendingClub LoanStats3a 2007-2011 (real), 10 states, 1 attacker", (
             ("1 attacker", ("--task=loan_backdoor", f"--data_path={LOANSTATS}")),)),
@@ -238,6 +245,11 @@ def cell(values: list, sign: bool = False) -> str:
   return text + (f" ± {100 * np.std(values):.2f}" if len(values) > 1 else "")
 
 
+def shown(flags) -> str:
+  """Flags as a user types them from the repository root (``../shared/data/...``)."""
+  return " ".join(flags).replace(SHARED, os.path.join("..", "shared", "data"))
+
+
 def run_directory(base: str, name: str, label: str, seed: int) -> str:
   safe = "".join(ch if ch.isalnum() or ch in "._-" else "" for ch in label.replace(" ", "_"))
   return os.path.join(base, name, safe, f"seed{seed}")
@@ -255,6 +267,9 @@ def main(argv=None) -> int:
   parser.add_argument("--from_runs", default=None,
                       help="write the tables from the summaries of an earlier "
                            "runs/results-<timestamp> directory instead of running")
+  parser.add_argument("--archive", default=None,
+                      help="also copy each run's summary.json and config.json, and each "
+                           "experiment's tables.md, to ARCHIVE/<experiment>/ (e.g. results/)")
   args = parser.parse_args(argv)
   if args.list:
     for name, experiment in EXPERIMENTS.items():
@@ -284,11 +299,19 @@ def main(argv=None) -> int:
             return 1
         with open(os.path.join(output_dir, "summary.json")) as f:
           summaries.setdefault(label, []).append(json.load(f))
+        if args.archive:
+          kept = run_directory(args.archive, name, label, seed)
+          os.makedirs(kept, exist_ok=True)
+          for file in ("summary.json", "config.json"):
+            shutil.copyfile(os.path.join(output_dir, file), os.path.join(kept, file))
     minutes = None if cli is None else (datetime.datetime.now() - start).total_seconds() / 60
     section = table(name, experiment, summaries, args.preset, aggregators, seeds, minutes)
     os.makedirs(os.path.join(base, name), exist_ok=True)
     with open(os.path.join(base, name, "tables.md"), "w") as f:
       f.write(section + "\n")
+    if args.archive:
+      with open(os.path.join(args.archive, name, "tables.md"), "w") as f:
+        f.write(section + "\n")
     sections.append(section)
   report = "\n\n".join(sections)
   with open(os.path.join(base, "tables.md"), "w") as f:
@@ -351,12 +374,11 @@ def table(name: str, experiment: Experiment, summaries: dict, preset: str, aggre
     lines += ["", experiment.note]
   if minutes is not None:
     lines += ["", f"Wall time: {minutes:.1f} min for {len(runs) * len(seeds)} runs on this machine."]
-  lines += ["", "Commands (per seed S):", ""]
-  lines += [f"    .venv/bin/python experiments/run.py {' '.join(flags)} --aggregator={aggregators}"
-            f" --preset={preset} --seed=S" for _, flags in experiment.runs]
-  lines += ["", "The paper's setup (for a GPU; not run here):", ""]
-  lines += [f"    .venv/bin/python experiments/run.py {' '.join(flags)} --aggregator={aggregators}"
-            f" --preset=paper --seed=S" for _, flags in experiment.runs]
+  for heading, chosen in (("Commands (per seed S):", preset),
+                          ("The paper's setup (for a GPU; not run here):", "paper")):
+    lines += ["", heading, ""]
+    lines += [f"    .venv/bin/python experiments/run.py {shown(flags)} --aggregator={aggregators}"
+              f" --preset={chosen} --seed=S" for _, flags in experiment.runs]
   return "\n".join(lines)
 
 

@@ -247,7 +247,8 @@ def test_summary_and_table_of_a_clean_baseline():
 def test_unequal_client_sizes_get_a_notice():
   from tff_residual.simulation.runner import size_notices
   assert size_notices([2220, 2273, 2250]) == []
-  assert size_notices([100, 120, 999]) == []
+  assert size_notices([100, 120, 499]) == []
+  assert len(size_notices([100, 120, 600])) == 1
   (notice,) = size_notices([3, 14, 51, 6209, 80, 3, 514, 7, 5, 242])
   assert notice.startswith("clients hold 3-6209 training examples (median 32.5)")
   assert size_notices([]) == []

@@ -72,7 +72,7 @@ def describe(prepared: Prepared, attack_description: str) -> dict[str, Any]:
   }
 
 
-UNEQUAL_CLIENTS = 10
+UNEQUAL_CLIENTS = 5
 """A largest client holding this many times the median client's training examples gets a notice."""
 
 

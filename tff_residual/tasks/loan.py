@@ -22,7 +22,7 @@ adapted to the columns present:
 5. ``addr_state``'s code / 100 stays an input feature (constant per client).
 ``--feature_scaling=standardize`` (ours; default ``reference``) then maps
 every feature to (x - mean) / std with the training rows' statistics: the
-reference's scaling leaves standard deviations from 0.01 to 19 (the 2018 file
+reference's scaling leaves standard deviations from 0.11 to 19 (the 2018 file
 of ../shared/data), on which LoanNet's SGD barely leaves the majority class.
 80% train / 20% test (seeded); clients are the states of the training rows
 (``by_key`` partition: a seeded shuffle of the states, the first
