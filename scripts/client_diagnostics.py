@@ -10,7 +10,8 @@ aggregator, so the weights are comparable).
 Prints one table per shown round: client, name (the state for LOAN), training
 examples, attacker or not, update L2 norm, and per aggregator the client's
 weight (``client_weights`` of the eager API; the median and trimmed mean
-report the share of coordinates each client supplies). The global model follows
+report the share of coordinates each client supplies), computed by the eager API
+with the parameters of the run's own factory (``--lambda_``, ``--delta``, ...). The global model follows
 FedAvg (TFF's ``MeanFactory``) through all rounds, as in the attacked run.
 """
 
@@ -28,13 +29,6 @@ import numpy as np  # noqa: E402
 
 import run as run_cli  # noqa: E402
 
-KERNEL_OPTIONS = {
-    "median": ("median", {}),
-    "trimmed_mean": ("trimmed_mean", {"beta": 0.2}),
-    "residual": ("residual", {"lambda_": 2.0, "delta": 0.1}),
-    "residual_paper": ("residual", {"lambda_": 2.0, "delta": 0.1, "variant": "paper"}),
-}
-
 
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__,
@@ -43,10 +37,11 @@ def main(argv=None) -> int:
   parser.add_argument("--aggregator", default="median,trimmed_mean,residual")
   args, extra = parser.parse_known_args(argv)
   shown = sorted({int(r) for r in args.rounds_to_show.split(",")})
-  names = [n.strip() for n in args.aggregator.split(",") if n.strip()]
-  unknown = [n for n in names if n not in KERNEL_OPTIONS]
-  if unknown:
-    parser.error(f"unknown aggregator(s) {unknown}; expected some of {list(KERNEL_OPTIONS)}")
+  from tff_residual.simulation.aggregators import build_factory, parse_aggregators
+  try:
+    names = [n for n in parse_aggregators(args.aggregator) if n != "fedavg"]
+  except ValueError as error:
+    parser.error(str(error))
   cli_args = run_cli.build_parser().parse_args(
       [*extra, "--aggregator=fedavg", f"--rounds={max(shown) + 1}"])
   config, family = run_cli.config_from_args(cli_args)
@@ -75,9 +70,9 @@ def main(argv=None) -> int:
       if round_index in shown:
         flat = [np.concatenate([np.ravel(u) for u in update]) for update in inputs.updates]
         columns = {}
-        for name in names:
-          method, params = KERNEL_OPTIONS[name]
-          _, info = tff_residual.aggregate(flat, method=method, **params)
+        for name in names:  # the run's factories, with the run's --lambda_, --delta, --beta
+          factory = build_factory(name, config)
+          _, info = tff_residual.aggregate(flat, factory.method, **factory.params)
           columns[name] = info["client_weights"]
         accuracy = experiment.evaluator.evaluate(weights).accuracy
         print(f"\nround {round_index} (global model accuracy {100 * accuracy:.2f}% before it)")

@@ -73,9 +73,13 @@ _LOAN_PAPER = _by_column(("naive backdoor", "model replacement"), {
     "fedavg": ["93.65 / 99.71", "94.11 / 98.96"], "residual": ["94.50 / 0.00", "95.06 / 0.00"],
     "median": ["- / 0.00", "- / 0.00"], "trimmed_mean": ["- / 0.00", "- / 0.00"],
     "foolsgold": ["- / 99.96", "-"]})
-_BACKDOOR_RUNS = lambda task, *flags: (  # noqa: E731
-    ("naive backdoor", (f"--task={task}_backdoor", *flags)),
-    ("model replacement", (f"--task={task}_model_replacement", *flags)))
+
+
+def _BACKDOOR_RUNS(dataset, *flags):
+  """The naive backdoor and model replacement runs of ``dataset`` with ``flags``."""
+  return (("naive backdoor", (f"--task={dataset}_backdoor", *flags)),
+          ("model replacement", (f"--task={dataset}_model_replacement", *flags)))
+
 _GRID_LAMBDAS, _GRID_DELTAS = (1.0, 2.0, 5.0), (0.01, 0.1)
 
 
