@@ -27,7 +27,27 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from tff_residual.simulation.aggregators import AGGREGATORS, parse_aggregators  # noqa: E402
+
+def _import_tensorflow_quietly():
+  """Imports TensorFlow with the process's stderr (fd 2) sent to /dev/null: on a
+  machine without a GPU its C++ start-up logs CUDA plugin registration errors
+  that TF_CPP_MIN_LOG_LEVEL=2 keeps, and the flags' table (the method configs)
+  needs TensorFlow before any one-line error can be printed. A failed import
+  still raises, after stderr is back."""
+  saved = os.dup(2)
+  try:
+    with open(os.devnull, "w") as devnull:
+      os.dup2(devnull.fileno(), 2)
+      import tensorflow  # noqa: F401
+  finally:
+    os.dup2(saved, 2)
+    os.close(saved)
+
+
+_import_tensorflow_quietly()
+
+from tff_residual.simulation.aggregators import (AGGREGATORS, METHOD_FLAGS,  # noqa: E402
+                                                 parse_aggregators)
 from tff_residual.simulation.config import ConfigError, build_config  # noqa: E402
 from tff_residual.tasks import presets  # noqa: E402
 from tff_residual.tasks.base import DataError  # noqa: E402
@@ -77,9 +97,6 @@ SETTINGS = (
     ("scale_factor", float, "model replacement: update scale"),
     ("noise_scale", float, "gaussian: noise std in percent of the weights"),
     ("mix_rate", float, "mix_rate: probability of keeping a poisoned coordinate"),
-    ("lambda_", float, "residual reweighting lambda (eq. 6)"),
-    ("delta", float, "residual reweighting threshold delta (eqs. 8-9; code 0.1, paper MNIST 0.01)"),
-    ("beta", float, "trimmed mean: fraction trimmed per side"),
     ("feature_scaling", str, "loan: reference (the code's divide-by-10/100/10,000) or "
                              "standardize (z-scores from the training rows)"),
     ("clean_baseline", _boolean, "true/false: also run every aggregator without attackers (the "
@@ -120,6 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
   group = parser.add_argument_group("settings (defaults from the preset)")
   for name, kind, text in SETTINGS:
     group.add_argument(f"--{name}", type=kind, default=None, help=text)
+  methods = parser.add_argument_group(
+      "aggregator hyper-parameters (each goes to every aggregator whose config has it; "
+      "unset: the config's default)")
+  for name, (kind, text) in METHOD_FLAGS.items():
+    methods.add_argument(f"--{name}", type=kind, default=None, help=text)
   return parser
 
 
@@ -150,7 +172,9 @@ def config_from_args(args):
                    data_path=args.data_path, label_column=args.label_column,
                    trigger_features=tuple(f.strip() for f in args.trigger_features.split(",")
                                           if f.strip()),
-                   mix_honest=args.mix_honest)
+                   mix_honest=args.mix_honest,
+                   aggregator_params={name: getattr(args, name) for name in METHOD_FLAGS
+                                      if getattr(args, name) is not None})
   return build_config(family, attack, args.preset, overrides), family
 
 

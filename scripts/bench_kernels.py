@@ -52,19 +52,23 @@ import tensorflow as tf  # noqa: E402
 
 from tff_residual.kernels import registry  # noqa: E402
 
-KERNELS = ("residual", "median", "trimmed_mean", "repeated_median", "foolsgold")
+KERNELS = ("residual", "median", "trimmed_mean", "repeated_median", "foolsgold", "krum",
+           "multi_krum", "geometric_median", "centered_clipping", "bulyan", "nnm+mean")
+
+
+def kernel_params(method: str, k: int) -> dict:
+  """f = (K - 3) // 4 (the largest Bulyan allows) for every rule that takes f."""
+  return {"num_byzantine": (k - 3) // 4} if _needs_f(method) else {}
+
+
+def _needs_f(method: str) -> bool:
+  if method.startswith(registry.NNM_PREFIX):
+    return True
+  setting = registry.NAMED_SETTINGS.get(method)
+  name = setting.method if setting else method
+  return name in registry.METHODS and "num_byzantine" in registry.METHODS[name].config.field_names()
 
 VARIANTS = {"residual_sort": ("residual", {"implementation": "sort"})}
-
-
-def _factories():
-  """The TFF factory of each kernel, for --tff."""
-  from tff_residual import aggregators
-  return {"residual": aggregators.ResidualReweightingFactory,
-          "median": aggregators.CoordinateMedianFactory,
-          "trimmed_mean": aggregators.TrimmedMeanFactory,
-          "repeated_median": aggregators.RepeatedMedianFactory,
-          "foolsgold": aggregators.FoolsGoldFactory}
 
 
 def model_shapes(size: str) -> list[int]:
@@ -98,10 +102,11 @@ def peak_bytes(pids) -> int:
   return sum(_status_bytes("VmHWM:", pid) for pid in pids)
 
 
-def _factory(name: str):
-  """The TFF factory of kernel ``name`` (a method or one of VARIANTS)."""
+def _factory(name: str, k: int):
+  """The TFF factory of kernel ``name`` (a method or one of VARIANTS) for K = k."""
+  from tff_residual.aggregators import RobustAggregationFactory
   method, params = VARIANTS.get(name, (name, {}))
-  return _factories()[method](**params)
+  return RobustAggregationFactory(method, **params, **kernel_params(method, k))
 
 
 def _enter_tff_runtime() -> int:
@@ -121,7 +126,7 @@ def tff_call(name: str, values: list):
   import tensorflow_federated as tff
   worker = _enter_tff_runtime()
   factory = (tff.aggregators.UnweightedMeanFactory() if name == "tf.reduce_mean"
-             else _factory(name))
+             else _factory(name, int(values[0].shape[0])))
   value_type = tff.types.to_type([tff.TensorType(np.float32, [int(v.shape[1])]) for v in values])
   process = factory.create(value_type)
   state = process.initialize()
@@ -138,12 +143,12 @@ def tff_server_step(name: str, values: list):
   """
   import tensorflow_federated as tff
   worker = _enter_tff_runtime()
-  factory = _factory(name)
+  factory = _factory(name, int(values[0].shape[0]))
   kernel = factory.kernel  # the factory's own kernel
   from tff_residual.aggregators.robust_factory import kernel_gets_one_matrix
   stack = [v.numpy() for v in values]
   value_type = tff.types.to_type([tff.TensorType(np.float32, [m.shape[1]]) for m in stack])
-  if kernel_gets_one_matrix(factory.method, value_type):
+  if kernel_gets_one_matrix(factory.resolved, value_type):
     stack = [np.concatenate(stack, axis=1)]  # as the factory feeds its kernel
   stacked_type = [tff.TensorType(np.float32, [None, int(v.shape[1])]) for v in stack]
 
@@ -181,7 +186,7 @@ def measure(name: str, size: str, k: int, repeats: int, budget: float, seed: int
     call = lambda: [a.numpy() for a in mean_fn(values)]
   else:
     method, params = VARIANTS.get(name, (name, {}))
-    kernel = registry.build_kernel(method, **params)
+    kernel = registry.build_kernel(method, **params, **kernel_params(method, k))
     call = lambda: [a.numpy() for a in kernel(values, None).aggregate]
   def timed_call() -> float:
     """Wall seconds of one call; for "tff_server" the seconds timed inside the graph."""
@@ -243,7 +248,8 @@ def main():
     if name not in kernels:
       parser.error(f"--tff kernel {name!r} is not among --kernels")
   for name in kernels:
-    if name not in registry.METHODS and name not in VARIANTS:
+    if name not in registry.names() and name not in VARIANTS and not name.startswith(
+        registry.NNM_PREFIX):
       parser.error(f"unknown kernel {name!r}; expected some of "
                    f"{sorted([*registry.METHODS, *VARIANTS])}")
 

@@ -11,7 +11,13 @@ import tensorflow_federated as tff
 import tff_residual
 from tff_residual.simulation.aggregators import AGGREGATORS, build_factory
 
-SETTINGS = types.SimpleNamespace(lambda_=2.5, delta=0.05, beta=0.2)
+def run_settings(**params):
+  """The parts of an ExperimentConfig the table reads."""
+  return types.SimpleNamespace(aggregator_params=params, num_attackers=2,
+                               participants_per_round=10)
+
+
+SETTINGS = run_settings(lambda_=2.5, delta=0.05, beta=0.2)
 
 TABLE_7 = {
     "residual_theil_sen": dict(estimator="theil_sen", weighting="huber"),
@@ -35,7 +41,7 @@ def test_table_7_name_in_tff_equals_eager_api_with_its_options(tff_runtime, name
   factory = build_factory(name, SETTINGS)
   assert factory.method == "residual"
   for key, value in dict(TABLE_7[name], lambda_=2.5, delta=0.05, variant="reference").items():
-    assert factory.params[key] == value, key
+    assert getattr(factory.config, key) == value, key
   values = client_values()
   process = factory.create(tff.TensorType(np.float32, [40]), tff.TensorType(np.float32))
   output = process.next(process.initialize(), values, [1.0] * len(values))
@@ -52,14 +58,22 @@ def test_table_7_name_in_tff_equals_eager_api_with_its_options(tff_runtime, name
 
 
 def test_every_name_builds_a_factory_of_its_method():
-  methods = {name: getattr(build_factory(name, SETTINGS), "method", "mean")
-             for name in AGGREGATORS}
+  names = [n for n in AGGREGATORS if "NAME" not in n] + ["nnm+residual", "nnm+krum"]
+  methods = {name: getattr(build_factory(name, SETTINGS), "method", "mean") for name in names}
   assert methods["fedavg"] == "mean" and isinstance(build_factory("fedavg", SETTINGS),
                                                     tff.aggregators.MeanFactory)
   assert {n for n, m in methods.items() if m == "residual"} == {
       "residual", "residual_paper", *TABLE_7}
   assert build_factory("residual_paper", SETTINGS).params["variant"] == "paper"
   assert build_factory("trimmed_mean", SETTINGS).params["beta"] == 0.2
+  # A flag reaches every method that has the field, and only those.
+  assert build_factory("median", SETTINGS).params == {}
+  assert methods["nnm+residual"] == "nnm+residual" and methods["krum"] == "krum"
+  # Without --num_byzantine, f is the attackers a round can hold.
+  assert build_factory("krum", SETTINGS).config.num_byzantine == 2
+  assert build_factory("bulyan", run_settings(num_byzantine=1)).config.num_byzantine == 1
+  mixed = build_factory("nnm+krum", run_settings(num_byzantine=1))
+  assert mixed.config.num_byzantine == 1 and mixed.inner.config.num_byzantine == 1
 
 
 def test_gaussian_weighting_uses_lambda_as_its_standard_deviation():
@@ -67,7 +81,17 @@ def test_gaussian_weighting_uses_lambda_as_its_standard_deviation():
   values = client_values()
   weights = []
   for sigma in (1.0, 4.0):
-    factory = build_factory("residual_gaussian", types.SimpleNamespace(lambda_=sigma, delta=0.0))
+    factory = build_factory("residual_gaussian", run_settings(lambda_=sigma, delta=0.0))
     kernel_output = factory.kernel([tf.constant(np.stack(values))], None)
     weights.append(float(kernel_output.client_weights[6]))
   assert weights[0] < weights[1]
+
+
+def test_readme_holds_the_methods_table_of_the_registry():
+  import os
+  import sys
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  sys.path.insert(0, os.path.join(root, "scripts"))
+  import methods_table
+  with open(os.path.join(root, "README.md")) as f:
+    assert methods_table.table() in f.read()

@@ -321,3 +321,26 @@ def test_unweighted_fed_avg(tff_runtime):
   state = process.initialize()
   output = process.next(state, client_datasets(4, seed=1))
   assert output.metrics["aggregator"]["client_weights"].shape == (4,)
+
+
+@pytest.mark.parametrize("factory_name", ["residual", "median", "foolsgold"])
+def test_unsorted_ordered_dict_keys_keep_their_tensors(tff_runtime, factory_name):
+  """A model OrderedDict(w=..., b=...) flattens w, b in its TFF type but b, w under
+  tf.nest (it sorts every dict's keys); the gather must follow the type, or each
+  tensor gets another's coordinates (it did before the fix)."""
+  rng = np.random.default_rng(8)
+  x = rng.normal(size=(7, 40)).astype(np.float32)
+  value_type = collections.OrderedDict(w=tff.TensorType(np.float32, [5, 6]),
+                                       b=tff.TensorType(np.float32, [10]))
+  values = [collections.OrderedDict(w=row[:30].reshape(5, 6), b=row[30:]) for row in x]
+  process = FACTORIES[factory_name]().create(value_type, tff.TensorType(np.float32))
+  output = process.next(process.initialize(), values, [1.0] * 7)
+  want, _ = tff_residual.aggregate([dict(v) for v in values], factory_name,
+                                   **({"feature_index": None} if factory_name == "foolsgold"
+                                      else {}))
+  if factory_name == "foolsgold":  # feature_index -2 names a tensor: compare with all tensors
+    process = tff_residual.FoolsGoldFactory(feature_index=None).create(
+        value_type, tff.TensorType(np.float32))
+    output = process.next(process.initialize(), values, [1.0] * 7)
+  for key in ("w", "b"):
+    np.testing.assert_allclose(output.result[key], want[key], atol=1e-5)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import tff_residual
+from method_params import params_for
 from tff_residual.kernels import registry
 
 
@@ -12,9 +13,10 @@ from tff_residual.kernels import registry
 def test_non_finite_client_is_dropped_and_does_not_poison(method, bad):
   rng = np.random.default_rng(30)
   clients = [{"w": rng.normal(size=(4, 3)), "b": rng.normal(size=3)} for _ in range(8)]
-  clean, _ = tff_residual.aggregate(clients[:5] + clients[6:], method)
+  params = params_for(method, 7)
+  clean, _ = tff_residual.aggregate(clients[:5] + clients[6:], method, **params)
   clients[5]["b"][1] = bad
-  agg, info = tff_residual.aggregate(clients, method)
+  agg, info = tff_residual.aggregate(clients, method, **params)
   assert info["num_dropped_clients"] == 1
   assert info["client_weights"][5] == 0 and info["corrected_fraction"][5] == 0
   np.testing.assert_allclose(info["client_weights"].sum(), 1.0, atol=1e-6)
@@ -25,7 +27,7 @@ def test_non_finite_client_is_dropped_and_does_not_poison(method, bad):
 @pytest.mark.parametrize("method", sorted(registry.METHODS))
 def test_every_client_dropped_gives_zeros(method):
   clients = [np.array([np.nan, 1.0]), np.array([2.0, np.inf])]
-  agg, info = tff_residual.aggregate(clients, method)
+  agg, info = tff_residual.aggregate(clients, method, **params_for(method, 0))
   np.testing.assert_array_equal(agg, [0.0, 0.0])
   np.testing.assert_array_equal(info["client_weights"], [0.0, 0.0])
   assert info["num_dropped_clients"] == 2
@@ -44,7 +46,27 @@ def test_inputs_are_not_mutated():
 @pytest.mark.parametrize("call,error,match", [
     (lambda: tff_residual.aggregate([], "residual"), ValueError, "empty"),
     (lambda: tff_residual.aggregate(np.zeros(3), "residual"), TypeError, "list"),
-    (lambda: tff_residual.aggregate([np.zeros(2)], "krum"), ValueError, "Unknown method='krum'"),
+    (lambda: tff_residual.aggregate([np.zeros(2)], "kum"), ValueError, "Unknown method='kum'"),
+    (lambda: tff_residual.aggregate([np.zeros(2)], "krum"), TypeError, "num_byzantine"),
+    (lambda: tff_residual.aggregate([np.zeros(2)] * 6, "krum", num_byzantine=2), ValueError,
+     "krum needs K >= 2f \\+ 3 = 7 clients for num_byzantine f = 2; got K = 6"),
+    (lambda: tff_residual.aggregate([np.zeros(2)] * 9, "bulyan", num_byzantine=2), ValueError,
+     "bulyan needs K >= 4f \\+ 3 = 11 clients for num_byzantine f = 2; got K = 9"),
+    (lambda: tff_residual.aggregate([np.zeros(2)] * 3, "nnm+median", num_byzantine=3),
+     ValueError, "nnm needs K >= f \\+ 1 = 4"),
+    (lambda: tff_residual.aggregate([np.zeros(2)] * 9, "multi_krum", num_byzantine=1,
+                                    num_selected=10), ValueError, "num_selected = 10"),
+    (lambda: tff_residual.aggregate([np.zeros(2)], "krum", num_byzantine=-1), ValueError,
+     "num_byzantine must be an integer >= 0"),
+    (lambda: tff_residual.aggregate([np.zeros(2)], "geometric_median", nu=0), ValueError, "nu"),
+    (lambda: tff_residual.aggregate([np.zeros(2)], "centered_clipping", tau=-1.0), ValueError,
+     "tau"),
+    (lambda: tff_residual.aggregate([np.zeros(2)], "nnm+nnm+median", num_byzantine=0),
+     ValueError, "once"),
+    (lambda: tff_residual.aggregate([np.zeros(2)], "residual_paper", variant="reference"),
+     ValueError, "fixes"),
+    (lambda: tff_residual.aggregate([np.zeros(2)], "median", center=np.zeros(2)), ValueError,
+     "center"),
     (lambda: tff_residual.aggregate([np.zeros(2)], "residual", variant="v2"), ValueError, "variant"),
     (lambda: tff_residual.aggregate([np.zeros(2)], "residual", estimator="ols"), ValueError,
      "estimator"),
@@ -93,9 +115,14 @@ def test_negative_or_nan_sample_weight_drops_client_when_multiplied():
 @pytest.mark.parametrize("method", sorted(registry.METHODS))
 def test_zero_size_leaf_is_kept_empty(method):
   clients = [{"empty": np.zeros((0, 3)), "w": np.full(3, float(k))} for k in range(5)]
-  agg, info = tff_residual.aggregate(clients, method)
+  agg, info = tff_residual.aggregate(clients, method, **params_for(method, 5))
   assert agg["empty"].shape == (0, 3)
-  if method == "foolsgold":  # identical directions: wv uniform, aggregate = sum(u) / K
+  # Krum scores, hand-computed (f = 1, 2 neighbours): 15, 6, 6, 6, 15.
+  if method == "krum":  # the tie goes to the lower index: client 1
+    np.testing.assert_allclose(agg["w"], np.full(3, 1.0))
+  elif method == "multi_krum":  # clients 1, 2, 3 and 0 (the tie 0 / 4 to the lower index)
+    np.testing.assert_allclose(agg["w"], np.full(3, 1.5))
+  elif method == "foolsgold":  # identical directions: wv uniform, aggregate = sum(u) / K
     np.testing.assert_allclose(agg["w"], np.full(3, 2.0), atol=1e-9)
   else:
     np.testing.assert_allclose(agg["w"], np.full(3, 2.0))

@@ -368,7 +368,13 @@ def _bad_inputs(tmp_path):
   return [
       (["--task=mnist_teleport"], "unknown task 'mnist_teleport'; valid tasks: mnist_none"),
       (["--task=amazon_backdoor"], "unknown task 'amazon_backdoor'"),
-      (["--task=mnist_backdoor", "--aggregator=fedavg,krum"], "unknown aggregator(s) ['krum']"),
+      (["--task=mnist_backdoor", "--aggregator=fedavg,krumm"], "unknown aggregator(s) ['krumm']"),
+      (["--task=mnist_backdoor", "--aggregator=bulyan", "--num_byzantine=2", "--preset=smoke"],
+       "--aggregator=bulyan needs at least 11 clients per round for num_byzantine f = 2; the "
+       "run has 5"),
+      (["--task=mnist_backdoor", "--aggregator=krum", "--num_byzantine=-1"],
+       "--aggregator=krum: num_byzantine must be an integer >= 0"),
+      (["--task=mnist_backdoor", "--aggregator=nnm+fedavg"], "unknown aggregator(s) ['nnm+fedavg']"),
       (["--task=mnist_backdoor", f"--data_path={tmp_path / 'nope.npz'}"], "does not exist"),
       (["--task=mnist_backdoor", f"--data_path={wrong}"], "expected an .npz file or a directory"),
       (["--task=loan_backdoor", f"--data_path={no_state}"], "lacks the column(s) ['addr_state']"),
@@ -462,3 +468,17 @@ def test_an_exception_inside_the_run_stops_the_worker(tmp_path, monkeypatch):
     while process_alive(pid) and time.monotonic() < end:
       time.sleep(0.1)
     assert not process_alive(pid)
+
+
+def test_method_flags_reach_the_factories_of_the_methods_that_have_them():
+  from tff_residual.simulation.aggregators import build_factory
+  args = CLI.build_parser().parse_args([
+      "--task=mnist_label_flip", "--aggregator=krum,nnm+centered_clipping,residual",
+      "--num_byzantine=2", "--tau=0.5", "--lambda_=3", "--preset=smoke", "--clients_per_round=9"])
+  config, _ = CLI.config_from_args(args)
+  assert config.aggregator_params == {"num_byzantine": 2, "tau": 0.5, "lambda_": 3.0}
+  assert build_factory("krum", config).config.num_byzantine == 2
+  mixed = build_factory("nnm+centered_clipping", config)
+  assert mixed.config.num_byzantine == 2 and mixed.inner.config.tau == 0.5
+  residual = build_factory("residual", config)
+  assert residual.config.lambda_ == 3.0 and residual.params == {"lambda_": 3.0}

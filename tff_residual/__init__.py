@@ -2,7 +2,9 @@
 
 The residual-based reweighting of Fu, Xie, Li and Chen ("Attack-Resistant
 Federated Learning with Residual-based Reweighting", arXiv 1912.11464) and the
-paper's baselines, as ``tff.aggregators`` factories and as an eager function.
+paper's baselines and the field's standard defences (Krum, Multi-Krum, the
+geometric median, centered clipping, Bulyan, nearest-neighbour mixing), as
+``tff.aggregators`` factories and as an eager function.
 
 Everything is imported lazily (TensorFlow and TFF load on first use, so that
 ``tff_residual.tasks`` and the CLI's argument checks stay fast);
@@ -18,6 +20,12 @@ _LAZY_EXPORTS = {
     "TrimmedMeanFactory": "tff_residual.aggregators",
     "RepeatedMedianFactory": "tff_residual.aggregators",
     "FoolsGoldFactory": "tff_residual.aggregators",
+    "KrumFactory": "tff_residual.aggregators",
+    "MultiKrumFactory": "tff_residual.aggregators",
+    "GeometricMedianFactory": "tff_residual.aggregators",
+    "CenteredClippingFactory": "tff_residual.aggregators",
+    "BulyanFactory": "tff_residual.aggregators",
+    "NNMFactory": "tff_residual.aggregators",
     "RobustAggregationFactory": "tff_residual.aggregators",
     "managed_tff_runtime": "tff_residual.simulation.runtime",
     "ManagedTffRuntime": "tff_residual.simulation.runtime",

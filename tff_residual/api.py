@@ -57,26 +57,36 @@ def stack_client_values(client_values: Sequence[Any]) -> tuple[Any, list[np.ndar
 
 
 def aggregate(client_values: Sequence[Any], method: str = "residual",
-              sample_weights: Sequence[float] | None = None, **params):
+              sample_weights: Sequence[float] | None = None, center: Any = None, **params):
   """Aggregates K client models with a robust method, outside of TFF.
 
   Args:
     client_values: list (length K) of nested structures (dicts, lists, tuples)
       of float arrays, all with the same structure, shapes and dtypes.
-    method: one of "residual", "median", "trimmed_mean", "repeated_median",
-      "foolsgold", "mean".
+    method: a name of ``tff_residual.kernels.registry``: a method ("residual",
+      "median", "trimmed_mean", "repeated_median", "foolsgold", "mean", "krum",
+      "multi_krum", "geometric_median", "centered_clipping", "bulyan"), a
+      named setting ("fedavg", "residual_paper", "residual_theil_sen",
+      "residual_median_line", "residual_gaussian"), or "nnm+NAME"
+      (nearest-neighbour mixing around NAME).
     sample_weights: optional per-client weights (e.g. example counts); used only
       with ``sample_weighting="multiply"``.
-    **params: the method's hyper-parameters, e.g. ``lambda_``, ``delta``,
-      ``variant`` for "residual", ``beta`` for "trimmed_mean".
+    center: centered clipping only: the previous aggregate, with the clients'
+      structure; None starts from the coordinate median.
+    **params: the fields of the method's config, e.g. ``lambda_``, ``delta``,
+      ``variant`` for "residual", ``beta`` for "trimmed_mean",
+      ``num_byzantine`` for "krum".
 
   Returns:
     ``(aggregate, info)``: the aggregate with the input structure (NumPy
     arrays) and a dict with ``client_weights`` (float32 [K], sums to 1, 0 for
-    dropped clients), ``corrected_fraction`` (float32 [K]) and
-    ``num_dropped_clients`` (int). Clients holding NaN/Inf are dropped.
+    dropped clients), ``corrected_fraction`` (float32 [K]),
+    ``num_dropped_clients`` (int) and the method's own measurements (e.g.
+    ``krum_scores``). Clients holding NaN/Inf are dropped. Too few clients
+    for f is a ValueError naming both numbers.
   """
-  kernel = registry.build_kernel(method, **params)
+  resolved = registry.resolve(method, **params)
+  kernel = registry.compile_kernel(resolved)
   template, matrices, shapes = stack_client_values(client_values)
   weights = None
   if sample_weights is not None:
@@ -85,7 +95,21 @@ def aggregate(client_values: Sequence[Any], method: str = "residual",
       raise ValueError(f"sample_weights has shape {weights.shape}; expected "
                        f"({len(client_values)},), one per client.")
     weights = tf.constant(weights)
-  output = kernel([tf.constant(m) for m in matrices], weights)
+  state = {}
+  if center is not None:
+    if not resolved.stateful:
+      raise ValueError(f"center is for centered clipping; method={method!r} keeps no state.")
+    _, center_matrices, _ = stack_client_values([center])
+    state = {"center": [tf.constant(m[0], dtype=matrix.dtype)
+                        for m, matrix in zip(center_matrices, matrices)]}
+  try:
+    output = kernel([tf.constant(m) for m in matrices], weights, **state)
+  except tf.errors.InvalidArgumentError as error:
+    lines = [line for line in error.message.splitlines() if "assertion failed:" in line]
+    if not lines:
+      raise
+    text = lines[0].split("assertion failed:", 1)[1].strip()
+    raise ValueError(text.replace("] [", " ").strip("[]")) from None
   leaves = tf.nest.flatten(template)
   result = [np.asarray(a.numpy(), dtype=np.asarray(leaf).dtype).reshape(shape)
             for a, leaf, shape in zip(output.aggregate, leaves, shapes)]
@@ -93,5 +117,6 @@ def aggregate(client_values: Sequence[Any], method: str = "residual",
       "client_weights": output.client_weights.numpy().astype(np.float32),
       "corrected_fraction": output.corrected_fraction.numpy().astype(np.float32),
       "num_dropped_clients": int(output.num_dropped_clients.numpy()),
+      **{name: value.numpy() for name, value in output.extra.items()},
   }
   return tf.nest.pack_sequence_as(template, result), info

@@ -17,5 +17,4 @@ class CoordinateMedianFactory(RobustAggregationFactory):
   coordinates not used), ``num_dropped_clients``.
   """
 
-  def __init__(self, sample_weighting: str = "ignore", chunk_size: int | None = None):
-    super().__init__("median", sample_weighting=sample_weighting, chunk_size=chunk_size)
+  METHOD = "median"

@@ -24,7 +24,4 @@ class FoolsGoldFactory(RobustAggregationFactory):
   ``corrected_fraction`` = 0, ``num_dropped_clients``.
   """
 
-  def __init__(self, feature_index: int | None = -2, normalize: str = "clients",
-               sample_weighting: str = "ignore"):
-    super().__init__("foolsgold", feature_index=feature_index, normalize=normalize,
-                     sample_weighting=sample_weighting)
+  METHOD = "foolsgold"

@@ -43,17 +43,24 @@ def stacked_type(value_type: tff.types.Type) -> tff.types.Type:
 
 
 def flatten(value) -> list:
-  """Leaves of a value of a TFF type, whether a Python container or a ``Struct``."""
-  if isinstance(value, structure.Struct):
-    return structure.flatten(value)
-  return tf.nest.flatten(value)
+  """Leaves of a value of a TFF type in the type's order (``structure.flatten`` of
+  ``value_type``), whether a Python container or a ``Struct``. Not ``tf.nest``:
+  it sorts the keys of every dict, ``OrderedDict`` included, so a model
+  ``OrderedDict(w=..., b=...)`` would be flattened b, w against its type's w, b."""
+  if not tf.nest.is_nested(value) and not isinstance(value, structure.Struct):
+    return [value]
+  if not isinstance(value, structure.Struct):
+    value = structure.from_container(value, recursive=True)
+  return structure.flatten(value)
 
 
 def pack_like(template, leaves: list):
-  """Inverse of ``flatten`` for the same kind of template."""
-  if isinstance(template, structure.Struct):
-    return structure.pack_sequence_as(template, leaves)
-  return tf.nest.pack_sequence_as(template, leaves)
+  """Inverse of ``flatten``: ``leaves`` in ``template``'s structure (a ``Struct``)."""
+  if not tf.nest.is_nested(template) and not isinstance(template, structure.Struct):
+    return leaves[0]
+  if not isinstance(template, structure.Struct):
+    template = structure.from_container(template, recursive=True)
+  return structure.pack_sequence_as(template, leaves)
 
 
 NUM_SLOTS = 8

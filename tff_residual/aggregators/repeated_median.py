@@ -18,7 +18,4 @@ class RepeatedMedianFactory(RobustAggregationFactory):
   ``client_weights`` for the paper variant).
   """
 
-  def __init__(self, variant: str = "reference", sample_weighting: str = "ignore",
-               chunk_size: int | None = None):
-    super().__init__("repeated_median", variant=variant, sample_weighting=sample_weighting,
-                     chunk_size=chunk_size)
+  METHOD = "repeated_median"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from tff_residual.aggregators.robust_factory import RobustAggregationFactory
-from tff_residual.kernels import chunking
 
 
 class ResidualReweightingFactory(RobustAggregationFactory):
@@ -38,12 +37,4 @@ class ResidualReweightingFactory(RobustAggregationFactory):
   ``num_dropped_clients`` (see ``robust_factory``).
   """
 
-  def __init__(self, lambda_: float = 2.0, delta: float = 0.1, variant: str = "reference",
-               estimator: str = "repeated_median", weighting: str = "huber",
-               gamma: float | None = None, sample_weighting: str = "ignore",
-               chunk_size: int | None = None,
-               memory_budget_bytes: int = chunking.DEFAULT_MEMORY_BUDGET_BYTES):
-    super().__init__("residual", lambda_=lambda_, delta=delta, variant=variant,
-                     estimator=estimator, weighting=weighting, gamma=gamma,
-                     sample_weighting=sample_weighting, chunk_size=chunk_size,
-                     memory_budget_bytes=memory_budget_bytes)
+  METHOD = "residual"

@@ -4,8 +4,10 @@
 ``tff.aggregators.WeightedAggregationFactory`` (``create(value_type,
 weight_type)``) and an ``UnweightedAggregationFactory`` (``create(value_type)``),
 so it plugs into ``build_weighted_fed_avg`` and ``build_unweighted_fed_avg``
-alike. The process is stateless (state ``()``); ``next`` gathers all client
-values at the server and runs the method's kernel there. A model of two or more
+alike. ``next`` gathers all client values at the server and runs the method's
+kernel there. The state is ``()``, except for a stateful method (centered
+clipping, alone or inside ``nnm+``): the previous aggregate and whether there
+is one. A model of two or more
 tensors of one dtype travels as one vector per client (``gather.gather_flat``):
 the server gets one ``[K, N]`` matrix, which a coordinatewise kernel
 (``registry.Method.coordinatewise``) takes whole and FoolsGold as one matrix per
@@ -20,11 +22,15 @@ Measurements (an ``OrderedDict``, in the round's client order):
   corrected_fraction:  float32 [K], share of the client's coordinates not used
                        as sent (replaced by the line / trimmed away).
   num_dropped_clients: int32, clients dropped for NaN/Inf values.
+  then the method's own entries (``KernelOutput.extra``), e.g. Krum's
+  ``krum_scores`` and ``selected``.
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
+import inspect
 
 import numpy as np
 import tensorflow as tf
@@ -57,36 +63,79 @@ def pack_as(value_type: tff.types.Type, leaves: list):
   return tff.types.structure_from_tensor_type_tree(lambda _: next(remaining), value_type)
 
 
-def kernel_gets_one_matrix(method: str, value_type: tff.types.Type) -> bool:
-  """Whether the factory hands ``method``'s kernel the model as one [K, N] matrix:
-  the model travels as one vector (``gather.flat_type``) and the kernel is
+def kernel_gets_one_matrix(resolved: registry.Resolved, value_type: tff.types.Type) -> bool:
+  """Whether the factory hands the kernel the model as one [K, N] matrix: the
+  model travels as one vector (``gather.flat_type``) and the kernel is
   coordinatewise (``registry.Method.coordinatewise``)."""
-  return (gather_lib.flat_type(value_type) is not None
-          and registry.METHODS[method].coordinatewise)
+  return gather_lib.flat_type(value_type) is not None and resolved.coordinatewise
+
+
+def _signature_from_config(config_class, extra=()) -> inspect.Signature:
+  """``(self, *extra, field=default, ...)``: a factory's constructor from its config."""
+  parameters = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD), *extra]
+  for field in dataclasses.fields(config_class):
+    default = inspect.Parameter.empty if field.default is dataclasses.MISSING else field.default
+    parameters.append(inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY,
+                                        default=default, annotation=field.type))
+  return inspect.Signature(parameters)
 
 
 class RobustAggregationFactory(tff.aggregators.WeightedAggregationFactory,
                                tff.aggregators.UnweightedAggregationFactory):
-  """A stateless aggregation process running ``method``'s kernel at the server."""
+  """An aggregation process that runs a method's kernel at the server.
+
+  ``RobustAggregationFactory(name, **params)`` takes any name of
+  ``tff_residual.kernels.registry`` (methods, named settings, ``nnm+NAME``) and
+  the fields of its config. Each subclass sets ``METHOD``; its constructor's
+  keywords are then its config's fields (one statement of the parameters).
+  """
+
+  METHOD: str | None = None
+
+  def __init_subclass__(cls, **kwargs):
+    super().__init_subclass__(**kwargs)
+    if cls.METHOD is None or "__init__" in cls.__dict__:
+      return
+    method = cls.METHOD
+
+    def __init__(self, **params):
+      RobustAggregationFactory.__init__(self, method, **params)
+
+    __init__.__signature__ = _signature_from_config(registry.METHODS[method].config)
+    __init__.__doc__ = f"Keywords: the fields of ``{registry.METHODS[method].config.__name__}``."
+    cls.__init__ = __init__
 
   def __init__(self, method: str, **params):
-    # Builds (and so validates) the kernel now: bad parameters fail here.
-    self._kernel = registry.build_kernel(method, **params)
-    self._method = method
+    # Resolves (and so validates) the parameters now: bad ones fail here.
+    self._set_resolved(registry.resolve(method, **params), params)
+
+  def _set_resolved(self, resolved: registry.Resolved, params: dict) -> None:
+    self._resolved = resolved
+    self._kernel = registry.compile_kernel(resolved)
     self._params = dict(params)
 
   @property
   def method(self) -> str:
-    return self._method
+    """The registry name this factory runs (e.g. "krum", "nnm+residual")."""
+    return self._resolved.name
+
+  @property
+  def resolved(self) -> registry.Resolved:
+    return self._resolved
 
   @property
   def params(self) -> dict:
     return dict(self._params)
 
   @property
+  def config(self):
+    """The method's validated config (``registry.Resolved.config``)."""
+    return self._resolved.config
+
+  @property
   def kernel(self) -> registry.Kernel:
-    """The kernel the server runs, ``kernel(values, sample_weights)`` on a list of
-    ``[K, n_t]`` tensors (``tff_residual.kernels.registry``); usable eagerly too."""
+    """The kernel the server runs, ``kernel(values, sample_weights, **state)`` on a
+    list of ``[K, n_t]`` tensors (``tff_residual.kernels.registry``); usable eagerly too."""
     return self._kernel
 
   def __repr__(self) -> str:
@@ -103,7 +152,8 @@ class RobustAggregationFactory(tff.aggregators.WeightedAggregationFactory,
               and tuple(weight_type.shape) == ()):
         raise TypeError(f"weight_type must be a float scalar, got {weight_type}.")
     kernel = self._kernel
-    one_matrix = kernel_gets_one_matrix(self._method, value_type)
+    resolved = self._resolved
+    one_matrix = kernel_gets_one_matrix(resolved, value_type)
     leaf_types = structure.flatten(value_type)
     sizes = gather_lib.leaf_sizes(value_type)
     # Two or more tensors of one dtype travel as one vector per client (gather_flat);
@@ -113,6 +163,15 @@ class RobustAggregationFactory(tff.aggregators.WeightedAggregationFactory,
       stacked_value_type = gather_lib.stacked_type(value_type)
     else:
       stacked_value_type = tff.TensorType(vector_type.dtype, [None, vector_type.shape[0]])
+    # The state of a stateful method: the previous aggregate as the kernel sees
+    # it (one [N] vector, or one [n_t] vector per tensor), and whether it exists.
+    if one_matrix:
+      center_types = (tff.TensorType(vector_type.dtype, [vector_type.shape[0]]),)
+    else:
+      center_types = tuple(tff.TensorType(leaf.dtype, [size])
+                           for leaf, size in zip(leaf_types, sizes))
+    server_state_type = (tff.types.to_type((center_types, tff.TensorType(np.bool_)))
+                         if resolved.stateful else tff.types.StructType([]))
 
     def kernel_inputs(stack) -> list:
       """The kernel's [K, n] matrices: the [K, N] stack whole for a coordinatewise
@@ -123,8 +182,18 @@ class RobustAggregationFactory(tff.aggregators.WeightedAggregationFactory,
         return [tf.reshape(leaf, [num_clients, -1]) for leaf in leaves]
       return [stack] if one_matrix else tf.split(stack, sizes, axis=1)
 
-    def run_kernel(stack, weights):
-      output = kernel(kernel_inputs(stack), weights)
+    def run_kernel(stack, weights, state):
+      inputs = kernel_inputs(stack)
+      if resolved.stateful:
+        centers, has_center = list(state[0]), state[1]
+        output = kernel(inputs, weights, center=centers, has_center=has_center)
+        everyone_dropped = tf.equal(output.num_dropped_clients, tf.shape(inputs[0])[0])
+        new_state = (tuple(tf.where(everyone_dropped, old, new)
+                           for old, new in zip(centers, output.aggregate)),
+                     tf.logical_or(has_center, tf.logical_not(everyone_dropped)))
+      else:
+        output = kernel(inputs, weights)
+        new_state = ()
       aggregate = output.aggregate
       if one_matrix:
         aggregate = tf.split(aggregate[0], sizes)
@@ -133,19 +202,40 @@ class RobustAggregationFactory(tff.aggregators.WeightedAggregationFactory,
           client_weights=tf.cast(output.client_weights, tf.float32),
           corrected_fraction=tf.cast(output.corrected_fraction, tf.float32),
           num_dropped_clients=tf.cast(output.num_dropped_clients, tf.int32))
+      measurements.update(output.extra)
+      if resolved.stateful:
+        return pack_as(value_type, result), measurements, new_state
       return pack_as(value_type, result), measurements
 
-    if weighted:
-      @tff.tensorflow.computation(stacked_value_type, tff.TensorType(weight_type.dtype, [None]))
+    # The server computation's arguments: the stack, the weights if weighted, the
+    # state if stateful.
+    argument_types = (stacked_value_type,) + (
+        (tff.TensorType(weight_type.dtype, [None]),) if weighted else ()) + (
+        (server_state_type,) if resolved.stateful else ())
+
+    # (TFF computations take no *args: one definition per argument list.)
+    if weighted and resolved.stateful:
+      def server_aggregate(stack, weights, state):
+        return run_kernel(stack, weights, state)
+    elif weighted:
       def server_aggregate(stack, weights):
-        return run_kernel(stack, weights)
+        return run_kernel(stack, weights, ())
+    elif resolved.stateful:
+      def server_aggregate(stack, state):
+        return run_kernel(stack, None, state)
     else:
-      @tff.tensorflow.computation(stacked_value_type)
       def server_aggregate(stack):
-        return run_kernel(stack, None)
+        return run_kernel(stack, None, ())
+    server_aggregate = tff.tensorflow.computation(*argument_types)(server_aggregate)
+
+    @tff.tensorflow.computation
+    def initial_state():
+      return (tuple(tf.zeros(t.shape, t.dtype) for t in center_types), tf.constant(False))
 
     @tff.federated_computation()
     def init_fn():
+      if resolved.stateful:
+        return tff.federated_eval(initial_state, tff.SERVER)
       return tff.federated_value((), tff.SERVER)
 
     def next_body(state, value, weight):
@@ -154,16 +244,19 @@ class RobustAggregationFactory(tff.aggregators.WeightedAggregationFactory,
       stack = (gather_lib.gather(value, value_type) if vector_type is None
                else gather_lib.gather_flat(value, value_type))
       # Server computation: the robust kernel over the whole model at once.
-      if weight is None:
-        output = tff.federated_map(server_aggregate, stack)
-      else:
-        weights = gather_lib.gather(weight, weight_type)
-        output = tff.federated_map(server_aggregate, (stack, weights))
-      # Output preparation.
+      arguments = [stack]
+      if weight is not None:
+        arguments.append(gather_lib.gather(weight, weight_type))
+      if resolved.stateful:
+        arguments.append(state)
+      output = tff.federated_map(server_aggregate,
+                                 arguments[0] if len(arguments) == 1 else tuple(arguments))
+      # Output preparation: a stateless process passes its state () through.
       return tff.templates.MeasuredProcessOutput(
-          state=state, result=output[0], measurements=output[1])
+          state=output[2] if resolved.stateful else state, result=output[0],
+          measurements=output[1])
 
-    state_type = tff.FederatedType((), tff.SERVER)
+    state_type = tff.FederatedType(server_state_type, tff.SERVER)
     if weighted:
       @tff.federated_computation(state_type, tff.FederatedType(value_type, tff.CLIENTS),
                                  tff.FederatedType(weight_type, tff.CLIENTS))

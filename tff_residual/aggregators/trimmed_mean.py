@@ -16,7 +16,4 @@ class TrimmedMeanFactory(RobustAggregationFactory):
   State: ``()``. Measurements as ``CoordinateMedianFactory``.
   """
 
-  def __init__(self, beta: float = 0.2, sample_weighting: str = "ignore",
-               chunk_size: int | None = None):
-    super().__init__("trimmed_mean", beta=beta, sample_weighting=sample_weighting,
-                     chunk_size=chunk_size)
+  METHOD = "trimmed_mean"

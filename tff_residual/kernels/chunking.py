@@ -10,7 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import dataclasses
+
 import tensorflow as tf
+
+from tff_residual.kernels.config import MethodConfig, hyper
 
 DEFAULT_MEMORY_BUDGET_BYTES = 256 * 1024 * 1024
 """Default budget for the temporaries of the chunks computed at once (not the
@@ -35,6 +39,20 @@ def check_chunking(chunk_size: int | None, memory_budget_bytes: int) -> None:
   if (not isinstance(memory_budget_bytes, int) or isinstance(memory_budget_bytes, bool)
       or memory_budget_bytes < 1):
     raise ValueError(f"memory_budget_bytes must be a positive int, got {memory_budget_bytes!r}.")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ChunkedConfig(MethodConfig):
+  """A coordinate-wise method that works on chunks of coordinates."""
+
+  chunk_size: int | None = hyper(None, "coordinates per chunk; None = from "
+                                       "memory_budget_bytes")
+  memory_budget_bytes: int = hyper(DEFAULT_MEMORY_BUDGET_BYTES, "budget for the temporaries "
+                                   "of the chunks computed at once")
+
+  def __post_init__(self):
+    super().__post_init__()
+    check_chunking(self.chunk_size, self.memory_budget_bytes)
 
 
 def chunk_size_for(

@@ -3,12 +3,11 @@ optional multiplication of sample weights into the robust weights."""
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import tensorflow as tf
-
-SAMPLE_WEIGHTINGS = ("ignore", "multiply")
 
 
 class KernelOutput(NamedTuple):
@@ -26,12 +25,17 @@ class KernelOutput(NamedTuple):
       residual reweighting; discarded by median / trimmed mean; 0 otherwise).
     num_dropped_clients: int32 scalar; clients dropped for NaN/Inf values (or
       a non-finite / negative sample weight when sample weights are used).
+    extra: what is particular to the method, an ``OrderedDict`` of float32
+      ``[K]`` tensors in client order (0 for dropped clients; e.g. Krum's
+      ``krum_scores``) and scalars (e.g. the geometric median's int32
+      ``num_iterations``).
   """
 
   aggregate: list
   client_weights: tf.Tensor
   corrected_fraction: tf.Tensor
   num_dropped_clients: tf.Tensor
+  extra: collections.OrderedDict = collections.OrderedDict()
 
 
 class ValidOutput(NamedTuple):
@@ -40,13 +44,10 @@ class ValidOutput(NamedTuple):
   aggregate: list
   client_weights: tf.Tensor
   corrected_fraction: tf.Tensor
-
-
-def check_sample_weighting(mode: str) -> str:
-  if mode not in SAMPLE_WEIGHTINGS:
-    raise ValueError(
-        f"sample_weighting={mode!r} is not one of {SAMPLE_WEIGHTINGS}.")
-  return mode
+  per_client: dict = {}
+  """float [K_valid] tensors named by ``per_client_extras``."""
+  scalars: dict = {}
+  """scalars named by ``scalar_extras``."""
 
 
 def finite_client_mask(values: Sequence[tf.Tensor]) -> tf.Tensor:
@@ -78,6 +79,8 @@ def run_on_finite_clients(
     valid_kernel: Callable[[list, tf.Tensor | None, tf.Tensor], ValidOutput],
     values: Sequence[tf.Tensor],
     sample_weights: tf.Tensor | None = None,
+    per_client_extras: Sequence[str] = (),
+    scalar_extras: Sequence[tuple[str, tf.DType]] = (),
 ) -> KernelOutput:
   """Drops clients with non-finite values, runs ``valid_kernel`` on the rest.
 
@@ -89,6 +92,10 @@ def run_on_finite_clients(
   values, their sample weights (or None) and their indices ``kept`` [K_valid]
   among the K clients. Where ``sample_weights`` (float [K]) are given, clients
   whose sample weight is negative or non-finite are dropped as well.
+  ``per_client_extras`` (names) and ``scalar_extras`` ((name, dtype) pairs)
+  name the entries of the valid kernel's ``per_client`` and ``scalars`` that go
+  into ``KernelOutput.extra`` (per-client ones scattered to [K]; zeros where
+  nobody is left).
   """
   values = [tf.convert_to_tensor(v) for v in values]
   num_clients = tf.shape(values[0])[0]
@@ -112,12 +119,19 @@ def run_on_finite_clients(
     out = valid_kernel(subset, weights, kept)
     scatter = lambda x: tf.scatter_nd(kept[:, None], tf.cast(x, tf.float32), [num_clients])
     return (list(out.aggregate), scatter(out.client_weights),
-            scatter(out.corrected_fraction))
+            scatter(out.corrected_fraction),
+            [scatter(out.per_client[name]) for name in per_client_extras],
+            [tf.cast(out.scalars[name], dtype) for name, dtype in scalar_extras])
 
   def nobody():
     return ([tf.zeros(tf.shape(v)[1:], v.dtype) for v in values],
-            tf.zeros([num_clients], tf.float32), tf.zeros([num_clients], tf.float32))
+            tf.zeros([num_clients], tf.float32), tf.zeros([num_clients], tf.float32),
+            [tf.zeros([num_clients], tf.float32) for _ in per_client_extras],
+            [tf.zeros([], dtype) for _, dtype in scalar_extras])
 
-  aggregate, client_weights, corrected = tf.cond(num_kept > 0, run_kernel, nobody)
+  aggregate, client_weights, corrected, per_client, scalars = tf.cond(
+      num_kept > 0, run_kernel, nobody)
+  extra = collections.OrderedDict(zip(per_client_extras, per_client))
+  extra.update(zip([name for name, _ in scalar_extras], scalars))
   return KernelOutput(list(aggregate), client_weights, corrected,
-                      tf.cast(num_dropped, tf.int32))
+                      tf.cast(num_dropped, tf.int32), extra)

@@ -7,6 +7,7 @@ not take part.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import tensorflow as tf
@@ -14,6 +15,7 @@ import tensorflow as tf
 from tff_residual.kernels import chunking
 from tff_residual.kernels import clients
 from tff_residual.kernels import l_estimator
+from tff_residual.kernels.config import check_choice, hyper
 
 
 def median_position_weights(num_clients: tf.Tensor, dtype: tf.DType) -> tf.Tensor:
@@ -24,23 +26,36 @@ def median_position_weights(num_clients: tf.Tensor, dtype: tf.DType) -> tf.Tenso
   return 0.5 * (tf.cast(tf.equal(positions, lower), dtype) + tf.cast(tf.equal(positions, upper), dtype))
 
 
-def check_params(sample_weighting: str = "ignore", chunk_size: int | None = None,
-                 memory_budget_bytes: int = chunking.DEFAULT_MEMORY_BUDGET_BYTES,
-                 implementation: str = "auto") -> None:
-  clients.check_sample_weighting(sample_weighting)
-  chunking.check_chunking(chunk_size, memory_budget_bytes)
-  l_estimator.check_implementation(implementation)
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LEstimatorConfig(chunking.ChunkedConfig):
+  """A coordinate-wise L-estimator (a weighted sum of each coordinate's sorted
+  values; ``sample_weighting="multiply"``: the positions' weights are multiplied
+  by their clients' weights, which matters for even K)."""
+
+  implementation: str = hyper("auto", "auto (counted ranks under XLA for small K) or sort")
+
+  def __post_init__(self):
+    super().__post_init__()
+    check_choice("implementation", self.implementation, l_estimator.IMPLEMENTATIONS)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CoordinateMedianConfig(LEstimatorConfig):
+  """Hyper-parameters of the coordinate-wise median."""
+
+
+def l_estimate(values: Sequence[tf.Tensor], sample_weights: tf.Tensor | None,
+               config: LEstimatorConfig, position_weights) -> clients.KernelOutput:
+  """The L-estimator with ``position_weights(K, dtype)`` over the finite clients."""
+  return clients.run_on_finite_clients(
+      lambda v, w, _: l_estimator.l_estimate_valid(
+          v, w, position_weights, config.chunk_size, config.memory_budget_bytes,
+          config.implementation),
+      values, config.used_weights(sample_weights))
 
 
 def coordinate_median(values: Sequence[tf.Tensor], sample_weights: tf.Tensor | None = None,
-                      sample_weighting: str = "ignore", chunk_size: int | None = None,
-                      memory_budget_bytes: int = chunking.DEFAULT_MEMORY_BUDGET_BYTES,
-                      implementation: str = "auto") -> clients.KernelOutput:
+                      config: CoordinateMedianConfig = CoordinateMedianConfig()
+                      ) -> clients.KernelOutput:
   """Coordinate-wise median of ``values`` (list of [K, n_t])."""
-  check_params(sample_weighting, chunk_size, memory_budget_bytes, implementation)
-  weights = sample_weights if sample_weighting == "multiply" else None
-  return clients.run_on_finite_clients(
-      lambda v, w, _: l_estimator.l_estimate_valid(
-          v, w, median_position_weights, chunk_size, memory_budget_bytes,
-          implementation),
-      values, weights)
+  return l_estimate(values, sample_weights, config, median_position_weights)

@@ -27,24 +27,33 @@ for non-finite values do not update the history.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import tensorflow as tf
 
 from tff_residual.kernels import clients
+from tff_residual.kernels.config import MethodConfig, check_choice, hyper
 
 NORMALIZATIONS = ("clients", "weights")
 SIMILARITY_TOLERANCE = 1e-5
 
 
-def check_params(feature_index: int | None = -2, normalize: str = "clients",
-                 sample_weighting: str = "ignore") -> None:
-  if normalize not in NORMALIZATIONS:
-    raise ValueError(f"Unknown normalize={normalize!r}; expected one of {NORMALIZATIONS}.")
-  if feature_index is not None and (not isinstance(feature_index, int)
-                                    or isinstance(feature_index, bool)):
-    raise TypeError(f"feature_index must be an int or None, got {feature_index!r}.")
-  clients.check_sample_weighting(sample_weighting)
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class FoolsGoldConfig(MethodConfig):
+  """Hyper-parameters of FoolsGold."""
+
+  feature_index: int | None = hyper(-2, "which tensor is the similarity feature (-2: the "
+                                        "final dense kernel); None = all")
+  normalize: str = hyper("clients", "clients (the reference: sum_c wv_c u_c / K) or weights "
+                                    "(sum_c wv_c u_c / sum_c wv_c)")
+
+  def __post_init__(self):
+    super().__post_init__()
+    check_choice("normalize", self.normalize, NORMALIZATIONS)
+    if self.feature_index is not None and (not isinstance(self.feature_index, int)
+                                           or isinstance(self.feature_index, bool)):
+      raise TypeError(f"feature_index must be an int or None, got {self.feature_index!r}.")
 
 
 def feature_tensors(values: Sequence[tf.Tensor], feature_index: int | None) -> list:
@@ -99,20 +108,19 @@ def foolsgold_weights(features: tf.Tensor) -> tf.Tensor:
 
 
 def foolsgold(values: Sequence[tf.Tensor], sample_weights: tf.Tensor | None = None,
-              feature_index: int | None = -2, normalize: str = "clients",
-              sample_weighting: str = "ignore", history: tf.Tensor | None = None,
+              config: FoolsGoldConfig = FoolsGoldConfig(), history: tf.Tensor | None = None,
               client_ids: tf.Tensor | None = None):
   """FoolsGold aggregate of client updates ``values`` (list of [K, n_t]).
 
   Returns a ``KernelOutput``; with ``history`` and ``client_ids`` given, returns
   ``(KernelOutput, new_history)``.
   """
-  check_params(feature_index, normalize, sample_weighting)
+  feature_index, normalize = config.feature_index, config.normalize
   if (history is None) != (client_ids is None):
     raise ValueError("FoolsGold history needs both `history` and `client_ids`.")
   values = [tf.convert_to_tensor(v) for v in values]
   feature_tensors(values, feature_index)  # raises now if feature_index is out of range
-  weights = sample_weights if sample_weighting == "multiply" else None
+  weights = config.used_weights(sample_weights)
   if history is not None:
     client_ids = tf.cast(tf.convert_to_tensor(client_ids), tf.int32)
     history = tf.cast(tf.convert_to_tensor(history), tf.float64)

@@ -7,11 +7,13 @@ Clients with NaN/Inf values are dropped, as everywhere in this package.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import tensorflow as tf
 
 from tff_residual.kernels import clients
+from tff_residual.kernels.config import MethodConfig
 
 
 def weighted_average_valid(values: Sequence[tf.Tensor], weights: tf.Tensor) -> list[tf.Tensor]:
@@ -19,15 +21,15 @@ def weighted_average_valid(values: Sequence[tf.Tensor], weights: tf.Tensor) -> l
   return [tf.linalg.matvec(v, tf.cast(weights, v.dtype), transpose_a=True) for v in values]
 
 
-def check_params(sample_weighting: str = "ignore") -> None:
-  clients.check_sample_weighting(sample_weighting)
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class MeanConfig(MethodConfig):
+  """The mean has no hyper-parameter but ``sample_weighting``."""
 
 
 def mean(values: Sequence[tf.Tensor], sample_weights: tf.Tensor | None = None,
-         sample_weighting: str = "ignore") -> clients.KernelOutput:
+         config: MeanConfig = MeanConfig()) -> clients.KernelOutput:
   """Mean of ``values`` (list of [K, n_t]) over the finite clients."""
-  check_params(sample_weighting)
-  weights = sample_weights if sample_weighting == "multiply" else None
+  weights = config.used_weights(sample_weights)
 
   def valid(v, w, _):
     num_clients = tf.shape(v[0])[0]

@@ -18,27 +18,33 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import dataclasses
+
 import tensorflow as tf
 
 from tff_residual.kernels import chunking
 from tff_residual.kernels import clients
 from tff_residual.kernels import coordinate_median as median_kernel
 from tff_residual.kernels import residual_reweighting as rr
+from tff_residual.kernels.config import check_choice, hyper
 from tff_residual.kernels.order_statistics import sort_with_ranks
 
 VARIANTS = ("reference", "paper")
 
 
-def check_params(variant: str = "reference", sample_weighting: str = "ignore",
-                 chunk_size: int | None = None,
-                 memory_budget_bytes: int = chunking.DEFAULT_MEMORY_BUDGET_BYTES) -> None:
-  if variant not in VARIANTS:
-    raise ValueError(f"Unknown variant={variant!r}; expected one of {VARIANTS}.")
-  clients.check_sample_weighting(sample_weighting)
-  chunking.check_chunking(chunk_size, memory_budget_bytes)
-  if variant == "paper" and sample_weighting == "multiply":
-    raise ValueError("repeated_median(variant='paper') is not a weighted sum of client "
-                     "values; sample_weighting='multiply' is not supported.")
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RepeatedMedianConfig(chunking.ChunkedConfig):
+  """Hyper-parameters of the coordinate-wise repeated median."""
+
+  variant: str = hyper("reference", "reference (the authors' code: the coordinate median) or "
+                                    "paper (eq. 2's intercept)")
+
+  def __post_init__(self):
+    super().__post_init__()
+    check_choice("variant", self.variant, VARIANTS)
+    if self.variant == "paper" and self.sample_weighting == "multiply":
+      raise ValueError("repeated_median(variant='paper') is not a weighted sum of client "
+                       "values; sample_weighting='multiply' is not supported.")
 
 
 def _paper_valid(values, chunk_size, memory_budget_bytes):
@@ -61,14 +67,12 @@ def _paper_valid(values, chunk_size, memory_budget_bytes):
 
 
 def repeated_median(values: Sequence[tf.Tensor], sample_weights: tf.Tensor | None = None,
-                    variant: str = "reference", sample_weighting: str = "ignore",
-                    chunk_size: int | None = None,
-                    memory_budget_bytes: int = chunking.DEFAULT_MEMORY_BUDGET_BYTES,
+                    config: RepeatedMedianConfig = RepeatedMedianConfig(),
                     ) -> clients.KernelOutput:
   """Coordinate-wise repeated median of ``values`` (list of [K, n_t])."""
-  check_params(variant, sample_weighting, chunk_size, memory_budget_bytes)
-  if variant == "reference":
-    return median_kernel.coordinate_median(values, sample_weights, sample_weighting,
-                                           chunk_size, memory_budget_bytes)
+  if config.variant == "reference":
+    return median_kernel.coordinate_median(values, sample_weights, median_kernel.CoordinateMedianConfig(
+        sample_weighting=config.sample_weighting, chunk_size=config.chunk_size,
+        memory_budget_bytes=config.memory_budget_bytes))
   return clients.run_on_finite_clients(
-      lambda v, w, _: _paper_valid(v, chunk_size, memory_budget_bytes), values)
+      lambda v, w, _: _paper_valid(v, config.chunk_size, config.memory_budget_bytes), values)

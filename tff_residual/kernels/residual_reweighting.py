@@ -56,6 +56,7 @@ from tff_residual.kernels import chunking
 from tff_residual.kernels import clients
 from tff_residual.kernels import mean
 from tff_residual.kernels import residual_fused
+from tff_residual.kernels.config import check_choice, check_positive, hyper, is_number
 from tff_residual.kernels.order_statistics import (median_by_selection, median_of_sorted,
                                                    sort_with_ranks)
 
@@ -68,8 +69,8 @@ PAPER_GAMMA = 1.48
 REFERENCE_TAU_EPSILON = 1e-7
 
 
-@dataclasses.dataclass(frozen=True)
-class ResidualReweightingConfig:
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ResidualReweightingConfig(chunking.ChunkedConfig):
   """Validated hyper-parameters of the residual reweighting.
 
   Attributes:
@@ -98,30 +99,27 @@ class ResidualReweightingConfig:
       median (the straightforward implementation; the tests' oracle).
   """
 
-  variant: str = "reference"
-  estimator: str = "repeated_median"
-  weighting: str = "huber"
-  lambda_: float = 2.0
-  delta: float = 0.1
-  gamma: float | None = None
-  sample_weighting: str = "ignore"
-  chunk_size: int | None = None
-  memory_budget_bytes: int = chunking.DEFAULT_MEMORY_BUDGET_BYTES
-  implementation: str = "auto"
+  variant: str = hyper("reference", "reference (the authors' code) or paper (eqs. 1-11)")
+  estimator: str = hyper("repeated_median", "the robust line: repeated_median, theil_sen or "
+                                            "median")
+  weighting: str = hyper("huber", "huber (eq. 6) or gaussian (Table 7)")
+  lambda_: float = hyper(2.0, "residual reweighting lambda (eq. 6)", flag=True)
+  delta: float = hyper(0.1, "residual reweighting threshold delta (eqs. 8-9; code 0.1, paper "
+                            "MNIST 0.01)", flag=True)
+  gamma: float | None = hyper(None, "constant of eq. 3; None = 1.4826 (reference) / 1.48 "
+                                    "(paper)")
+  implementation: str = hyper("auto", "auto (the fast paths) or sort (the oracle)")
 
   def __post_init__(self):
+    super().__post_init__()
     for name, allowed in (("variant", VARIANTS), ("estimator", ESTIMATORS),
                           ("weighting", WEIGHTINGS), ("implementation", IMPLEMENTATIONS)):
-      if getattr(self, name) not in allowed:
-        raise ValueError(f"Unknown {name}={getattr(self, name)!r}; "
-                         f"expected one of {allowed}.")
-    clients.check_sample_weighting(self.sample_weighting)
-    _check_positive("lambda_", self.lambda_)
+      check_choice(name, getattr(self, name), allowed)
+    check_positive("lambda_", self.lambda_)
     if self.gamma is not None:
-      _check_positive("gamma", self.gamma)
-    if not _is_real(self.delta) or not 0.0 <= self.delta <= 1.0:
+      check_positive("gamma", self.gamma)
+    if not is_number(self.delta) or not 0.0 <= self.delta <= 1.0:
       raise ValueError(f"delta must be a number in [0, 1], got {self.delta!r}.")
-    chunking.check_chunking(self.chunk_size, self.memory_budget_bytes)
 
   @property
   def has_fused_path(self) -> bool:
@@ -133,15 +131,6 @@ class ResidualReweightingConfig:
     if self.gamma is not None:
       return float(self.gamma)
     return REFERENCE_GAMMA if self.variant == "reference" else PAPER_GAMMA
-
-
-def _is_real(x) -> bool:
-  return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def _check_positive(name: str, value) -> None:
-  if not _is_real(value) or value <= 0:
-    raise ValueError(f"{name} must be a finite number > 0, got {value!r}.")
 
 
 def _pairwise_ratios(numerator: tf.Tensor, positions: tf.Tensor, off_diagonal: tf.Tensor):
@@ -370,7 +359,7 @@ def residual_reweighting(values: Sequence[tf.Tensor], sample_weights: tf.Tensor 
   Returns:
     ``KernelOutput``; clients with NaN/Inf values are dropped first.
   """
-  weights = sample_weights if config.sample_weighting == "multiply" else None
+  weights = config.used_weights(sample_weights)
   values = [tf.convert_to_tensor(v) for v in values]
   max_clients = values[0].shape[0] if values else None
   return clients.run_on_finite_clients(

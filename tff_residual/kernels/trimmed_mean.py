@@ -8,31 +8,27 @@ code returns NaN there (reference_protocol §2, a documented deviation).
 
 from __future__ import annotations
 
-import math
+import dataclasses
 from collections.abc import Sequence
 
 import tensorflow as tf
 
-from tff_residual.kernels import chunking
 from tff_residual.kernels import clients
-from tff_residual.kernels import l_estimator
+from tff_residual.kernels.config import check_positive, hyper
+from tff_residual.kernels.coordinate_median import LEstimatorConfig, l_estimate
 
 
-def check_beta(beta: float) -> float:
-  if (not isinstance(beta, (int, float)) or isinstance(beta, bool) or not math.isfinite(beta)
-      or not 0.0 <= beta < 0.5):
-    raise ValueError(f"beta must be a number in [0, 0.5), got {beta!r}.")
-  return float(beta)
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrimmedMeanConfig(LEstimatorConfig):
+  """Hyper-parameters of the coordinate-wise trimmed mean."""
 
+  beta: float = hyper(0.2, "trimmed mean: fraction trimmed per side", flag=True)
 
-def check_params(beta: float = 0.2, sample_weighting: str = "ignore",
-                 chunk_size: int | None = None,
-                 memory_budget_bytes: int = chunking.DEFAULT_MEMORY_BUDGET_BYTES,
-                 implementation: str = "auto") -> None:
-  check_beta(beta)
-  clients.check_sample_weighting(sample_weighting)
-  chunking.check_chunking(chunk_size, memory_budget_bytes)
-  l_estimator.check_implementation(implementation)
+  def __post_init__(self):
+    super().__post_init__()
+    check_positive("beta", self.beta, allow_zero=True)
+    if not self.beta < 0.5:
+      raise ValueError(f"beta must be a number in [0, 0.5), got {self.beta!r}.")
 
 
 def trimmed_position_weights(beta: float):
@@ -45,16 +41,6 @@ def trimmed_position_weights(beta: float):
 
 
 def trimmed_mean(values: Sequence[tf.Tensor], sample_weights: tf.Tensor | None = None,
-                 beta: float = 0.2, sample_weighting: str = "ignore",
-                 chunk_size: int | None = None,
-                 memory_budget_bytes: int = chunking.DEFAULT_MEMORY_BUDGET_BYTES,
-                 implementation: str = "auto") -> clients.KernelOutput:
+                 config: TrimmedMeanConfig = TrimmedMeanConfig()) -> clients.KernelOutput:
   """Coordinate-wise beta-trimmed mean of ``values`` (list of [K, n_t])."""
-  check_params(beta, sample_weighting, chunk_size, memory_budget_bytes, implementation)
-  beta = float(beta)
-  weights = sample_weights if sample_weighting == "multiply" else None
-  return clients.run_on_finite_clients(
-      lambda v, w, _: l_estimator.l_estimate_valid(
-          v, w, trimmed_position_weights(beta), chunk_size, memory_budget_bytes,
-          implementation),
-      values, weights)
+  return l_estimate(values, sample_weights, config, trimmed_position_weights(float(config.beta)))

@@ -1,79 +1,57 @@
-"""The one table of aggregators an experiment can compare: name -> TFF factory.
+"""The aggregators an experiment can compare, derived from the one method table
+(``tff_residual.kernels.registry``): its methods, its named settings, and
+``nnm+NAME`` for any of them. ``fedavg`` runs TFF's own ``MeanFactory`` (the
+mean, weighted by ``--client_weighting``).
 
-Factories are built on use (TFF is imported then), from the run's
-hyper-parameters: ``lambda_`` and ``delta`` for the residual methods, ``beta``
-for the trimmed mean. The ``residual_*`` names are the paper's variants
-(Table 7: Theil-Sen or median estimator, Gaussian weighting), all on the
-authors' code's variant otherwise.
+Every config field declared with ``flag=True`` is one ``run.py`` flag
+(``METHOD_FLAGS``); a flag set on the command line goes to every aggregator
+whose config has that field, the other fields keep their defaults. Where a
+method needs ``num_byzantine`` and ``--num_byzantine`` is not given, f is the
+number of attackers a round can hold: ``num_attackers``, at most the clients
+per round.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from typing import Any
+
+from tff_residual.kernels import registry
 
 
 @dataclasses.dataclass(frozen=True)
 class AggregatorEntry:
   name: str
-  build: Callable[[Any], Any]
   description: str
 
 
-def _fedavg(config):
-  import tensorflow_federated as tff
-  return tff.aggregators.MeanFactory()
+def _flag_fields() -> dict[str, dataclasses.Field]:
+  fields = {}
+  for method in (*registry.METHODS.values(), registry.NNM):
+    for field in dataclasses.fields(method.config):
+      if field.metadata.get("flag"):
+        fields.setdefault(field.name, field)
+  return fields
 
 
-def _median(config):
-  from tff_residual.aggregators import CoordinateMedianFactory
-  return CoordinateMedianFactory()
+def _flag_type(field: dataclasses.Field):
+  text = str(field.type)
+  return float if "float" in text else int if "int" in text else str
 
 
-def _trimmed_mean(config):
-  from tff_residual.aggregators import TrimmedMeanFactory
-  return TrimmedMeanFactory(beta=config.beta)
-
-
-def _repeated_median(config):
-  from tff_residual.aggregators import RepeatedMedianFactory
-  return RepeatedMedianFactory()
-
-
-def _foolsgold(config):
-  from tff_residual.aggregators import FoolsGoldFactory
-  return FoolsGoldFactory()
-
-
-def _residual(variant: str = "reference", estimator: str = "repeated_median",
-              weighting: str = "huber"):
-  """Builder of a ``ResidualReweightingFactory`` with these kernel options (Table 7's rows)."""
-  def build(config):
-    from tff_residual.aggregators import ResidualReweightingFactory
-    return ResidualReweightingFactory(lambda_=config.lambda_, delta=config.delta, variant=variant,
-                                      estimator=estimator, weighting=weighting)
-  return build
-
+METHOD_FLAGS: dict[str, tuple[type, str]] = {
+    name: (_flag_type(field), field.metadata["help"]) for name, field in _flag_fields().items()}
+"""flag name -> (type, help), one per config field name declared with flag=True."""
 
 AGGREGATORS: dict[str, AggregatorEntry] = {
     e.name: e for e in (
-        AggregatorEntry("fedavg", _fedavg, "TFF's MeanFactory (weighted by --client_weighting)"),
-        AggregatorEntry("median", _median, "coordinate-wise median"),
-        AggregatorEntry("trimmed_mean", _trimmed_mean, "coordinate-wise trimmed mean (--beta)"),
-        AggregatorEntry("repeated_median", _repeated_median,
-                        "coordinate-wise repeated median (the code's = the median)"),
-        AggregatorEntry("foolsgold", _foolsgold, "FoolsGold, per round"),
-        AggregatorEntry("residual", _residual("reference"),
-                        "residual reweighting as the authors' code (--lambda_, --delta)"),
-        AggregatorEntry("residual_paper", _residual("paper"),
-                        "residual reweighting, eqs. 1-11 literally"),
-        AggregatorEntry("residual_theil_sen", _residual(estimator="theil_sen"),
-                        "residual reweighting with the Theil-Sen line (Table 7)"),
-        AggregatorEntry("residual_median_line", _residual(estimator="median"),
-                        "residual reweighting around the coordinate median, no slope (Table 7)"),
-        AggregatorEntry("residual_gaussian", _residual(weighting="gaussian"),
-                        "residual reweighting with Gaussian weights, sigma = --lambda_ (Table 7)"),
+        AggregatorEntry("fedavg", "TFF's MeanFactory (weighted by --client_weighting)"),
+        *(AggregatorEntry(m.name, m.description) for m in registry.METHODS.values()
+          if m.name != "mean"),
+        *(AggregatorEntry(s.name, s.description) for s in registry.NAMED_SETTINGS.values()
+          if s.name != "fedavg"),
+        AggregatorEntry(f"{registry.NNM_PREFIX}NAME",
+                        "nearest-neighbour mixing before NAME, e.g. nnm+residual "
+                        "(--num_byzantine)"),
     )
 }
 
@@ -81,7 +59,12 @@ AGGREGATORS: dict[str, AggregatorEntry] = {
 def parse_aggregators(text: str) -> tuple[str, ...]:
   """Comma-separated names -> tuple; ValueError naming unknown ones."""
   names = tuple(n.strip() for n in str(text).split(",") if n.strip())
-  unknown = [n for n in names if n not in AGGREGATORS]
+  def known(name):
+    inner = name[len(registry.NNM_PREFIX):] if name.startswith(registry.NNM_PREFIX) else None
+    return (name in AGGREGATORS and "NAME" not in name) or (
+        inner is not None and inner in AGGREGATORS and inner != "fedavg"
+        and not inner.startswith(registry.NNM_PREFIX))
+  unknown = [n for n in names if not known(n)]
   if unknown or not names:
     raise ValueError(f"unknown aggregator(s) {unknown or [text]}; expected some of "
                      f"{', '.join(AGGREGATORS)} (comma-separated).")
@@ -91,5 +74,57 @@ def parse_aggregators(text: str) -> tuple[str, ...]:
   return names
 
 
+def _fields(name: str) -> set[str]:
+  if name.startswith(registry.NNM_PREFIX):
+    return set(registry.NNM.config.field_names()) | _fields(name[len(registry.NNM_PREFIX):])
+  setting = registry.NAMED_SETTINGS.get(name)
+  return set(registry.METHODS[setting.method if setting else name].config.field_names())
+
+
+def params_for_run(name: str, config) -> dict:
+  """The hyper-parameters the run gives aggregator ``name``: the flags set that its
+  config has, and ``num_byzantine`` from the attackers where it needs one."""
+  fields = _fields(name)
+  params = {k: v for k, v in config.aggregator_params.items() if k in fields}
+  if "num_byzantine" in fields and "num_byzantine" not in params:
+    params["num_byzantine"] = min(config.num_attackers, config.participants_per_round)
+  return params
+
+
+def resolve_for_run(name: str, config):
+  """``registry.resolve`` of ``name`` with the run's parameters (validates them);
+  None for fedavg."""
+  if name == "fedavg":
+    return None
+  return registry.resolve(name, **params_for_run(name, config))
+
+
 def build_factory(name: str, config):
-  return AGGREGATORS[name].build(config)
+  """The TFF factory of aggregator ``name`` for a run with ``config``."""
+  if name == "fedavg":
+    import tensorflow_federated as tff
+    return tff.aggregators.MeanFactory()
+  from tff_residual.aggregators import FACTORIES, NNMFactory
+  params = params_for_run(name, config)
+  if name.startswith(registry.NNM_PREFIX):
+    inner_name = name[len(registry.NNM_PREFIX):]
+    mixing = {k: v for k, v in params.items() if k in registry.NNM.config.field_names()}
+    inner_fields = _fields(inner_name)
+    inner = build_factory_with(inner_name, {k: v for k, v in params.items()
+                                            if k in inner_fields}, FACTORIES)
+    return NNMFactory(inner, **mixing)
+  return build_factory_with(name, params, FACTORIES)
+
+
+def build_factory_with(name: str, params: dict, factories: dict):
+  setting = registry.NAMED_SETTINGS.get(name)
+  if setting is not None:
+    return factories[setting.method](**setting.params, **params)
+  return factories[name](**params)
+
+
+def minimum_clients(resolved) -> int:
+  """The fewest clients a round of ``resolved`` (and its inner method) can run on."""
+  needs = [getattr(r.config, "minimum_clients", lambda: 1)()
+           for r in (resolved, resolved.inner) if r is not None]
+  return max(needs)

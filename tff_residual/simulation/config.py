@@ -68,11 +68,11 @@ class ExperimentConfig:
   scale_factor: float
   noise_scale: float
   mix_rate: float
-  lambda_: float
-  delta: float
-  beta: float
   feature_scaling: str
   clean_baseline: bool
+  aggregator_params: dict
+  """The aggregators' hyper-parameters set by flags (``--lambda_``, ``--num_byzantine``,
+  ...; ``simulation.aggregators.METHOD_FLAGS``); the rest keep their configs' defaults."""
 
   @property
   def runs_clean_baseline(self) -> bool:
@@ -98,6 +98,7 @@ def build_config(family: TaskFamily, attack: str, preset: str, overrides: dict[s
   # None means "not set" for preset settings; other settings are taken as given.
   values.update({k: v for k, v in overrides.items() if v is not None or k not in values})
   values.update(dataset=family.name, attack=attack, preset=preset)
+  values["aggregator_params"] = dict(values.get("aggregator_params") or {})  # none set: defaults
   if values.get("model") is None:
     values["model"] = family.models[0]
   names = {f.name for f in dataclasses.fields(ExperimentConfig)}
@@ -127,8 +128,7 @@ def validate(config: ExperimentConfig, family: TaskFamily) -> None:
     value = getattr(config, name)
     _require(isinstance(value, int) and not isinstance(value, bool) and value >= lowest,
              f"--{name} must be an integer >= {lowest}, got {value!r}.")
-  positive = ("learning_rate", "dirichlet_alpha", "attacker_lr_multiplier", "lambda_",
-              "scale_factor")
+  positive = ("learning_rate", "dirichlet_alpha", "attacker_lr_multiplier", "scale_factor")
   for name in positive:
     value = getattr(config, name)
     _require(isinstance(value, (int, float)) and math.isfinite(value) and value > 0,
@@ -136,8 +136,6 @@ def validate(config: ExperimentConfig, family: TaskFamily) -> None:
   _require(0 <= config.momentum < 1, f"--momentum must be in [0, 1), got {config.momentum!r}.")
   _require(0 < config.client_train_fraction <= 1,
            f"--client_train_fraction must be in (0, 1], got {config.client_train_fraction!r}.")
-  _require(0 <= config.delta <= 1, f"--delta must be in [0, 1], got {config.delta!r}.")
-  _require(0 <= config.beta < 0.5, f"--beta must be in [0, 0.5), got {config.beta!r}.")
   _require(math.isfinite(config.noise_scale) and config.noise_scale >= 0,
            f"--noise_scale must be >= 0 (percent), got {config.noise_scale!r}.")
   _require(0 <= config.mix_rate <= 1, f"--mix_rate must be in [0, 1], got {config.mix_rate!r}.")
@@ -166,3 +164,15 @@ def validate(config: ExperimentConfig, family: TaskFamily) -> None:
            f"--feature_scaling applies to loan tasks only, not {config.dataset}.")
   _require(isinstance(config.clean_baseline, bool),
            f"--clean_baseline must be true or false, got {config.clean_baseline!r}.")
+  from tff_residual.simulation import aggregators  # the methods' own checks (imports TF)
+  for name in config.aggregators:
+    try:
+      resolved = aggregators.resolve_for_run(name, config)
+    except (TypeError, ValueError) as error:
+      raise ConfigError(f"--aggregator={name}: {error}") from None
+    if resolved is not None:
+      needed = aggregators.minimum_clients(resolved)
+      _require(needed <= config.participants_per_round,
+               f"--aggregator={name} needs at least {needed} clients per round for "
+               f"num_byzantine f = {getattr(resolved.config, 'num_byzantine', 0)}; the run has "
+               f"{config.participants_per_round} (--clients_per_round, --num_clients).")

@@ -52,9 +52,6 @@ COMMON: dict[str, Any] = dict(
     scale_factor=100.0,           # model replacement scale (paper; README: 10)
     noise_scale=100.0,            # Gaussian attack, percent (paper Table 4: 0/100/200/300)
     mix_rate=0.5,
-    lambda_=2.0,
-    delta=0.1,
-    beta=0.2,
     feature_scaling="reference",  # LOAN: the code's divide-by-10/100/10,000
     clean_baseline=True,          # every attacked run also runs without attackers
 )
@@ -82,7 +79,6 @@ CHOICES: dict[str, str] = {
     "max_batches_per_epoch": "31 = the code (--local_iter 30, off by one); 0 = full epochs (paper)",
     "attacker_lr_multiplier": "10 = the code's boost (0.2 for LOAN); the paper states it only for "
                               "backdoor and mix-rate attackers: set 1 for its label flipping",
-    "delta": "0.1 = the code's default; the paper used 0.01 for MNIST label flipping",
     "trigger_value": "reference = 1.0 in normalised space (grey for MNIST), white = the paper's figure",
     "scale_factor": "100 = the paper's model replacement (the README's command uses 10)",
     "backdoor_per_batch": "20 = the paper and the code's default (the README's LOAN command uses 10)",

@@ -1,0 +1,15 @@
+"""Hyper-parameters that let every method of the table run on a test's clients."""
+
+from tff_residual.kernels import registry
+
+ORIGINAL_METHODS = ("foolsgold", "mean", "median", "repeated_median", "residual", "trimmed_mean")
+"""The paper's methods; tests of their particular behaviour use these."""
+
+
+def params_for(method: str, num_clients: int) -> dict:
+  """``num_byzantine`` = 1 where the method needs f and K allows it, else 0."""
+  config = registry.METHODS[method].config
+  if "num_byzantine" not in config.field_names():
+    return {}
+  needed = config(num_byzantine=1).minimum_clients()
+  return {"num_byzantine": 1 if num_clients >= needed else 0}

@@ -1,0 +1,24 @@
+"""``CenteredClippingFactory`` (Karimireddy, He, Jaggi, ICML 2021): stateful."""
+
+from __future__ import annotations
+
+from tff_residual.aggregators.robust_factory import RobustAggregationFactory
+
+
+class CenteredClippingFactory(RobustAggregationFactory):
+  """Centered clipping around the previous round's aggregate
+  (``tff_residual.kernels.centered_clipping``).
+
+  Args:
+    tau: clipping radius, in the units of the client values' norm (default 10).
+    num_iters: clipping iterations per round (default 1).
+    sample_weighting: "ignore" (default) or "multiply".
+
+  State: ``(center, has_center)``: the previous aggregate (one vector for a
+  model of one dtype) and whether there is one; the first round starts from
+  the coordinate-wise median. A round whose clients are all dropped keeps the
+  state. Measurements: ``client_weights`` (a / sum a), ``corrected_fraction``
+  (0), ``num_dropped_clients``, ``clip_factors``, ``center_weight``.
+  """
+
+  METHOD = "centered_clipping"

@@ -1,0 +1,81 @@
+"""Nearest-neighbour mixing (Allouah, Farhadkhani, Guerraoui, Gupta, Pinot,
+Stephan, "Fixing by Mixing: A Recipe for Optimal Byzantine ML under
+Heterogeneity", AISTATS 2023), a pre-aggregation step around any method.
+
+With f = ``num_byzantine``, each client model is replaced by the mean of its
+K - f nearest client models (itself included; whole-model distances from one
+K x K Gram matrix, ties to the lower index):
+
+    y_i = sum_j M_ij x_j,   M_ij = 1 / (K - f) for the K - f nearest j of i
+
+and the inner method aggregates the y_i. An inner result sum_i p_i y_i is
+sum_j (M'p)_j x_j, so the clients' weights reported are q = M'p (they sum to 1
+as M's rows do); the inner method's own weights are ``inner_client_weights``.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from collections.abc import Callable, Sequence
+
+import tensorflow as tf
+
+from tff_residual.kernels import clients
+from tff_residual.kernels import distances
+from tff_residual.kernels.config import ByzantineConfig
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class NNMConfig(ByzantineConfig):
+  """Hyper-parameters of the mixing (the inner method has its own config)."""
+
+  def minimum_clients(self) -> int:
+    return self.num_byzantine + 1
+
+
+def mixing_matrix(values: Sequence[tf.Tensor], num_byzantine: int) -> tf.Tensor:
+  """float64 [K, K]: row i has 1 / (K - f) on the K - f nearest clients of i."""
+  num_clients = tf.shape(values[0])[0]
+  squared = distances.squared_distances(distances.centred_gram(values))
+  count = num_clients - num_byzantine
+  # A stable sort with the client itself first (distance 0, and -1 on the diagonal).
+  keyed = tf.linalg.set_diag(squared, -tf.ones([num_clients], tf.float64))
+  nearest = tf.argsort(keyed, axis=1, stable=True)[:, :count]
+  rows = tf.reduce_sum(tf.one_hot(nearest, num_clients, dtype=tf.float64), axis=1)
+  return rows / tf.cast(count, tf.float64)
+
+
+def nnm(values: Sequence[tf.Tensor], sample_weights: tf.Tensor | None, config: NNMConfig,
+        inner: Callable, inner_per_client_extras: Sequence[str] = (),
+        inner_scalar_extras: Sequence[tuple[str, tf.DType]] = (),
+        **inner_state) -> clients.KernelOutput:
+  """``inner`` (a kernel ``inner(values, sample_weights, **inner_state)``) on the
+  mixed models of the finite clients.
+
+  ``extra``: the inner method's extras, then ``inner_client_weights`` (p).
+  The sample weights go to the inner kernel unchanged.
+  """
+  rule = (f"nnm needs K >= f + 1 = {config.minimum_clients()} clients for num_byzantine "
+          f"f = {config.num_byzantine}")
+  scalar_names = [name for name, _ in inner_scalar_extras]
+
+  def valid(v, w, _):
+    num_clients = tf.shape(v[0])[0]
+    with tf.control_dependencies(distances.require_clients(num_clients,
+                                                           config.minimum_clients(), rule)):
+      mixing = mixing_matrix(v, config.num_byzantine)
+    mixed = [tf.matmul(tf.cast(mixing, m.dtype), m) for m in v]
+    output = inner(mixed, w, **inner_state)
+    p = tf.cast(output.client_weights, tf.float64)
+    per_client = collections.OrderedDict(
+        (name, output.extra[name]) for name in inner_per_client_extras)
+    per_client["inner_client_weights"] = p
+    return clients.ValidOutput(output.aggregate, tf.linalg.matvec(mixing, p, transpose_a=True),
+                               output.corrected_fraction, per_client=per_client,
+                               scalars={name: output.extra[name] for name in scalar_names})
+
+  return clients.run_on_finite_clients(
+      valid, values, sample_weights,
+      per_client_extras=(*inner_per_client_extras, "inner_client_weights"),
+      scalar_extras=inner_scalar_extras)
