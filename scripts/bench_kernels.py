@@ -58,15 +58,7 @@ KERNELS = ("residual", "median", "trimmed_mean", "repeated_median", "foolsgold",
 
 def kernel_params(method: str, k: int) -> dict:
   """f = (K - 3) // 4 (the largest Bulyan allows) for every rule that takes f."""
-  return {"num_byzantine": (k - 3) // 4} if _needs_f(method) else {}
-
-
-def _needs_f(method: str) -> bool:
-  if method.startswith(registry.NNM_PREFIX):
-    return True
-  setting = registry.NAMED_SETTINGS.get(method)
-  name = setting.method if setting else method
-  return name in registry.METHODS and "num_byzantine" in registry.METHODS[name].config.field_names()
+  return {"num_byzantine": (k - 3) // 4} if "num_byzantine" in registry.fields_of(method) else {}
 
 VARIANTS = {"residual_sort": ("residual", {"implementation": "sort"})}
 

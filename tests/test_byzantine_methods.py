@@ -86,10 +86,10 @@ def joined(agg):
 
 # ---------------------------------------------------------------- eager API vs oracles
 def test_krum_hand_computed():
-  """1-D points 0, 1, 2, 10, f = 1, K = 5: neighbours K - f - 2 = 2; scores
-  0: 1 + 4 = 5, 1: 1 + 1 = 2, 2: 1 + 4 = 5, 10: 64 + 81 = 145 -> client 1."""
+  """1-D points 0, 1, 2, 10, 2 (f = 1, K = 5: K - f - 2 = 2 neighbours); squared
+  distances to the two nearest: 0: 1 + 4 = 5, 1: 1 + 1 = 2, 2: 0 + 1 = 1,
+  10: 64 + 64 = 128, the second 2: 0 + 1 = 1."""
   x = [np.array([v]) for v in (0.0, 1.0, 2.0, 10.0, 2.0)]
-  # with the fifth point at 2: scores 0: 1+4=5, 1: 1+1=2, 2: 0+1=1, 10: 64+64=128, 2': 1
   agg, info = tff_residual.aggregate(x, "krum", num_byzantine=1)
   np.testing.assert_allclose(info["krum_scores"], [5, 2, 1, 128, 1])
   np.testing.assert_array_equal(info["selected"], [0, 0, 1, 0, 0])  # tie: the lower index

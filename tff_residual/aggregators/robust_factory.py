@@ -228,15 +228,18 @@ class RobustAggregationFactory(tff.aggregators.WeightedAggregationFactory,
         return run_kernel(stack, None, ())
     server_aggregate = tff.tensorflow.computation(*argument_types)(server_aggregate)
 
-    @tff.tensorflow.computation
-    def initial_state():
-      return (tuple(tf.zeros(t.shape, t.dtype) for t in center_types), tf.constant(False))
+    if resolved.stateful:
+      @tff.tensorflow.computation
+      def initial_state():
+        return (tuple(tf.zeros(t.shape, t.dtype) for t in center_types), tf.constant(False))
 
-    @tff.federated_computation()
-    def init_fn():
-      if resolved.stateful:
+      @tff.federated_computation()
+      def init_fn():
         return tff.federated_eval(initial_state, tff.SERVER)
-      return tff.federated_value((), tff.SERVER)
+    else:
+      @tff.federated_computation()
+      def init_fn():
+        return tff.federated_value((), tff.SERVER)
 
     def next_body(state, value, weight):
       # Client computation: none, or each client's tensors concatenated into one vector.

@@ -194,10 +194,6 @@ class Resolved:
                    inner.scalar_extras, **state)
 
 
-def config_fields(method: Method) -> list[str]:
-  return method.config.field_names()
-
-
 def resolve(name: str, **params) -> Resolved:
   """``name`` (a method, a named setting or ``nnm+NAME``) with ``params``.
 
@@ -210,7 +206,7 @@ def resolve(name: str, **params) -> Resolved:
     if inner_name.startswith(NNM_PREFIX):
       raise ValueError(f"{name!r}: nearest-neighbour mixing is applied once.")
     mixing = {k: v for k, v in params.items() if k in NNM.config.field_names()}
-    inner_fields = _fields_of(inner_name)
+    inner_fields = fields_of(inner_name)
     unknown = [k for k in params if k not in mixing and k not in inner_fields]
     if unknown:
       raise TypeError(f"Unknown parameter(s) {unknown} for {name!r}; expected some of "
@@ -230,11 +226,15 @@ def resolve(name: str, **params) -> Resolved:
   return Resolved(name, method, method.config.from_params(name, {**fixed, **params}))
 
 
-def _fields_of(name: str) -> list[str]:
+def fields_of(name: str) -> list[str]:
+  """The config fields ``name`` takes (for ``nnm+NAME``: the mixing's and NAME's)."""
+  if name.startswith(NNM_PREFIX):
+    return [*NNM.config.field_names(), *fields_of(name[len(NNM_PREFIX):])]
   setting = NAMED_SETTINGS.get(name)
   if name in METHODS or setting:
-    return config_fields(METHODS[setting.method if setting else name])
-  raise ValueError(f"Unknown method={name!r} after {NNM_PREFIX!r}; expected one of {names()}.")
+    return METHODS[setting.method if setting else name].config.field_names()
+  raise ValueError(f"Unknown method={name!r}; expected one of {names()} or "
+                   f"'{NNM_PREFIX}NAME'.")
 
 
 def compile_kernel(resolved: Resolved) -> Kernel:

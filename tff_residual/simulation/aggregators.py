@@ -74,17 +74,10 @@ def parse_aggregators(text: str) -> tuple[str, ...]:
   return names
 
 
-def _fields(name: str) -> set[str]:
-  if name.startswith(registry.NNM_PREFIX):
-    return set(registry.NNM.config.field_names()) | _fields(name[len(registry.NNM_PREFIX):])
-  setting = registry.NAMED_SETTINGS.get(name)
-  return set(registry.METHODS[setting.method if setting else name].config.field_names())
-
-
 def params_for_run(name: str, config) -> dict:
   """The hyper-parameters the run gives aggregator ``name``: the flags set that its
   config has, and ``num_byzantine`` from the attackers where it needs one."""
-  fields = _fields(name)
+  fields = registry.fields_of(name)
   params = {k: v for k, v in config.aggregator_params.items() if k in fields}
   if "num_byzantine" in fields and "num_byzantine" not in params:
     params["num_byzantine"] = min(config.num_attackers, config.participants_per_round)
@@ -109,7 +102,7 @@ def build_factory(name: str, config):
   if name.startswith(registry.NNM_PREFIX):
     inner_name = name[len(registry.NNM_PREFIX):]
     mixing = {k: v for k, v in params.items() if k in registry.NNM.config.field_names()}
-    inner_fields = _fields(inner_name)
+    inner_fields = registry.fields_of(inner_name)
     inner = build_factory_with(inner_name, {k: v for k, v in params.items()
                                             if k in inner_fields}, FACTORIES)
     return NNMFactory(inner, **mixing)
