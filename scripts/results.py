@@ -271,6 +271,9 @@ def main(argv=None) -> int:
   parser.add_argument("--from_runs", default=None,
                       help="write the tables from the summaries of an earlier "
                            "runs/results-<timestamp> directory instead of running")
+  parser.add_argument("--resume", default=None,
+                      help="run into an earlier runs/results-<timestamp> directory, skipping "
+                           "every run whose summary.json is there (a long table in pieces)")
   parser.add_argument("--archive", default=None,
                       help="also copy each run's summary.json and config.json, and each "
                            "experiment's tables.md, to ARCHIVE/<experiment>/ (e.g. results/)")
@@ -284,20 +287,28 @@ def main(argv=None) -> int:
   unknown = [n for n in names if n not in EXPERIMENTS]
   if unknown:
     parser.error(f"unknown experiment(s) {unknown}; expected some of {list(EXPERIMENTS)}")
-  base = args.from_runs or os.path.join("runs", f"results-{datetime.datetime.now():%Y%m%d-%H%M%S}")
+  if args.from_runs and args.resume:
+    parser.error("--from_runs and --resume exclude each other")
+  base = (args.from_runs or args.resume
+          or os.path.join("runs", f"results-{datetime.datetime.now():%Y%m%d-%H%M%S}"))
   cli = None if args.from_runs else load_cli()
   sections = []
   for name in names:
     experiment = EXPERIMENTS[name]
     aggregators = args.aggregator or experiment.aggregators
     summaries = {}
+    resumed = 0
     start = datetime.datetime.now()
     for label, flags in experiment.runs:
       for seed in seeds:
         output_dir = run_directory(base, name, label, seed)
         command = [*flags, f"--aggregator={aggregators}", f"--preset={args.preset}",
                    f"--seed={seed}", f"--output_dir={output_dir}", "--no_progress"]
-        if cli is not None:
+        done = os.path.exists(os.path.join(output_dir, "summary.json"))
+        if args.resume and done:
+          check_resumed(output_dir, command)
+          resumed += 1
+        elif cli is not None:
           print(f"\n### {name} / {label} / seed {seed}: run.py {' '.join(command)}", flush=True)
           if cli.main(command) != 0:
             return 1
@@ -309,6 +320,9 @@ def main(argv=None) -> int:
           for file in ("summary.json", "config.json"):
             shutil.copyfile(os.path.join(output_dir, file), os.path.join(kept, file))
     minutes = None if cli is None else (datetime.datetime.now() - start).total_seconds() / 60
+    if resumed:  # in pieces: the runs' own wall seconds (aggregators' rounds), summed
+      minutes = sum(r["wall_seconds"] for runs in summaries.values() for s in runs
+                    for r in s["results"].values()) / 60
     section = table(name, experiment, summaries, args.preset, aggregators, seeds, minutes)
     os.makedirs(os.path.join(base, name), exist_ok=True)
     with open(os.path.join(base, name, "tables.md"), "w") as f:
@@ -323,6 +337,20 @@ def main(argv=None) -> int:
   print("\n" + report)
   print(f"\n(tables in {base}/tables.md)")
   return 0
+
+
+def check_resumed(output_dir: str, command: list[str]) -> None:
+  """Refuses to resume a run whose config.json came from another seed, preset or
+  aggregator list than ``command`` asks for."""
+  with open(os.path.join(output_dir, "config.json")) as f:
+    settings = json.load(f)["settings"]
+  flags = dict(a[2:].split("=", 1) for a in command if a.startswith("--") and "=" in a)
+  saved = {"seed": str(settings["seed"]), "preset": settings["preset"],
+           "aggregator": ",".join(settings["aggregators"])}
+  wanted = {key: flags[key] for key in saved}
+  if saved != wanted:
+    raise SystemExit(f"--resume: {output_dir} holds a run with {saved}, not {wanted}; "
+                     "resume into a fresh directory")
 
 
 def our_cell(results: list[dict]) -> str:

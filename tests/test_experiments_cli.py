@@ -292,6 +292,43 @@ def test_results_table_puts_the_papers_numbers_and_the_excess_beside_ours():
   assert len(grid.runs) == 6 and all("--num_attackers=9" in flags for _, flags in grid.runs)
 
 
+def test_results_resume_runs_only_the_missing_runs(tmp_path, monkeypatch):
+  """--resume skips a run whose summary.json is there, runs the rest, sums the
+  runs' wall seconds, and refuses a directory run with other settings."""
+  results = load_results_script()
+  calls = []
+
+  def fake_main(command):
+    flags = dict(a[2:].split("=", 1) for a in command if "=" in a)
+    calls.append(flags["seed"])
+    write_run(flags["output_dir"], int(flags["seed"]), flags["aggregator"])
+    return 0
+
+  def write_run(output_dir, seed, aggregator):
+    os.makedirs(output_dir, exist_ok=True)
+    outcome = dict(window_accuracy=0.5 + seed / 10, window_attack_success_rate=None,
+                   window_clean_accuracy=None, attackers_weight_share=None, wall_seconds=60.0)
+    json.dump(dict(aggregators=[aggregator], data_source="synthetic", rounds=3,
+                   majority_class_accuracy=0.1, results={aggregator: outcome}),
+              open(os.path.join(output_dir, "summary.json"), "w"))
+    json.dump(dict(settings=dict(seed=seed, preset="cpu", aggregators=[aggregator])),
+              open(os.path.join(output_dir, "config.json"), "w"))
+
+  monkeypatch.setattr(results, "load_cli", lambda: type("Cli", (), {"main": staticmethod(fake_main)}))
+  base = str(tmp_path / "runs")
+  label, _ = results.EXPERIMENTS["fmnist_backdoor"].runs[0]
+  write_run(results.run_directory(base, "fmnist_backdoor", label, 0), 0, "median")
+  argv = ["--resume", base, "--only", "fmnist_backdoor", "--seeds", "0,1,2", "--aggregator=median"]
+  assert results.main(argv) == 0
+  assert calls == ["1", "2"]
+  tables = open(os.path.join(base, "fmnist_backdoor", "tables.md")).read()
+  assert "| median | 60.00 ± 8.16 |" in tables
+  assert "Wall time: 3.0 min for 3 runs" in tables
+  write_run(results.run_directory(base, "fmnist_backdoor", label, 1), 7, "median")
+  with pytest.raises(SystemExit, match="resume into a fresh directory"):
+    results.main(argv)
+
+
 def test_results_experiments_name_real_runs():
   """Every experiment's runs parse as run.py settings (flags, tasks, aggregators)."""
   results = load_results_script()
