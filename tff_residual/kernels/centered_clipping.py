@@ -14,8 +14,11 @@ v_0 + sum_k a_k (x_k - v_0), so the iteration runs on the coefficients a:
     a_{l+1} = a_l + p * c - (sum_k p_k c_k) a_l,
     ||x_k - v_l||^2 = H_kk - 2 (H a)_k + a'Ha,   H = Gram of x_k - v_0,
 
-and the models are read twice (once for H, once for the result
-(1 - sum a) v_0 + sum_k a_k x_k).
+and the models are read twice: once for the norms, once for the result
+(1 - sum a) v_0 + sum_k a_k x_k. The first iteration (a_0 = 0) needs only
+H_kk = ||x_k - v_0||^2, so ``num_iters = 1`` (the default, and ByzFL's L = 1)
+computes K norms, O(K N); more iterations build H once, O(K^2 N), and then
+iterate on K x K numbers.
 """
 
 from __future__ import annotations
@@ -49,21 +52,28 @@ class CenteredClippingConfig(MethodConfig):
     check_int("num_iters", self.num_iters, 1)
 
 
-def clipping_coefficients(gram: tf.Tensor, p: tf.Tensor, config: CenteredClippingConfig):
-  """(a [K], c [K] of the last iteration) for the Gram matrix of x_k - v_0."""
-  diagonal = tf.linalg.diag_part(gram)
+def clipping_coefficients(diagonal: tf.Tensor, gram: tf.Tensor | None, p: tf.Tensor,
+                          config: CenteredClippingConfig):
+  """(a [K], c [K] of the last iteration) from H's diagonal ||x_k - v_0||^2 and,
+  where ``config.num_iters`` > 1, the whole Gram matrix H of x_k - v_0."""
 
-  def body(_, a, c):
-    ha = tf.linalg.matvec(gram, a)
-    norms = tf.sqrt(tf.maximum(diagonal - 2.0 * ha + tf.tensordot(a, ha, 1), 0.0))
+  def step(a, norms):
     c = tf.where(norms > config.tau, config.tau / tf.where(norms > 0, norms, 1.0),
                  tf.ones_like(norms))
     pc = p * c
-    return _ + 1, a + pc - tf.reduce_sum(pc) * a, c
+    return a + pc - tf.reduce_sum(pc) * a, c
 
-  zeros = tf.zeros_like(p)
-  _, a, c = tf.while_loop(lambda step, a, c: step < config.num_iters, body,
-                          (tf.constant(0), zeros, zeros))
+  a, c = step(tf.zeros_like(p), tf.sqrt(tf.maximum(diagonal, 0.0)))  # a_0 = 0: H a_0 = 0
+  if config.num_iters == 1:
+    return a, c
+
+  def body(index, a, _):
+    ha = tf.linalg.matvec(gram, a)
+    return (index + 1, *step(a, tf.sqrt(tf.maximum(diagonal - 2.0 * ha + tf.tensordot(a, ha, 1),
+                                                   0.0))))
+
+  _, a, c = tf.while_loop(lambda index, a, c: index < config.num_iters, body,
+                          (tf.constant(1), a, c))
   return a, c
 
 
@@ -97,7 +107,12 @@ def centered_clipping(values: Sequence[tf.Tensor], sample_weights: tf.Tensor | N
           tf.convert_to_tensor(has_center), lambda: given, lambda: first_center(v))
     p = clients.apply_sample_weights(
         tf.ones([num_clients], tf.float64) / tf.cast(num_clients, tf.float64), w)
-    a, c = clipping_coefficients(distances.centred_gram(v, start), p, config)
+    if config.num_iters == 1:
+      gram, diagonal = None, distances.squared_norms(v, start)
+    else:
+      gram = distances.centred_gram(v, start)
+      diagonal = tf.linalg.diag_part(gram)
+    a, c = clipping_coefficients(diagonal, gram, p, config)
     kept = 1.0 - tf.reduce_sum(a)
     aggregate = [s * tf.cast(kept, s.dtype) + part
                  for s, part in zip(start, distances.weighted_sum(v, a))]
