@@ -51,7 +51,7 @@ from tff_residual.simulation.aggregators import (AGGREGATORS, METHOD_FLAGS,  # n
 from tff_residual.simulation.config import ConfigError, build_config  # noqa: E402
 from tff_residual.tasks import presets  # noqa: E402
 from tff_residual.tasks.base import DataError  # noqa: E402
-from tff_residual.tasks.registry import FAMILIES, parse_task, valid_tasks  # noqa: E402
+from tff_residual.tasks.registry import FAMILIES, attacks_of, parse_task, valid_tasks  # noqa: E402
 
 DEFAULT_AGGREGATORS = "fedavg,median,residual"
 
@@ -97,6 +97,10 @@ SETTINGS = (
     ("scale_factor", float, "model replacement: update scale"),
     ("noise_scale", float, "gaussian: noise std in percent of the weights"),
     ("mix_rate", float, "mix_rate: probability of keeping a poisoned coordinate"),
+    ("alie_z", float, "alie: fixed z in mu - z sigma (default: Baruch et al.'s z for K, f)"),
+    ("ipm_epsilon", float, "ipm: the attackers send -epsilon times the honest mean"),
+    ("perturbation", str, "min_max, min_sum, adaptive_residual: deviation from the honest mean: "
+                          "std (-sigma), unit (-mu/|mu|) or sign (-sign mu)"),
     ("feature_scaling", str, "loan: reference (the code's divide-by-10/100/10,000) or "
                              "standardize (z-scores from the training rows)"),
     ("clean_baseline", _boolean, "true/false: also run every aggregator without attackers (the "
@@ -154,7 +158,7 @@ def list_tasks() -> str:
   lines = []
   for name, family in FAMILIES.items():
     lines.append(f"{name}: {family.description}")
-    lines.append("  " + ", ".join(f"{name}_{attack}" for attack in family.attacks))
+    lines.append("  " + ", ".join(f"{name}_{attack}" for attack in attacks_of(family)))
   return "\n".join(lines)
 
 

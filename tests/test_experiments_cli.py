@@ -225,8 +225,11 @@ def test_summary_and_table_of_a_clean_baseline():
                clean_accuracy=0.6, clean_attack_success_rate=0.1 * (i % 2),
                excess_attack_success_rate=0.9 - 0.01 * i - 0.1 * (i % 2),
                aggregation_seconds=0.1, round_seconds=1.0) for i in range(12)]
-  result = summarize("residual", rows, [0.2, 0.4], 12.0)
+  result = summarize("residual", rows, [0.2, 0.4], 12.0, aucs=[1.0, 0.5])
   assert result["window_rounds"] == 10
+  assert result["detection_auc"] == pytest.approx(0.75)
+  assert result["window_accuracy_drop"] == pytest.approx(0.6 - np.mean([0.5 + 0.01 * i
+                                                                        for i in range(2, 12)]))
   assert result["clean_attack_success_rate"] == pytest.approx(0.1)        # round 11 is odd
   assert result["window_clean_attack_success_rate"] == pytest.approx(0.05)
   assert result["window_attack_success_rate"] == pytest.approx(np.mean([0.9 - 0.01 * i
@@ -236,11 +239,14 @@ def test_summary_and_table_of_a_clean_baseline():
   assert result["excess_attack_success_rate"] == pytest.approx(0.9 - 0.11 - 0.1)
   assert result["attackers_weight_share"] == pytest.approx(0.3)
   table = format_table([result]).splitlines()
-  assert "excess attack success rate" in table[0] and table[1] == "|" + "---|" * 7
+  assert "excess attack success rate" in table[0] and table[1] == "|" + "---|" * 8
+  assert table[0].endswith("| attackers' weight share | detection AUC | wall seconds |")
+  assert table[2].endswith("| 0.300 | 0.750 | 12.0 |")
   assert "| 60.00%, 5.00% | +78.50 points |" in table[2]
   no_baseline = summarize("fedavg", [{k: v for k, v in r.items() if "clean" not in k
                                       and "excess" not in k} for r in rows], [], 1.0)
   assert math.isnan(no_baseline["window_clean_accuracy"])
+  assert math.isnan(no_baseline["window_accuracy_drop"]) and math.isnan(no_baseline["detection_auc"])
   assert "excess" not in format_table([no_baseline])
 
 

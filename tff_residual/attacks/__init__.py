@@ -1,6 +1,8 @@
-"""Attacks, one module each: data poisoning (``label_flip``, ``backdoor``) and
-update poisoning (``model_replacement``, ``gaussian``, ``mix_rate``);
-``registry`` maps attack names to them."""
+"""Attacks, one module each: data poisoning (``label_flip``, ``backdoor``),
+update poisoning (``model_replacement``, ``gaussian``, ``mix_rate``) and the
+omniscient model-poisoning attacks (``alie``, ``ipm``, ``sign_flip``,
+``min_max``, ``min_sum``, ``adaptive_residual``; shared parts in
+``omniscient``); ``registry`` maps attack names to them."""
 
 from tff_residual.attacks.base import Attack, UpdateContext
 from tff_residual.attacks.registry import ATTACKS, build_attack

@@ -45,14 +45,18 @@ class UpdateContext:
     round_index: 0-based round.
     global_weights: the model the round started from.
     honest_updates: this round's honest clients' updates (an omniscient
-      attacker's view; only ``mix_rate`` uses it).
+      attacker's view: ``mix_rate`` and the model-poisoning attacks use it).
     rng: the attacker's random stream for this round (seeded).
+    num_clients: K, the round's participants, attackers included.
+    num_attackers: f, the round's attackers.
   """
 
   round_index: int
   global_weights: Weights
   honest_updates: Sequence[Weights]
   rng: np.random.Generator
+  num_clients: int = 0
+  num_attackers: int = 0
 
 
 class UpdatePoisoning(Protocol):

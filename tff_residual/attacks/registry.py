@@ -9,12 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from tff_residual.attacks.adaptive_residual import AdaptiveResidual
+from tff_residual.attacks.alie import ALittleIsEnough
 from tff_residual.attacks.backdoor import Backdoor
 from tff_residual.attacks.base import Attack
 from tff_residual.attacks.gaussian import MultiplicativeNoise
+from tff_residual.attacks.ipm import InnerProductManipulation
 from tff_residual.attacks.label_flip import LabelFlip
+from tff_residual.attacks.min_max import MinMax
+from tff_residual.attacks.min_sum import MinSum
 from tff_residual.attacks.mix_rate import BlendWithHonest
 from tff_residual.attacks.model_replacement import ScaleUpdate
+from tff_residual.attacks.sign_flip import SignFlip
 from tff_residual.tasks.base import AttackTargets
 
 
@@ -64,6 +70,18 @@ def _mix_rate(config, targets, num_classes):
                 success_metric=flip)
 
 
+def _model_poisoning(name: str, build: Callable[[object], object]):
+  """An untargeted attack on the attackers' (honestly trained) updates, every round."""
+  return lambda config, targets, num_classes: Attack(
+      name, update_poisoning=build(config), boosted_training=False)
+
+
+def _adaptive_residual(config):
+  """The white-box attack on ``residual`` with the run's own lambda and delta."""
+  params = {k: v for k, v in config.aggregator_params.items() if k in ("lambda_", "delta")}
+  return AdaptiveResidual(config.perturbation, "residual", **params)
+
+
 ATTACKS: dict[str, Callable[..., Attack]] = {
     "none": _none,
     "label_flip": _label_flip_attack,
@@ -71,6 +89,12 @@ ATTACKS: dict[str, Callable[..., Attack]] = {
     "model_replacement": _model_replacement,
     "gaussian": _gaussian,
     "mix_rate": _mix_rate,
+    "alie": _model_poisoning("alie", lambda config: ALittleIsEnough(config.alie_z)),
+    "ipm": _model_poisoning("ipm", lambda config: InnerProductManipulation(config.ipm_epsilon)),
+    "sign_flip": _model_poisoning("sign_flip", lambda config: SignFlip()),
+    "min_max": _model_poisoning("min_max", lambda config: MinMax(config.perturbation)),
+    "min_sum": _model_poisoning("min_sum", lambda config: MinSum(config.perturbation)),
+    "adaptive_residual": _model_poisoning("adaptive_residual", _adaptive_residual),
 }
 
 

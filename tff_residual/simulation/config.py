@@ -68,6 +68,9 @@ class ExperimentConfig:
   scale_factor: float
   noise_scale: float
   mix_rate: float
+  alie_z: float | None
+  ipm_epsilon: float
+  perturbation: str
   feature_scaling: str
   clean_baseline: bool
   aggregator_params: dict
@@ -139,6 +142,15 @@ def validate(config: ExperimentConfig, family: TaskFamily) -> None:
   _require(math.isfinite(config.noise_scale) and config.noise_scale >= 0,
            f"--noise_scale must be >= 0 (percent), got {config.noise_scale!r}.")
   _require(0 <= config.mix_rate <= 1, f"--mix_rate must be in [0, 1], got {config.mix_rate!r}.")
+  _require(config.alie_z is None or (isinstance(config.alie_z, (int, float))
+                                     and math.isfinite(config.alie_z)),
+           f"--alie_z must be a finite number, got {config.alie_z!r}.")
+  _require(isinstance(config.ipm_epsilon, (int, float)) and math.isfinite(config.ipm_epsilon)
+           and config.ipm_epsilon > 0,
+           f"--ipm_epsilon must be a finite number > 0, got {config.ipm_epsilon!r}.")
+  from tff_residual.attacks.omniscient import PERTURBATIONS
+  _require(config.perturbation in PERTURBATIONS,
+           f"--perturbation must be one of {PERTURBATIONS}, got {config.perturbation!r}.")
   _require(config.optimizer in OPTIMIZERS,
            f"--optimizer must be one of {OPTIMIZERS}, got {config.optimizer!r}.")
   _require(config.client_weighting in CLIENT_WEIGHTINGS,

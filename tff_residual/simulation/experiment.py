@@ -38,6 +38,7 @@ import tensorflow as tf
 import tensorflow_federated as tff
 
 from tff_residual.attacks.base import Attack, UpdateContext
+from tff_residual.simulation import detection
 from tff_residual.simulation.client_data import client_dataset
 from tff_residual.simulation.client_training import ClientTrainer
 from tff_residual.simulation.config import ExperimentConfig
@@ -81,15 +82,16 @@ class AggregationInputs(NamedTuple):
 @dataclasses.dataclass
 class _Track:
   """One aggregator's run through the rounds: its aggregator state, global model
-  and the attackers' weight shares of its poisoning rounds."""
+  and the attackers' weight shares and detection AUCs of its poisoning rounds."""
 
   state: Any
   weights: list
   shares: list = dataclasses.field(default_factory=list)
+  aucs: list = dataclasses.field(default_factory=list)
 
 
 def summarize(name: str, rows: list[dict[str, Any]], shares: list[float],
-              wall_seconds: float) -> dict[str, Any]:
+              wall_seconds: float, aucs: list[float] = ()) -> dict[str, Any]:
   """An aggregator's summary from its rows: the last round, the means over the
   last ``WINDOW`` rounds, and, where the rows have a clean baseline, the same
   for ``clean_*`` and ``excess_attack_success_rate`` (NaN without one)."""
@@ -116,6 +118,8 @@ def summarize(name: str, rows: list[dict[str, Any]], shares: list[float],
               excess_attack_success_rate=at_end("excess_attack_success_rate"),
               window_excess_attack_success_rate=window_mean("excess_attack_success_rate"),
               attackers_weight_share=_finite_mean(shares),
+              detection_auc=_finite_mean(aucs),
+              window_accuracy_drop=window_mean("clean_accuracy") - window_mean("accuracy"),
               wall_seconds=wall_seconds,
               mean_aggregation_seconds=_finite_mean(r["aggregation_seconds"] for r in rows),
               mean_round_seconds=_finite_mean(r["round_seconds"] for r in rows))
@@ -217,7 +221,7 @@ class Experiment:
                    clean_round_seconds=clean_row["round_seconds"])
       rows.append(row)
       on_round(row)
-    return summarize(name, rows, attacked.shares, time.perf_counter() - start)
+    return summarize(name, rows, attacked.shares, time.perf_counter() - start, attacked.aucs)
 
   def _round(self, process, track: "_Track", round_index: int) -> dict[str, Any]:
     """One round of ``track`` (steps 1-5); updates it and returns the round's row."""
@@ -226,20 +230,23 @@ class Experiment:
     trained = time.perf_counter()
     inputs = self.aggregation_inputs(round_index, clients, results, track.weights)
     aggregated = time.perf_counter()
-    share = float("nan")
+    share = auc = float("nan")
     if inputs.updates:
       output = process.next(track.state, inputs.updates, inputs.client_weights)
       track.state = output.state
       track.weights = [w + np.asarray(a, w.dtype) for w, a in zip(track.weights, output.result)]
-      share = self._attackers_share(output.measurements, inputs.clients)
+      share, auc = self._attackers_share(output.measurements, inputs.clients)
       aggregated = time.perf_counter()
     evaluation = self.evaluator.evaluate(track.weights)
     attacking = [c for c in clients if c in self.attackers]
     if attacking and self.attack.poisons_in(round_index) and math.isfinite(share):
       track.shares.append(share)
+      if math.isfinite(auc):
+        track.aucs.append(auc)
     return dict(round=round_index, accuracy=evaluation.accuracy, loss=evaluation.loss,
                 attack_success_rate=evaluation.attack_success_rate,
-                attackers_weight_share=share, attackers_in_round=len(attacking),
+                attackers_weight_share=share, detection_auc=auc,
+                attackers_in_round=len(attacking),
                 dropped_clients=inputs.num_dropped,
                 train_loss=float(np.mean([r.mean_loss for r in results])),
                 round_seconds=time.perf_counter() - round_start,
@@ -256,14 +263,18 @@ class Experiment:
     for i, client in enumerate(clients):
       if client in self.attackers:
         context = UpdateContext(round_index, global_weights, honest,
-                                np.random.default_rng([self.config.seed, round_index, client, 2]))
+                                np.random.default_rng([self.config.seed, round_index, client, 2]),
+                                num_clients=len(clients),
+                                num_attackers=len(clients) - len(honest))
         poisoned[i] = poisoning.poison_update(updates[i], context)
     return poisoned
 
-  def _attackers_share(self, measurements, clients: list[int]) -> float:
-    """Sum of the attackers' ``client_weights`` (NaN if the aggregator reports none)."""
+  def _attackers_share(self, measurements, clients: list[int]) -> tuple[float, float]:
+    """(sum of the attackers' ``client_weights``, ``detection.weight_auc`` of
+    them); NaN, NaN if the aggregator reports no client weights."""
     weights = measurements.get("client_weights") if hasattr(measurements, "get") else None
     if weights is None:
-      return float("nan")
+      return float("nan"), float("nan")
     weights = np.asarray(weights)
-    return float(sum(weights[i] for i, c in enumerate(clients) if c in self.attackers))
+    attacker = [c in self.attackers for c in clients]
+    return float(weights[attacker].sum()), detection.weight_auc(weights, attacker)

@@ -7,11 +7,13 @@
 * ``summary.json``: task, aggregators, num_attackers, rounds, data_source and
   per aggregator: final_accuracy and attack_success_rate (last round), their
   means over the last ``window_rounds`` rounds, the largest attack success
-  rate, attackers_weight_share (mean over the rounds in which attackers
-  poisoned; NaN where the aggregator reports no client weights) and
-  wall_seconds; with a clean baseline also clean_final_accuracy,
-  clean_attack_success_rate, excess_attack_success_rate (last round) and their
-  window means (``window_clean_accuracy``, ...); null without one.
+  rate, attackers_weight_share and detection_auc (``detection.weight_auc``;
+  both means over the rounds in which attackers poisoned, NaN where the
+  aggregator reports no client weights) and wall_seconds; with a clean
+  baseline also clean_final_accuracy, clean_attack_success_rate,
+  excess_attack_success_rate (last round), their window means
+  (``window_clean_accuracy``, ...) and window_accuracy_drop (clean - attacked
+  accuracy, window means); null without one.
 * ``accuracy.png`` and ``attack_success_rate.png`` (if the attack has one):
   one line per aggregator, and its clean baseline as a dashed line of the
   same colour.
@@ -28,7 +30,7 @@ from typing import Any
 
 METRIC_COLUMNS = (
     "aggregator", "round", "accuracy", "loss", "attack_success_rate", "attackers_weight_share",
-    "attackers_in_round", "dropped_clients", "train_loss", "round_seconds", "train_seconds",
+    "detection_auc", "attackers_in_round", "dropped_clients", "train_loss", "round_seconds", "train_seconds",
     "aggregation_seconds", "clean_accuracy", "clean_attack_success_rate",
     "excess_attack_success_rate", "clean_round_seconds",
 )
@@ -150,7 +152,8 @@ def format_table(results: Sequence[dict[str, Any]]) -> str:
   if clean:
     header += (f" without attackers: accuracy, attack success rate (means of last {window}) | "
                f"excess attack success rate (mean of last {window}) |")
-  lines = [header + " attackers' weight share | wall seconds |", "|" + "---|" * (7 if clean else 5)]
+  lines = [header + " attackers' weight share | detection AUC | wall seconds |",
+           "|" + "---|" * (8 if clean else 6)]
   for r in results:
     line = (f"| {r['aggregator']} | {percent(r['final_accuracy'])} "
             f"({percent(r['window_accuracy'])}) | {percent(r['attack_success_rate'])} "
@@ -159,7 +162,8 @@ def format_table(results: Sequence[dict[str, Any]]) -> str:
       line += (f" {percent(r.get('window_clean_accuracy'))}, "
                f"{percent(r.get('window_clean_attack_success_rate'))} | "
                f"{signed_percent(r.get('window_excess_attack_success_rate'))} |")
-    lines.append(line + f" {share(r['attackers_weight_share'])} | {r['wall_seconds']:.1f} |")
+    lines.append(line + f" {share(r['attackers_weight_share'])} | "
+                 f"{share(r.get('detection_auc'))} | {r['wall_seconds']:.1f} |")
   return "\n".join(lines)
 
 

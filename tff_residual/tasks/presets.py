@@ -52,9 +52,21 @@ COMMON: dict[str, Any] = dict(
     scale_factor=100.0,           # model replacement scale (paper; README: 10)
     noise_scale=100.0,            # Gaussian attack, percent (paper Table 4: 0/100/200/300)
     mix_rate=0.5,
+    alie_z=None,                  # ALIE: None = Baruch et al.'s z for the round's K and f
+    ipm_epsilon=0.5,              # IPM: -epsilon mu (FLPoison's default; ByzFL's 2)
+    perturbation="std",           # min_max, min_sum, adaptive_residual: deviation p
     feature_scaling="reference",  # LOAN: the code's divide-by-10/100/10,000
     clean_baseline=True,          # every attacked run also runs without attackers
 )
+
+MODEL_POISONING_ATTACKS = ("alie", "ipm", "sign_flip", "min_max", "min_sum", "adaptive_residual")
+"""The omniscient model-poisoning attacks: they act on updates only, so every
+task family offers them (``tasks.registry``)."""
+
+MODEL_POISONING: dict[str, dict[str, Any]] = {
+    name: dict(num_attackers=2) for name in MODEL_POISONING_ATTACKS}
+"""What they lay over a family's own setup (before its per-attack layer): 2
+attackers (of the usual 10 clients, 20%)."""
 
 SMOKE: dict[str, Any] = dict(
     rounds=2,
@@ -91,7 +103,8 @@ def resolve(defaults: Mapping[str, Mapping[str, Mapping[str, Any]]], attack: str
   """The defaults of ``attack`` under ``preset`` for a family's ``defaults`` table."""
   if preset not in PRESETS:
     raise ValueError(f"unknown preset {preset!r}; expected one of {PRESETS}.")
-  layers = [COMMON, _layer(defaults, "*", "paper"), _layer(defaults, attack, "paper")]
+  layers = [COMMON, _layer(defaults, "*", "paper"), MODEL_POISONING.get(attack, {}),
+            _layer(defaults, attack, "paper")]
   if preset in ("cpu", "smoke"):
     layers += [_layer(defaults, "*", "cpu"), _layer(defaults, attack, "cpu")]
   if preset == "smoke":

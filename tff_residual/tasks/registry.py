@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from tff_residual.tasks import amazon, cifar10, emnist, fmnist, loan, mnist
 from tff_residual.tasks.base import TaskFamily
+from tff_residual.tasks.presets import MODEL_POISONING_ATTACKS
 
 FAMILIES: dict[str, TaskFamily] = {
     f.name: f for f in (mnist.FAMILY, fmnist.FAMILY, emnist.FAMILY, cifar10.FAMILY,
@@ -16,15 +17,21 @@ FAMILIES: dict[str, TaskFamily] = {
 }
 
 
+def attacks_of(family: TaskFamily) -> tuple[str, ...]:
+  """The family's own attacks, then the model-poisoning ones every family has."""
+  return family.attacks + tuple(a for a in MODEL_POISONING_ATTACKS if a not in family.attacks)
+
+
 def valid_tasks() -> list[str]:
-  return [f"{name}_{attack}" for name, family in FAMILIES.items() for attack in family.attacks]
+  return [f"{name}_{attack}" for name, family in FAMILIES.items()
+          for attack in attacks_of(family)]
 
 
 def parse_task(task: str) -> tuple[TaskFamily, str]:
   """(family, attack) of ``task``; ValueError listing the valid tasks otherwise."""
   dataset, _, attack = str(task).partition("_")
   family = FAMILIES.get(dataset)
-  if family is None or attack not in family.attacks:
+  if family is None or attack not in attacks_of(family):
     raise ValueError(f"unknown task {task!r}; valid tasks: {', '.join(valid_tasks())} "
                      "(--list_tasks prints them).")
   return family, attack

@@ -1,0 +1,233 @@
+"""The omniscient model-poisoning attacks (ALIE, IPM, sign flip, Min-Max,
+Min-Sum, the adaptive attack on residual reweighting) and the detection AUC:
+exact outputs on hand-made honest updates, the searches' constraints, the AUC
+arithmetic, and one CLI smoke run per attack."""
+
+import json
+import math
+import os
+from statistics import NormalDist
+
+import numpy as np
+import pytest
+
+from tff_residual.attacks import omniscient
+from tff_residual.attacks.adaptive_residual import AdaptiveResidual
+from tff_residual.attacks.alie import ALittleIsEnough, baruch_z
+from tff_residual.attacks.base import UpdateContext
+from tff_residual.attacks.ipm import InnerProductManipulation
+from tff_residual.attacks.min_max import MinMax
+from tff_residual.attacks.min_sum import MinSum
+from tff_residual.attacks.registry import ATTACKS
+from tff_residual.attacks.sign_flip import SignFlip
+from tff_residual.simulation.detection import weight_auc
+from tff_residual.tasks.presets import MODEL_POISONING_ATTACKS
+from tff_residual.tasks.registry import valid_tasks
+
+HONEST = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 0.0]])  # mu = (3, 2), sigma (ddof 1) = (2, 2)
+
+
+def as_updates(matrix):
+  """Each row as a model of two tensors: a [1] bias and a [1, N - 1] kernel."""
+  return [[np.array(row[:1], np.float32), np.array(row[None, 1:], np.float32)] for row in matrix]
+
+
+def zeros_like_row(size):
+  return [np.zeros(1, np.float32), np.zeros((1, size - 1), np.float32)]
+
+
+def context(honest=HONEST, round_index=0, num_clients=5, num_attackers=2):
+  return UpdateContext(round_index, [], as_updates(honest), np.random.default_rng(0),
+                       num_clients=num_clients, num_attackers=num_attackers)
+
+
+def flat(update):
+  return np.concatenate([np.ravel(t) for t in update])
+
+
+def own_update():
+  return [np.array([7.0], np.float32), np.array([[-1.0]], np.float32)]
+
+
+def test_every_model_poisoning_attack_is_registered_and_offered_by_every_family():
+  assert set(MODEL_POISONING_ATTACKS) <= set(ATTACKS)
+  tasks = set(valid_tasks())
+  for task in ("fmnist_alie", "loan_ipm", "cifar10_min_max", "amazon_min_sum",
+               "mnist_sign_flip", "loan_adaptive_residual"):
+    assert task in tasks
+
+
+def test_baruch_z_matches_the_papers_formula():
+  # K = 10, f = 2: s = floor(6) - 2 = 4, z = Phi^-1(6 / 10)
+  assert baruch_z(10, 2) == pytest.approx(NormalDist().inv_cdf(0.6))
+  assert baruch_z(10, 2) == pytest.approx(0.2533471, abs=1e-6)
+  # K = 50, f = 24: s = 26 - 24 = 2, z = Phi^-1(48 / 50)
+  assert baruch_z(50, 24) == pytest.approx(1.7506861, abs=1e-6)
+  with pytest.raises(ValueError, match="K = 0"):
+    baruch_z(0, 0)
+
+
+def test_alie_sends_mu_minus_z_sigma_with_its_shapes_and_dtypes():
+  attack = ALittleIsEnough(z=1.5)
+  poisoned = attack.poison_update(own_update(), context())
+  assert [t.shape for t in poisoned] == [(1,), (1, 1)] and poisoned[0].dtype == np.float32
+  np.testing.assert_allclose(flat(poisoned), [3 - 1.5 * 2, 2 - 1.5 * 2])
+  formula = ALittleIsEnough().poison_update(own_update(), context(num_clients=10, num_attackers=2))
+  np.testing.assert_allclose(flat(formula), np.array([3.0, 2.0]) - 0.2533471 * 2, rtol=1e-6)
+
+
+def test_ipm_and_sign_flip():
+  np.testing.assert_allclose(
+      flat(InnerProductManipulation(0.5).poison_update(own_update(), context())), [-1.5, -1.0])
+  np.testing.assert_allclose(flat(SignFlip().poison_update(own_update(), context())), [-7, 1])
+  with pytest.raises(ValueError, match="--ipm_epsilon"):
+    InnerProductManipulation(0.0)
+
+
+def test_attackers_of_a_round_share_one_update_and_the_next_round_recomputes():
+  attack = InnerProductManipulation(1.0)
+  first = attack.poison_update(own_update(), context(round_index=3))
+  again = attack.poison_update([np.zeros(1, np.float32), np.zeros((1, 1), np.float32)],
+                               context(round_index=3))
+  np.testing.assert_array_equal(flat(first), flat(again))
+  later = attack.poison_update(own_update(), context(HONEST * 2, round_index=4))
+  np.testing.assert_allclose(flat(later), [-6.0, -4.0])
+  # no honest update in the round: the attacker's own update goes through
+  alone = UpdateContext(5, [], [], np.random.default_rng(0), num_clients=2, num_attackers=2)
+  np.testing.assert_array_equal(flat(attack.poison_update(own_update(), alone)), [7, -1])
+
+
+@pytest.mark.parametrize("kind", omniscient.PERTURBATIONS)
+def test_perturbations(kind):
+  mu, sigma = np.array([3.0, -4.0]), np.array([2.0, 0.5])
+  want = {"unit": [-0.6, 0.8], "std": [-2.0, -0.5], "sign": [-1.0, 1.0]}[kind]
+  np.testing.assert_allclose(omniscient.perturbation(kind, mu, sigma), want)
+
+
+def test_largest_feasible_scale_ends_and_meets_its_constraint():
+  calls = []
+
+  def below(limit):
+    def feasible(s):
+      calls.append(s)
+      return s <= limit
+    return feasible
+
+  for limit in (3.7, 0.013, 1000.0):
+    calls.clear()
+    s = omniscient.largest_feasible_scale(below(limit), tolerance=1e-4)
+    assert s <= limit and s >= limit * (1 - 2e-4)
+    assert len(calls) < 80
+  assert omniscient.largest_feasible_scale(lambda s: False) == 0.0
+  assert omniscient.largest_feasible_scale(lambda s: True, max_doublings=5) == 16.0
+  with pytest.raises(ValueError, match="start"):
+    omniscient.largest_feasible_scale(lambda s: True, start=0.0)
+
+
+def random_honest(seed=0, count=8, size=50):
+  rng = np.random.default_rng(seed)
+  return rng.normal(1.0, 1.0, size)[None, :] + rng.normal(0.0, 0.3, (count, size))
+
+
+def quadratic_root(a, b, c):
+  """The largest root of a s^2 + b s + c = 0."""
+  return (-b + math.sqrt(b * b - 4 * a * c)) / (2 * a)
+
+
+@pytest.mark.parametrize("kind", omniscient.PERTURBATIONS)
+def test_min_max_gamma_is_the_largest_within_the_honest_spread(kind):
+  honest = random_honest()
+  attack = MinMax(kind)
+  m = flat(attack.poison_update(zeros_like_row(50), context(honest)))
+  pairwise = np.sqrt(max(np.sum((a - b) ** 2) for a in honest for b in honest))
+  assert np.sqrt(np.sum((m[None] - honest) ** 2, axis=1)).max() <= pairwise * (1 + 1e-6)
+  # the exact gamma: the first honest update whose distance reaches the bound
+  mu, sigma = omniscient.mean_and_std(honest)
+  p = omniscient.perturbation(kind, mu, sigma)
+  offsets = mu - honest
+  exact = min(quadratic_root(p @ p, 2 * (o @ p), o @ o - pairwise ** 2) for o in offsets)
+  assert attack.last_scale == pytest.approx(exact, rel=2e-3) and attack.last_scale <= exact
+  np.testing.assert_allclose(m, mu + attack.last_scale * p, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", omniscient.PERTURBATIONS)
+def test_min_sum_gamma_is_the_largest_within_the_honest_distance_sums(kind):
+  honest = random_honest(1)
+  attack = MinSum(kind)
+  m = flat(attack.poison_update(zeros_like_row(50), context(honest)))
+  sums = [np.sum((honest - x) ** 2) for x in honest]
+  assert np.sum((m[None] - honest) ** 2) <= max(sums) * (1 + 1e-6)
+  mu, sigma = omniscient.mean_and_std(honest)
+  p = omniscient.perturbation(kind, mu, sigma)
+  offsets = mu - honest
+  h = len(honest)
+  exact = quadratic_root(h * (p @ p), 2 * np.sum(offsets @ p), np.sum(offsets ** 2) - max(sums))
+  assert attack.last_scale == pytest.approx(exact, rel=2e-3) and attack.last_scale <= exact
+
+
+def test_adaptive_residual_stays_inside_the_band_and_no_further():
+  honest = random_honest(2, count=16, size=40)
+  attack = AdaptiveResidual("std", "residual", lambda_=2.0, delta=0.1)
+  ctx = context(honest, num_clients=20, num_attackers=4)
+  m = flat(attack.poison_update(zeros_like_row(40), ctx))
+  s = attack.last_scale
+  assert s > 0
+  mu, sigma = omniscient.mean_and_std(honest)
+  np.testing.assert_allclose(m, mu - s * sigma, rtol=1e-5, atol=1e-6)
+  assert attack.feasible(honest, m, 4)                       # not corrected, not cut
+  assert not attack.feasible(honest, mu - 1.05 * s * sigma, 4)  # bisection: the edge
+  # what it obtains: at least the smallest honest weight, no coordinate corrected
+  import tff_residual
+  stacked = np.concatenate([honest, np.repeat(m[None], 4, 0)]).astype(np.float32)
+  _, info = tff_residual.aggregate(list(stacked), "residual", lambda_=2.0, delta=0.1)
+  assert np.all(info["corrected_fraction"][16:] == 0)
+  assert info["client_weights"][16:].min() >= info["client_weights"][:16].min()
+
+
+def test_weight_auc_arithmetic():
+  assert weight_auc([0.1, 0.3, 0.3, 0.3], [True, False, False, False]) == 1.0
+  assert weight_auc([0.25] * 4, [True, True, False, False]) == 0.5
+  assert weight_auc([0.4, 0.2, 0.2, 0.2], [True, False, False, False]) == 0.0
+  # pairs (attacker, honest): 0.2 < 0.3 yes; 0.2 < 0.1 no; 0.4 vs both no -> 1/4
+  assert weight_auc([0.2, 0.3, 0.4, 0.1], [True, False, True, False]) == 0.25
+  assert weight_auc([0.2, 0.2, 0.3], [True, False, False]) == 0.75  # one tie counts half
+  assert math.isnan(weight_auc([0.5, 0.5], [False, False]))
+  assert math.isnan(weight_auc([float("nan"), 0.5], [True, False]))
+  with pytest.raises(ValueError, match="shape"):
+    weight_auc([0.5], [True, False])
+
+
+@pytest.mark.parametrize("attack", MODEL_POISONING_ATTACKS)
+def test_cli_smoke_run_per_attack(tmp_path, attack):
+  from test_experiments_cli import run_cli
+  code, out = run_cli(tmp_path, f"--task=fmnist_{attack}", "--preset=smoke",
+                      "--aggregator=median,residual", "--clean_baseline=true")
+  assert code == 0
+  summary = json.load(open(os.path.join(out, "summary.json")))
+  assert summary["num_attackers"] == 1  # smoke: 1 of 5 per round
+  for name in ("median", "residual"):
+    result = summary["results"][name]
+    assert result["attack_success_rate"] is None  # untargeted: accuracy is the metric
+    assert 0.0 <= result["detection_auc"] <= 1.0
+    assert result["window_accuracy_drop"] == pytest.approx(
+        result["window_clean_accuracy"] - result["window_accuracy"])
+  header = open(os.path.join(out, "metrics.csv")).readline()
+  assert "detection_auc" in header
+
+
+def test_model_poisoning_tasks_default_to_two_attackers_of_the_familys_clients():
+  from test_experiments_cli import CLI
+  for task, clients in (("fmnist_alie", 10), ("loan_ipm", 10), ("amazon_min_max", 10)):
+    config, _ = CLI.config_from_args(CLI.build_parser().parse_args([f"--task={task}"]))
+    assert (config.num_attackers, config.num_clients) == (2, clients), task
+    assert (config.ipm_epsilon, config.perturbation, config.alie_z) == (0.5, "std", None)
+
+
+def test_bad_attack_settings_are_one_line_errors(tmp_path, capsys):
+  from test_experiments_cli import run_cli
+  code, _ = run_cli(tmp_path, "--task=fmnist_min_max", "--preset=smoke", "--perturbation=up")
+  assert code == 2
+  assert "--perturbation must be one of ('unit', 'std', 'sign'), got 'up'" in capsys.readouterr().err
+  code, _ = run_cli(tmp_path, "--task=fmnist_ipm", "--preset=smoke", "--ipm_epsilon=-1",
+                    name="ipm")
+  assert code == 2 and "--ipm_epsilon must be a finite number > 0" in capsys.readouterr().err

@@ -1,0 +1,113 @@
+"""What the omniscient model-poisoning attacks share: the round's honest updates
+as one matrix, their statistics, the perturbation directions, the scale
+search, and one malicious update per round for all attackers.
+
+Threat model (Baruch et al. 2019; Xie et al. 2020; Shejwalkar and Houmansadr
+2021): the f attackers of a round collude, see every honest update of the
+round (``UpdateContext.honest_updates``) and the number of clients K, and all
+submit the same crafted update. They do not see the server's randomness or
+the aggregate before they submit.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from tff_residual.attacks.base import UpdateContext, Weights
+
+PERTURBATIONS = ("unit", "std", "sign")
+"""Shejwalkar and Houmansadr's deviations p, each pointing away from the honest
+mean mu: ``unit`` = -mu / ||mu||, ``std`` = -sigma (the coordinate-wise standard
+deviation), ``sign`` = -sign(mu)."""
+
+
+def stack(updates: Sequence[Weights]) -> np.ndarray:
+  """float64 [K, N]: each update's tensors, flattened and concatenated."""
+  return np.stack([np.concatenate([np.ravel(t) for t in u]).astype(np.float64) for u in updates])
+
+
+def unstack(vector: np.ndarray, like: Weights) -> Weights:
+  """``vector`` [N] cut into ``like``'s shapes and dtypes."""
+  out, start = [], 0
+  for tensor in like:
+    size = np.size(tensor)
+    out.append(vector[start:start + size].reshape(np.shape(tensor)).astype(tensor.dtype))
+    start += size
+  return out
+
+
+def mean_and_std(honest: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """Coordinate-wise mean and standard deviation (ddof 1, as torch.std in ByzFL
+  and FLPoison; 0 for a single honest update) of the honest updates [H, N]."""
+  mu = honest.mean(axis=0)
+  sigma = honest.std(axis=0, ddof=1) if len(honest) > 1 else np.zeros_like(mu)
+  return mu, sigma
+
+
+def perturbation(kind: str, mu: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+  """The deviation p of ``kind`` (see ``PERTURBATIONS``)."""
+  if kind == "unit":
+    norm = np.linalg.norm(mu)
+    return -mu / norm if norm > 0 else np.zeros_like(mu)
+  if kind == "std":
+    return -sigma
+  if kind == "sign":
+    return -np.sign(mu)
+  raise ValueError(f"--perturbation must be one of {PERTURBATIONS}, got {kind!r}.")
+
+
+def largest_feasible_scale(feasible: Callable[[float], bool], start: float = 1.0,
+                           tolerance: float = 1e-3, max_doublings: int = 30,
+                           max_halvings: int = 40) -> float:
+  """The largest s >= 0 with ``feasible(s)``, for a constraint that holds up to
+  some s* and fails beyond it (the attacks' constraints grow with s).
+
+  Expansion doubles s from ``start`` until it fails (or ``max_doublings``
+  times: then that s is returned); bisection then halves [feasible, failed]
+  until its width is at most ``tolerance`` times the feasible end (or
+  ``max_halvings`` times). The returned s always satisfies ``feasible``; 0
+  when even ``start / 2**max_halvings`` fails.
+  """
+  if not (start > 0 and math.isfinite(start)):
+    raise ValueError(f"start must be positive and finite, got {start!r}.")
+  low, high = 0.0, start
+  for _ in range(max_doublings):
+    if not feasible(high):
+      break
+    low, high = high, 2.0 * high
+  else:
+    return low
+  for _ in range(max_halvings):
+    if low > 0 and high - low <= tolerance * low:
+      break
+    middle = 0.5 * (low + high)
+    if feasible(middle):
+      low = middle
+    else:
+      high = middle
+  return low
+
+
+class SharedMaliciousUpdate:
+  """``UpdatePoisoning`` base: every attacker of a round submits the same update,
+  ``craft(honest [H, N], context)`` -> [N], computed once per round. With no
+  honest update in the round the attacker's own update is sent unchanged."""
+
+  description = ""
+
+  def __init__(self):
+    self._cached: tuple[int, np.ndarray] | None = None
+    self.last_scale: float | None = None  # the searched scale of the last round, if any
+
+  def craft(self, honest: np.ndarray, context: UpdateContext) -> np.ndarray:
+    raise NotImplementedError
+
+  def poison_update(self, update: Weights, context: UpdateContext) -> Weights:
+    if not context.honest_updates:
+      return update
+    if self._cached is None or self._cached[0] != context.round_index:
+      self._cached = (context.round_index, self.craft(stack(context.honest_updates), context))
+    return unstack(self._cached[1], update)
