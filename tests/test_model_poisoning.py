@@ -231,3 +231,33 @@ def test_bad_attack_settings_are_one_line_errors(tmp_path, capsys):
   code, _ = run_cli(tmp_path, "--task=fmnist_ipm", "--preset=smoke", "--ipm_epsilon=-1",
                     name="ipm")
   assert code == 2 and "--ipm_epsilon must be a finite number > 0" in capsys.readouterr().err
+
+
+def test_robustness_grid_quick_writes_csv_markdown_and_heatmap(tmp_path):
+  import csv
+  import importlib.util
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  spec = importlib.util.spec_from_file_location(
+      "robustness_grid", os.path.join(root, "scripts", "robustness_grid.py"))
+  grid = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(grid)
+  out = str(tmp_path / "grid")
+  assert grid.main(["--quick", "--attacks", "ipm,backdoor", "--aggregators",
+                    "fedavg,median,bulyan", "--output_dir", out]) == 0
+  rows = list(csv.DictReader(open(os.path.join(out, "grid.csv"))))
+  assert [(r["attack"], r["aggregator"]) for r in rows] == [
+      ("ipm", "fedavg"), ("ipm", "median"), ("backdoor", "fedavg"), ("backdoor", "median")]
+  assert all(r["num_attackers"] == "1" and r["dataset"] == "fmnist" for r in rows)
+  assert rows[2]["excess_attack_success_rate"] != "" and rows[0]["excess_attack_success_rate"] == ""
+  text = open(os.path.join(out, "grid.md")).read()
+  bulyan = next(line for line in text.splitlines() if line.startswith("| bulyan"))
+  assert bulyan == "| bulyan | needs K >= 7 | needs K >= 7 | - |"   # smoke: 5 clients per round
+  median = next(line for line in text.splitlines() if line.startswith("| median"))
+  worst = min(float(r["accuracy"]) for r in rows if r["aggregator"] == "median")
+  assert median.endswith(f"| {100 * worst:.1f} |")
+  assert os.path.getsize(os.path.join(out, "heatmap_fmnist.png")) > 1000
+  # resumed: nothing runs again, the same table comes back
+  assert grid.main(["--quick", "--attacks", "ipm,backdoor", "--aggregators",
+                    "fedavg,median,bulyan", "--resume", out]) == 0
+  assert open(os.path.join(out, "grid.md")).read().split("Wall time")[0] == text.split(
+      "Wall time")[0]

@@ -1,0 +1,236 @@
+#!/usr/bin/env python
+"""Aggregator x attack x number of attackers: which defence stops which attack.
+
+    .venv/bin/python scripts/robustness_grid.py --quick           # minutes (smoke preset)
+    .venv/bin/python scripts/robustness_grid.py [--datasets fmnist,loan] [--seeds 0,1,2]
+        [--attacks ...] [--num_attackers 1,2] [--aggregators ...] [--resume DIR]
+
+Each (dataset, attack, number of attackers f, seed) is one ``experiments/run.py``
+call with every aggregator that can run with f (Krum needs K >= 2f + 3, Bulyan
+K >= 4f + 3: the others are marked "needs K >= n"), with its clean baseline
+(the same clients, seeds and rounds without attackers). A cell is the mean
+over seeds of the last-10-round mean accuracy. Writes to the output directory:
+
+* ``grid.csv``: one row per (dataset, attack, f, aggregator, seed): accuracy,
+  accuracy without attackers, the drop, attack success rate and its excess
+  (targeted attacks), the attackers' weight share and the detection AUC;
+* ``heatmap_<dataset>.png``: mean accuracy per (aggregator, attack x f) with a
+  worst-case column (the lowest cell over the attacks, as ByzFL's benchmark
+  reports it);
+* ``grid.md``: the same as Markdown tables, for RESULTS.md.
+
+Runs whose summary.json is in ``--resume DIR`` are not run again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import json
+import math
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import results as results_script  # noqa: E402  (load_cli, run_directory)
+
+PAPER_ATTACKS = ("label_flip", "backdoor", "gaussian")
+MODEL_POISONING = ("alie", "ipm", "sign_flip", "min_max", "min_sum", "adaptive_residual")
+AGGREGATORS = ("fedavg", "median", "trimmed_mean", "foolsgold", "residual", "residual_paper",
+               "krum", "multi_krum", "geometric_median", "centered_clipping", "bulyan",
+               "nnm+residual")
+"""Every method of the library (repeated_median is left out: the code's reduces to
+the median) and nearest-neighbour mixing around residual reweighting."""
+CSV_COLUMNS = ("dataset", "attack", "num_attackers", "aggregator", "seed", "accuracy",
+               "clean_accuracy", "accuracy_drop", "attack_success_rate",
+               "excess_attack_success_rate", "attackers_weight_share", "detection_auc")
+QUICK = dict(datasets="fmnist", seeds="0", num_attackers="1", preset="smoke")
+
+
+def runnable(aggregators, num_attackers: int, clients_per_round: int):
+  """(aggregators that run with f attackers, {name: why not} for the others)."""
+  from tff_residual.simulation import aggregators as table
+  from tff_residual.kernels import registry
+  ok, skipped = [], {}
+  for name in aggregators:
+    if name == "fedavg":
+      ok.append(name)
+      continue
+    params = {"num_byzantine": num_attackers} if "num_byzantine" in registry.fields_of(
+        name) else {}
+    needed = table.minimum_clients(registry.resolve(name, **params))
+    if needed > clients_per_round:
+      skipped[name] = f"needs K >= {needed}"
+    else:
+      ok.append(name)
+  return ok, skipped
+
+
+def clients_per_round(cli, dataset: str, attack: str, preset: str) -> int:
+  args = cli.build_parser().parse_args([f"--task={dataset}_{attack}", f"--preset={preset}"])
+  config, _ = cli.config_from_args(args)
+  return config.participants_per_round
+
+
+def mean(values):
+  values = [v for v in values if v is not None and math.isfinite(v)]
+  return float(np.mean(values)) if values else float("nan")
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--quick", action="store_true",
+                      help="fmnist, seed 0, 1 attacker, smoke preset: minutes")
+  parser.add_argument("--datasets", default="fmnist,loan")
+  parser.add_argument("--attacks", default=",".join(PAPER_ATTACKS + MODEL_POISONING))
+  parser.add_argument("--num_attackers", default="1,2")
+  parser.add_argument("--aggregators", default=",".join(AGGREGATORS))
+  parser.add_argument("--seeds", default="0,1,2")
+  parser.add_argument("--preset", default="cpu")
+  parser.add_argument("--rounds", type=int, default=None, help="override the preset's rounds")
+  parser.add_argument("--output_dir", default=None, help="default runs/grid-<timestamp>")
+  parser.add_argument("--resume", default=None, help="an earlier output directory to finish")
+  args = parser.parse_args(argv)
+  if args.quick:
+    for key, value in QUICK.items():
+      if getattr(args, key) == parser.get_default(key):
+        setattr(args, key, value)
+  datasets = [d for d in args.datasets.split(",") if d]
+  attacks = [a for a in args.attacks.split(",") if a]
+  counts = [int(f) for f in args.num_attackers.split(",") if f]
+  seeds = [int(s) for s in args.seeds.split(",") if s]
+  aggregators = [a for a in args.aggregators.split(",") if a]
+  base = args.resume or args.output_dir or os.path.join(
+      "runs", f"grid-{datetime.datetime.now():%Y%m%d-%H%M%S}")
+  os.makedirs(base, exist_ok=True)
+  cli = results_script.load_cli()
+  start = datetime.datetime.now()
+  rows, skipped = [], {}
+  for dataset in datasets:
+    for attack in attacks:
+      for f in counts:
+        k = clients_per_round(cli, dataset, attack, args.preset)
+        names, why = runnable(aggregators, f, k)
+        skipped.update({(dataset, attack, f, name): text for name, text in why.items()})
+        for seed in seeds:
+          output_dir = results_script.run_directory(base, dataset, f"{attack}_f{f}", seed)
+          command = [f"--task={dataset}_{attack}", f"--num_attackers={f}",
+                     f"--aggregator={','.join(names)}", f"--preset={args.preset}",
+                     f"--seed={seed}", f"--output_dir={output_dir}", "--no_progress",
+                     "--clean_baseline=true"]
+          if args.rounds:
+            command.append(f"--rounds={args.rounds}")
+          if not os.path.exists(os.path.join(output_dir, "summary.json")):
+            print(f"\n### {dataset} / {attack} / f = {f} / seed {seed}", flush=True)
+            if cli.main(command) != 0:
+              return 1
+          with open(os.path.join(output_dir, "summary.json")) as fh:
+            summary = json.load(fh)
+          for name, result in summary["results"].items():
+            rows.append(dict(
+                dataset=dataset, attack=attack, num_attackers=f, aggregator=name, seed=seed,
+                accuracy=result["window_accuracy"],
+                clean_accuracy=result.get("window_clean_accuracy"),
+                accuracy_drop=result.get("window_accuracy_drop"),
+                attack_success_rate=result.get("window_attack_success_rate"),
+                excess_attack_success_rate=result.get("window_excess_attack_success_rate"),
+                attackers_weight_share=result.get("attackers_weight_share"),
+                detection_auc=result.get("detection_auc")))
+  minutes = (datetime.datetime.now() - start).total_seconds() / 60
+  with open(os.path.join(base, "grid.csv"), "w", newline="") as fh:
+    writer = csv.DictWriter(fh, CSV_COLUMNS)
+    writer.writeheader()
+    writer.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)
+  report = [markdown(dataset, rows, skipped, aggregators, attacks, counts, seeds, args.preset)
+            for dataset in datasets]
+  for dataset in datasets:
+    heatmap(os.path.join(base, f"heatmap_{dataset}.png"), dataset, rows, aggregators, attacks,
+            counts)
+  text = "\n\n".join(report) + f"\n\nWall time: {minutes:.1f} min ({len(rows)} rows).\n"
+  with open(os.path.join(base, "grid.md"), "w") as fh:
+    fh.write(text)
+  print("\n" + text + f"\n(grid.csv, grid.md and heatmaps in {base})")
+  return 0
+
+
+def cell_means(rows, dataset, aggregators, attacks, counts):
+  """{(aggregator, attack, f): (mean accuracy, drop, AUC, excess attack success
+  rate)} over seeds."""
+  means = {}
+  for name in aggregators:
+    for attack in attacks:
+      for f in counts:
+        chosen = [r for r in rows if (r["dataset"], r["aggregator"], r["attack"],
+                                      r["num_attackers"]) == (dataset, name, attack, f)]
+        if chosen:
+          means[(name, attack, f)] = tuple(mean([r[key] for r in chosen]) for key in (
+              "accuracy", "accuracy_drop", "detection_auc", "excess_attack_success_rate"))
+  return means
+
+
+def markdown(dataset, rows, skipped, aggregators, attacks, counts, seeds, preset) -> str:
+  means = cell_means(rows, dataset, aggregators, attacks, counts)
+  columns = [(a, f) for a in attacks for f in counts]
+  lines = [f"#### Robustness grid: {dataset}, preset {preset}, seeds {','.join(map(str, seeds))}",
+           "", "Cells: accuracy % (mean of the last 10 rounds, mean over seeds) [drop in points "
+           "against the same run without attackers; for targeted attacks the excess attack "
+           "success rate in points; detection AUC of 1 - client weight]. worst case = the "
+           "lowest accuracy over the attacks.", "",
+           "| aggregator | " + " | ".join(f"{a}, f = {f}" for a, f in columns)
+           + " | worst case |", "|---|" + "---|" * (len(columns) + 1)]
+  for name in aggregators:
+    cells, worst = [], []
+    for attack, f in columns:
+      if (dataset, attack, f, name) in skipped:
+        cells.append(skipped[(dataset, attack, f, name)])
+        continue
+      value = means.get((name, attack, f))
+      if value is None:
+        cells.append("-")
+        continue
+      accuracy, drop, auc, excess = value
+      worst.append(accuracy)
+      extra = "" if math.isnan(excess) else f"; ASR {100 * excess:+.1f}"
+      extra += "" if math.isnan(auc) else f"; AUC {auc:.2f}"
+      cells.append(f"{100 * accuracy:.1f} [{100 * drop:+.1f}{extra}]")
+    worst_text = f"{100 * min(worst):.1f}" if worst else "-"
+    lines.append(f"| {name} | " + " | ".join(cells) + f" | {worst_text} |")
+  return "\n".join(lines)
+
+
+def heatmap(path, dataset, rows, aggregators, attacks, counts) -> None:
+  import matplotlib
+  matplotlib.use("Agg")
+  from matplotlib import pyplot as plt
+  means = cell_means(rows, dataset, aggregators, attacks, counts)
+  columns = [(a, f) for a in attacks for f in counts]
+  names = [n for n in aggregators if any((n, a, f) in means for a, f in columns)]
+  grid = np.full((len(names), len(columns) + 1), np.nan)
+  for i, name in enumerate(names):
+    for j, (attack, f) in enumerate(columns):
+      if (name, attack, f) in means:
+        grid[i, j] = 100 * means[(name, attack, f)][0]
+    if np.isfinite(grid[i, :-1]).any():
+      grid[i, -1] = np.nanmin(grid[i, :-1])
+  figure, axes = plt.subplots(figsize=(1.0 + 0.75 * grid.shape[1], 1.0 + 0.4 * len(names)))
+  image = axes.imshow(grid, cmap="viridis", aspect="auto", vmin=0, vmax=100)
+  for (i, j), value in np.ndenumerate(grid):
+    if np.isfinite(value):
+      axes.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=7,
+                color="white" if value < 60 else "black")
+  axes.set_xticks(range(grid.shape[1]),
+                  [f"{a}\nf={f}" for a, f in columns] + ["worst\ncase"], fontsize=7, rotation=90)
+  axes.set_yticks(range(len(names)), names, fontsize=8)
+  axes.set_title(f"{dataset}: accuracy % (mean over seeds)", fontsize=9)
+  figure.colorbar(image, ax=axes, fraction=0.03)
+  figure.tight_layout()
+  figure.savefig(path, dpi=110)
+  plt.close(figure)
+
+
+if __name__ == "__main__":
+  sys.exit(main())
