@@ -309,6 +309,10 @@ def main(argv=None) -> int:
           check_resumed(output_dir, command)
           resumed += 1
         elif cli is not None:
+          if args.resume and os.path.exists(os.path.join(output_dir, "metrics.csv")):
+            print(f"--resume: {output_dir} holds an unfinished run (no summary.json); "
+                  "running it again", flush=True)
+            shutil.rmtree(output_dir)
           print(f"\n### {name} / {label} / seed {seed}: run.py {' '.join(command)}", flush=True)
           if cli.main(command) != 0:
             return 1

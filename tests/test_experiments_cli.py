@@ -324,9 +324,13 @@ def test_results_resume_runs_only_the_missing_runs(tmp_path, monkeypatch):
   base = str(tmp_path / "runs")
   label, _ = results.EXPERIMENTS["fmnist_backdoor"].runs[0]
   write_run(results.run_directory(base, "fmnist_backdoor", label, 0), 0, "median")
+  unfinished = results.run_directory(base, "fmnist_backdoor", label, 2)
+  os.makedirs(unfinished)
+  open(os.path.join(unfinished, "metrics.csv"), "w").write("aggregator,round\n")  # killed run
   argv = ["--resume", base, "--only", "fmnist_backdoor", "--seeds", "0,1,2", "--aggregator=median"]
   assert results.main(argv) == 0
   assert calls == ["1", "2"]
+  assert not os.path.exists(os.path.join(unfinished, "metrics.csv"))  # cleared, then run
   tables = open(os.path.join(base, "fmnist_backdoor", "tables.md")).read()
   assert "| median | 60.00 ± 8.16 |" in tables
   assert "Wall time: 3.0 min for 3 runs" in tables
