@@ -3,6 +3,7 @@ Min-Sum, the adaptive attack on residual reweighting) and the detection AUC:
 exact outputs on hand-made honest updates, the searches' constraints, the AUC
 arithmetic, and one CLI smoke run per attack."""
 
+import csv
 import json
 import math
 import os
@@ -211,8 +212,11 @@ def test_cli_smoke_run_per_attack(tmp_path, attack):
     assert 0.0 <= result["detection_auc"] <= 1.0
     assert result["window_accuracy_drop"] == pytest.approx(
         result["window_clean_accuracy"] - result["window_accuracy"])
-  header = open(os.path.join(out, "metrics.csv")).readline()
-  assert "detection_auc" in header
+  rows = list(csv.DictReader(open(os.path.join(out, "metrics.csv"))))
+  assert {"detection_auc", "attack_scale"} <= set(rows[0])
+  searching = attack in ("alie", "min_max", "min_sum", "adaptive_residual")
+  attacked = [r for r in rows if int(r["attackers_in_round"]) > 0]
+  assert attacked and all((r["attack_scale"] != "") == searching for r in attacked)
 
 
 def test_model_poisoning_tasks_default_to_two_attackers_of_the_familys_clients():
@@ -234,7 +238,6 @@ def test_bad_attack_settings_are_one_line_errors(tmp_path, capsys):
 
 
 def test_robustness_grid_quick_writes_csv_markdown_and_heatmap(tmp_path):
-  import csv
   import importlib.util
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   spec = importlib.util.spec_from_file_location(

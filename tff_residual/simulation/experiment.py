@@ -239,13 +239,16 @@ class Experiment:
       aggregated = time.perf_counter()
     evaluation = self.evaluator.evaluate(track.weights)
     attacking = [c for c in clients if c in self.attackers]
+    scale = getattr(self.attack.update_poisoning, "last_scale", None)
+    if not (attacking and self.attack.poisons_in(round_index)) or scale is None:
+      scale = float("nan")
     if attacking and self.attack.poisons_in(round_index) and math.isfinite(share):
       track.shares.append(share)
       if math.isfinite(auc):
         track.aucs.append(auc)
     return dict(round=round_index, accuracy=evaluation.accuracy, loss=evaluation.loss,
                 attack_success_rate=evaluation.attack_success_rate,
-                attackers_weight_share=share, detection_auc=auc,
+                attackers_weight_share=share, detection_auc=auc, attack_scale=scale,
                 attackers_in_round=len(attacking),
                 dropped_clients=inputs.num_dropped,
                 train_loss=float(np.mean([r.mean_loss for r in results])),

@@ -30,13 +30,16 @@ from typing import Any
 
 METRIC_COLUMNS = (
     "aggregator", "round", "accuracy", "loss", "attack_success_rate", "attackers_weight_share",
-    "detection_auc", "attackers_in_round", "dropped_clients", "train_loss", "round_seconds", "train_seconds",
+    "detection_auc", "attack_scale", "attackers_in_round", "dropped_clients", "train_loss", "round_seconds", "train_seconds",
     "aggregation_seconds", "clean_accuracy", "clean_attack_success_rate",
     "excess_attack_success_rate", "clean_round_seconds",
 )
 """The ``clean_*`` columns (the same round without attackers) and
 ``excess_attack_success_rate`` (attack success rate - the clean one) are empty
-when the run has no clean baseline."""
+when the run has no clean baseline. ``detection_auc``: ``detection.weight_auc``
+of the round's client weights; ``attack_scale``: the scale a searching attack
+chose this round (ALIE's z, Min-Max's and Min-Sum's gamma, the adaptive
+attack's s), empty for the others."""
 
 
 def _clean(value):
