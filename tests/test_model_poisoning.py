@@ -239,28 +239,37 @@ def test_bad_attack_settings_are_one_line_errors(tmp_path, capsys):
 
 def test_robustness_grid_quick_writes_csv_markdown_and_heatmap(tmp_path):
   import importlib.util
+  from test_experiments_cli import run_cli
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   spec = importlib.util.spec_from_file_location(
       "robustness_grid", os.path.join(root, "scripts", "robustness_grid.py"))
   grid = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(grid)
   out = str(tmp_path / "grid")
-  assert grid.main(["--quick", "--attacks", "ipm,backdoor", "--aggregators",
-                    "fedavg,median,bulyan", "--output_dir", out]) == 0
+  argv = ["--quick", "--attacks", "ipm,backdoor", "--aggregators", "fedavg,krum,bulyan"]
+  assert grid.main([*argv, "--output_dir", out]) == 0
   rows = list(csv.DictReader(open(os.path.join(out, "grid.csv"))))
   assert [(r["attack"], r["aggregator"]) for r in rows] == [
-      ("ipm", "fedavg"), ("ipm", "median"), ("backdoor", "fedavg"), ("backdoor", "median")]
+      ("ipm", "fedavg"), ("ipm", "krum"), ("backdoor", "fedavg"), ("backdoor", "krum")]
   assert all(r["num_attackers"] == "1" and r["dataset"] == "fmnist" for r in rows)
   assert rows[2]["excess_attack_success_rate"] != "" and rows[0]["excess_attack_success_rate"] == ""
+  # the shared baseline equals the run's own clean twin (Krum keeps f = 1 in both)
+  code, twin = run_cli(tmp_path, "--task=fmnist_ipm", "--preset=smoke", "--num_attackers=1",
+                       "--aggregator=fedavg,krum", "--clean_baseline=true")
+  assert code == 0
+  results = json.load(open(os.path.join(twin, "summary.json")))["results"]
+  for row in rows[:2]:
+    own = results[row["aggregator"]]
+    assert float(row["clean_accuracy"]) == pytest.approx(own["window_clean_accuracy"], abs=1e-6)
+    assert float(row["accuracy"]) == pytest.approx(own["window_accuracy"], abs=1e-6)
   text = open(os.path.join(out, "grid.md")).read()
   bulyan = next(line for line in text.splitlines() if line.startswith("| bulyan"))
   assert bulyan == "| bulyan | needs K >= 7 | needs K >= 7 | - |"   # smoke: 5 clients per round
-  median = next(line for line in text.splitlines() if line.startswith("| median"))
-  worst = min(float(r["accuracy"]) for r in rows if r["aggregator"] == "median")
-  assert median.endswith(f"| {100 * worst:.1f} |")
+  krum = next(line for line in text.splitlines() if line.startswith("| krum"))
+  worst = min(float(r["accuracy"]) for r in rows if r["aggregator"] == "krum")
+  assert krum.endswith(f"| {100 * worst:.1f} |")
   assert os.path.getsize(os.path.join(out, "heatmap_fmnist.png")) > 1000
   # resumed: nothing runs again, the same table comes back
-  assert grid.main(["--quick", "--attacks", "ipm,backdoor", "--aggregators",
-                    "fedavg,median,bulyan", "--resume", out]) == 0
+  assert grid.main([*argv, "--resume", out]) == 0
   assert open(os.path.join(out, "grid.md")).read().split("Wall time")[0] == text.split(
       "Wall time")[0]
