@@ -3,7 +3,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: venv run test bench clean-venv
+.PHONY: venv run test lint bench clean-venv
 
 venv:
 	@bash scripts/install.sh
@@ -13,6 +13,9 @@ run: venv
 
 test: venv
 	$(PY) -m pytest -q tests
+
+lint: venv
+	$(VENV)/bin/ruff check .
 
 bench: venv
 	$(PY) scripts/bench_kernels.py

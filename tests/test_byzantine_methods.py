@@ -252,8 +252,8 @@ def test_type_signatures_of_a_stateful_and_a_stateless_factory():
   stateless = tff_residual.KrumFactory(num_byzantine=1).create(VALUE_TYPE)
   assert stateless.initialize.type_signature.result == tff.FederatedType((), tff.SERVER)
   measurements = stateless.next.type_signature.result.measurements.member
-  assert [name for name, _ in tff.structure.iter_elements(measurements)] == ["client_weights", "corrected_fraction", "num_dropped_clients",
-                                "krum_scores", "selected"]
+  assert [name for name, _ in tff.structure.iter_elements(measurements)] == [
+      "client_weights", "corrected_fraction", "num_dropped_clients", "krum_scores", "selected"]
   stateful = tff_residual.CenteredClippingFactory().create(VALUE_TYPE, tff.TensorType(np.float32))
   state = stateful.initialize.type_signature.result.member
   assert state == tff.types.to_type(((tff.TensorType(np.float32, [40]),),

@@ -1,6 +1,5 @@
 """No TFF worker process outlives a script, whatever way the script ends."""
 
-import os
 import subprocess
 import sys
 import textwrap

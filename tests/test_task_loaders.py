@@ -55,8 +55,8 @@ def test_npz_and_its_errors(tmp_path):
   with pytest.raises(DataError, match=r"lacks the array\(s\) \['x_train'"):
     family.load(make_config("mnist_backdoor", data_path=bad)[0])
   wrong_shape = str(tmp_path / "shape.npz")
-  np.savez(wrong_shape, x_train=np.zeros((5, 32, 32, 3)), y_train=np.zeros(5), x_test=np.zeros((5, 32, 32, 3)),
-           y_test=np.zeros(5))
+  np.savez(wrong_shape, x_train=np.zeros((5, 32, 32, 3)), y_train=np.zeros(5),
+           x_test=np.zeros((5, 32, 32, 3)), y_test=np.zeros(5))
   with pytest.raises(DataError, match=r"needs \(28, 28\)"):
     family.load(make_config("mnist_backdoor", data_path=wrong_shape)[0])
   with pytest.raises(DataError, match="does not exist"):

@@ -9,7 +9,6 @@ As an update (w = g + u): u' = w' - g = u + (s/100) n (g + u).
 
 from __future__ import annotations
 
-import numpy as np
 
 from tff_residual.attacks.base import UpdateContext, Weights
 

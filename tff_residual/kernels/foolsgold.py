@@ -14,9 +14,10 @@ the update, the final dense layer's kernel, as in the reference) is compared:
 Zero feature vectors have cosine similarity 0 with everything (as in
 scikit-learn); 1 - max_j cs_ij below 1e-5 (a similarity within rounding of 1)
 counts as 0. With ``sample_weighting="multiply"``, wv <- wv n / max(wv n) (n the
-sample weights), so the largest coefficient keeps the reference's scale. Where every wv is 0 (e.g. all clients identical; the reference
-divides by zero) all wv are set to 1, i.e. the plain mean. ``client_weights``
-reports wv / sum(wv), each client's share of the aggregate's direction.
+sample weights), so the largest coefficient keeps the reference's scale. Where
+every wv is 0 (e.g. all clients identical; the reference divides by zero) all
+wv are set to 1, i.e. the plain mean. ``client_weights`` reports wv / sum(wv),
+each client's share of the aggregate's direction.
 
 History: the reference keeps a running sum of each client's features over
 rounds but indexes it by list position. Here the caller supplies

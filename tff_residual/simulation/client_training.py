@@ -11,9 +11,10 @@ its number of training batches' examples.
 
 ``client_update`` builds the task's Keras model inside the computation,
 assigns the global weights and runs the client optimizer over the client's
-batches (``SeededDropout`` layers get a per-step seed, so runs repeat): TFF's functional ``build_sgdm`` (v <- m v + g; w <- w - lr v, as
-torch's SGD; fresh momentum every round, as the reference creates a new
-optimizer per client per round) or ``build_adam``. The learning rate is a
+batches (``SeededDropout`` layers get a per-step seed, so runs repeat): TFF's
+functional ``build_sgdm`` (v <- m v + g; w <- w - lr v, as torch's SGD; fresh
+momentum every round, as the reference creates a new optimizer per client per
+round) or ``build_adam``. The learning rate is a
 per-client input, so attackers can train with the reference's boosted rate.
 """
 

@@ -30,8 +30,8 @@ from typing import Any
 
 METRIC_COLUMNS = (
     "aggregator", "round", "accuracy", "loss", "attack_success_rate", "attackers_weight_share",
-    "detection_auc", "attack_scale", "attackers_in_round", "dropped_clients", "train_loss", "round_seconds", "train_seconds",
-    "aggregation_seconds", "clean_accuracy", "clean_attack_success_rate",
+    "detection_auc", "attack_scale", "attackers_in_round", "dropped_clients", "train_loss",
+    "round_seconds", "train_seconds", "aggregation_seconds", "clean_accuracy", "clean_attack_success_rate",
     "excess_attack_success_rate", "clean_round_seconds",
 )
 """The ``clean_*`` columns (the same round without attackers) and

@@ -14,7 +14,6 @@ same label indices: label flip 1 (Trouser) -> 7 (Sneaker), backdoor target 2
 
 from __future__ import annotations
 
-import os
 
 from tff_residual.tasks import images
 from tff_residual.tasks.base import DataError, TaskData
