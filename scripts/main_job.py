@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import importlib.util
 import json
 import os
 import sys
@@ -26,10 +25,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def load_cli():
-  spec = importlib.util.spec_from_file_location("run_cli", os.path.join(ROOT, "experiments", "run.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  """The experiment CLI (``tff_residual.cli``; imports TensorFlow)."""
+  from tff_residual import cli
+  return cli
 
 
 def _percent(value, signed: bool = False) -> str:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
-import importlib.util
 import json
 import os
 import shutil
@@ -234,11 +233,9 @@ EXPERIMENTS: dict[str, Experiment] = {
 
 
 def load_cli():
-  spec = importlib.util.spec_from_file_location("run_cli", os.path.join(ROOT, "experiments",
-                                                                         "run.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  """The experiment CLI (``tff_residual.cli``; imports TensorFlow)."""
+  from tff_residual import cli
+  return cli
 
 
 def cell(values: list, sign: bool = False) -> str:

@@ -18,6 +18,7 @@ from conftest import SHARED_DATA
 from task_helpers import (make_config, write_cifar_batches, write_emnist_sqlite,
                           write_idx_directory, write_loan_csv)
 from test_runtime import process_alive
+from tff_residual import cli as CLI  # the experiment CLI; experiments/run.py wraps it
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN_PY = os.path.join(ROOT, "experiments", "run.py")
@@ -26,16 +27,6 @@ SUMMARY_KEYS = {"task", "aggregators", "num_attackers", "rounds", "data_source",
                 "majority_class_accuracy"}
 RESULT_KEYS = {"final_accuracy", "attack_success_rate", "wall_seconds", "attackers_weight_share"}
 TIMING_COLUMNS = {"round_seconds", "train_seconds", "aggregation_seconds"}
-
-
-def load_cli():
-  spec = importlib.util.spec_from_file_location("run_cli", RUN_PY)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-CLI = load_cli()
 
 
 def load_results_script():
@@ -528,3 +519,15 @@ def test_method_flags_reach_the_factories_of_the_methods_that_have_them():
   assert mixed.config.num_byzantine == 2 and mixed.inner.config.tau == 0.5
   residual = build_factory("residual", config)
   assert residual.config.lambda_ == 3.0 and residual.params == {"lambda_": 3.0}
+
+
+def test_the_cli_is_in_the_package_and_the_console_script_runs_it():
+  """experiments/run.py and the console script tff-residual-run are thin wrappers of
+  tff_residual.cli: the same one-line error from each."""
+  script = os.path.join(os.path.dirname(sys.executable), "tff-residual-run")
+  assert os.path.isfile(script)
+  for command in ([script], [sys.executable, RUN_PY]):
+    proc = subprocess.run([*command, "--task=bogus"], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("run.py: error: unknown task 'bogus'; valid tasks:")

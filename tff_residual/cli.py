@@ -1,0 +1,205 @@
+"""Poisoned federated learning on TensorFlow Federated: one task, one or more aggregators.
+
+    python experiments/run.py --task=fmnist_backdoor --aggregator=fedavg,median,residual
+    tff-residual-run --task=fmnist_backdoor ...         (the same, as a console script)
+    python -c "from tff_residual import cli; cli.main([...])"   (from Python: returns the exit code)
+
+A task is DATASET_ATTACK (--list_tasks prints them all). Every aggregator runs
+the same rounds on identical data, attackers, initial model and seeds; the run
+writes config.json, metrics.csv (one row per round per aggregator),
+summary.json and PNG plots to --output_dir (default runs/<task>-<timestamp>)
+and prints a comparison table.
+
+Presets: paper (the paper's setup; meant for a GPU), cpu (default; minutes
+on 2 CPU cores, the scaling is printed), smoke (seconds, for tests). Any flag
+you set overrides the preset. Where the paper and the authors' code differ,
+the default follows the code and a flag gives the paper's choice (printed,
+and explained in config.json).
+
+Bad input (unknown task or aggregator, missing or malformed data, impossible
+settings) prints one line and exits with 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _import_tensorflow_quietly():
+  """Imports TensorFlow with the process's stderr (fd 2) sent to /dev/null: on a
+  machine without a GPU its C++ start-up logs CUDA plugin registration errors
+  that TF_CPP_MIN_LOG_LEVEL=2 keeps, and the flags' table (the method configs)
+  needs TensorFlow before any one-line error can be printed. A failed import
+  still raises, after stderr is back."""
+  saved = os.dup(2)
+  try:
+    with open(os.devnull, "w") as devnull:
+      os.dup2(devnull.fileno(), 2)
+      import tensorflow  # noqa: F401
+  finally:
+    os.dup2(saved, 2)
+    os.close(saved)
+
+
+_import_tensorflow_quietly()
+
+from tff_residual.simulation.aggregators import (AGGREGATORS, METHOD_FLAGS,  # noqa: E402
+                                                 parse_aggregators)
+from tff_residual.simulation.config import ConfigError, build_config  # noqa: E402
+from tff_residual.tasks import presets  # noqa: E402
+from tff_residual.tasks.base import DataError  # noqa: E402
+from tff_residual.tasks.registry import FAMILIES, attacks_of, parse_task, valid_tasks  # noqa: E402
+
+DEFAULT_AGGREGATORS = "fedavg,median,residual"
+
+def _boolean(text: str) -> bool:
+  """argparse type for true/false flags (true, false, 1, 0, yes, no, on, off)."""
+  value = str(text).strip().lower()
+  if value in ("true", "1", "yes", "on"):
+    return True
+  if value in ("false", "0", "no", "off"):
+    return False
+  raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+# (flag, type, help) for every setting a preset fills in; unset flags keep the preset's value.
+SETTINGS = (
+    ("rounds", int, "federated rounds"),
+    ("num_clients", int, "clients in total"),
+    ("clients_per_round", int, "clients per round (0 = all, in id order)"),
+    ("num_attackers", int, "attackers (noisy clients for gaussian) among the clients"),
+    ("partition", str, "iid, dirichlet, class_shards (the paper's MNIST split), by_key (LOAN "
+                       "states), natural (EMNIST writers)"),
+    ("dirichlet_alpha", float, "alpha of the Dirichlet partition"),
+    ("shards_per_client", int, "classes per client in class_shards"),
+    ("client_train_fraction", float, "share of a client's data it trains on (code 0.7, paper 1)"),
+    ("max_examples_per_client", int, "cap per client (0 = none)"),
+    ("max_test_examples", int, "evaluate on a seeded subset of this size (0 = all)"),
+    ("model", str, "model name (per dataset: cnn, mlp, cifar_cnn, resnet18, fasttext, loannet)"),
+    ("optimizer", str, "client optimizer: sgdm or adam"),
+    ("learning_rate", float, "client learning rate"),
+    ("momentum", float, "SGD momentum"),
+    ("batch_size", int, "local batch size"),
+    ("local_epochs", int, "honest clients' local epochs"),
+    ("max_batches_per_epoch", int, "batches per local epoch at most (code 31, paper 0 = all)"),
+    ("attacker_epochs", int, "attackers' local epochs"),
+    ("attacker_lr_multiplier", float, "attackers' learning rate factor (code: 10, LOAN 0.2)"),
+    ("client_weighting", str, "weights given to aggregators: uniform (code) or num_examples"),
+    ("source_label", int, "label flip: source class"),
+    ("target_label", int, "label flip: target class"),
+    ("backdoor_target", int, "backdoor: target class"),
+    ("backdoor_per_batch", int, "backdoor: poisoned examples per batch"),
+    ("trigger_value", str, "image backdoor pixels: reference (normalised 1.0) or white"),
+    ("attack_round", int, "model replacement: 0-based round of the attack"),
+    ("scale_factor", float, "model replacement: update scale"),
+    ("noise_scale", float, "gaussian: noise std in percent of the weights"),
+    ("mix_rate", float, "mix_rate: probability of keeping a poisoned coordinate"),
+    ("alie_z", float, "alie: fixed z in mu - z sigma (default: Baruch et al.'s z for K, f)"),
+    ("ipm_epsilon", float, "ipm: the attackers send -epsilon times the honest mean"),
+    ("perturbation", str, "min_max, min_sum, adaptive_residual: deviation from the honest mean: "
+                          "std (-sigma), unit (-mu/|mu|) or sign (-sign mu)"),
+    ("feature_scaling", str, "loan: reference (the code's divide-by-10/100/10,000) or "
+                             "standardize (z-scores from the training rows)"),
+    ("clean_baseline", _boolean, "true/false: also run every aggregator without attackers (the "
+                                 "attackers' clients train honestly) on the same clients, seeds "
+                                 "and rounds, and report clean and excess attack success rates "
+                                 "(paper and cpu presets: true; smoke: false)"),
+)
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+  """argparse whose errors are one line (no usage block), exit code 2."""
+
+  def error(self, message):
+    self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+  aggregator_lines = "\n".join(f"  {name:<22} {entry.description}"
+                               for name, entry in AGGREGATORS.items())
+  parser = OneLineErrorParser(prog="run.py", description=__doc__,
+                              epilog=f"aggregators (--aggregator):\n{aggregator_lines}",
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--task", help="DATASET_ATTACK, e.g. fmnist_backdoor (see --list_tasks)")
+  parser.add_argument("--list_tasks", action="store_true", help="print the valid tasks and exit")
+  parser.add_argument("--aggregator", default=DEFAULT_AGGREGATORS,
+                      help=f"comma-separated, from {', '.join(AGGREGATORS)} "
+                           f"(default {DEFAULT_AGGREGATORS})")
+  parser.add_argument("--preset", default="cpu", choices=presets.PRESETS)
+  parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--data_path", help="dataset file or directory (see --list_tasks)")
+  parser.add_argument("--output_dir", help="default runs/<task>-<timestamp>")
+  parser.add_argument("--label_column", default="loan_status", help="loan: the label column")
+  parser.add_argument("--trigger_features", default=",".join(_loan_trigger_features()),
+                      help="loan: comma-separated backdoor trigger columns")
+  parser.add_argument("--mix_honest", default="residual", choices=("residual", "mean"),
+                      help="mix_rate: the attacker's estimate of the honest update")
+  parser.add_argument("--no_progress", action="store_true", help="no progress bars")
+  group = parser.add_argument_group("settings (defaults from the preset)")
+  for name, kind, text in SETTINGS:
+    group.add_argument(f"--{name}", type=kind, default=None, help=text)
+  methods = parser.add_argument_group(
+      "aggregator hyper-parameters (each goes to every aggregator whose config has it; "
+      "unset: the config's default)")
+  for name, (kind, text) in METHOD_FLAGS.items():
+    methods.add_argument(f"--{name}", type=kind, default=None, help=text)
+  return parser
+
+
+def _loan_trigger_features():
+  from tff_residual.tasks.loan import DEFAULT_TRIGGER_FEATURES
+  return DEFAULT_TRIGGER_FEATURES
+
+
+def list_tasks() -> str:
+  lines = []
+  for name, family in FAMILIES.items():
+    lines.append(f"{name}: {family.description}")
+    lines.append("  " + ", ".join(f"{name}_{attack}" for attack in attacks_of(family)))
+  return "\n".join(lines)
+
+
+def config_from_args(args):
+  """(config, family) from parsed flags; ConfigError on bad input."""
+  if not args.task:
+    raise ConfigError(f"--task is required; valid tasks: {', '.join(valid_tasks())}.")
+  try:
+    family, attack = parse_task(args.task)
+    aggregators = parse_aggregators(args.aggregator)
+  except ValueError as error:
+    raise ConfigError(str(error)) from None
+  overrides = {name: getattr(args, name) for name, _, _ in SETTINGS}
+  overrides.update(task=args.task, aggregators=aggregators, seed=args.seed,
+                   data_path=args.data_path, label_column=args.label_column,
+                   trigger_features=tuple(f.strip() for f in args.trigger_features.split(",")
+                                          if f.strip()),
+                   mix_honest=args.mix_honest,
+                   aggregator_params={name: getattr(args, name) for name in METHOD_FLAGS
+                                      if getattr(args, name) is not None})
+  return build_config(family, attack, args.preset, overrides), family
+
+
+def main(argv=None) -> int:
+  parser = build_parser()
+  args = parser.parse_args(argv)
+  if args.list_tasks:
+    print(list_tasks())
+    return 0
+  from tff_residual.simulation import runner
+  try:
+    config, family = config_from_args(args)
+    prepared = runner.prepare(config, family)
+    output_dir = args.output_dir or runner.default_output_dir(config.task)
+    runner.run(prepared, output_dir, progress=not args.no_progress)
+  except (ConfigError, DataError, FileExistsError) as error:
+    print(f"run.py: error: {error}", file=sys.stderr)
+    return 2
+  except KeyboardInterrupt:
+    print("run.py: interrupted; the rounds finished so far are in metrics.csv", file=sys.stderr)
+    return 130
+  return 0
+
