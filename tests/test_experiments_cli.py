@@ -472,8 +472,17 @@ def test_ctrl_c_stops_the_run_and_its_worker(tmp_path):
   assert workers, "the run never started a TFF worker"
   while len(read_metrics(str(out))) < 2 and time.monotonic() < deadline:  # inside the round loop
     time.sleep(0.2)
+  rows_at_signal = len(read_metrics(str(out)))
   proc.send_signal(signal.SIGINT)
-  _, stderr = proc.communicate(timeout=60)
+  try:
+    _, stderr = proc.communicate(timeout=60)
+  except subprocess.TimeoutExpired:  # say what was left, for the next look at it
+    alive = [pid for pid in workers if process_alive(pid)]
+    proc.kill()
+    _, stderr = proc.communicate()
+    pytest.fail(f"the run did not stop within 60 s of SIGINT (sent after {rows_at_signal} "
+                f"rows; now {len(read_metrics(str(out)))}; workers alive: {alive}); "
+                f"stderr: {stderr[-2000:]!r}")
   assert proc.returncode == 130
   assert "interrupted" in stderr and "Traceback" not in stderr
   for pid in workers:
