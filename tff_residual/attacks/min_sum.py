@@ -12,9 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from tff_residual.attacks.base import UpdateContext
-from tff_residual.attacks.min_max import pairwise_squared_distances, squared_distances_along
-from tff_residual.attacks.omniscient import (SharedMaliciousUpdate, largest_feasible_scale,
-                                             mean_and_std, perturbation)
+from tff_residual.attacks.omniscient import (SharedMaliciousUpdate, pairwise_squared_distances,
+                                             perturbation, search_along)
 
 
 class MinSum(SharedMaliciousUpdate):
@@ -28,9 +27,6 @@ class MinSum(SharedMaliciousUpdate):
                         "squared-distance sum within the honest updates' largest")
 
   def craft(self, honest: np.ndarray, context: UpdateContext) -> np.ndarray:
-    mu, sigma = mean_and_std(honest)
-    p = perturbation(self.kind, mu, sigma)
-    along = squared_distances_along(honest, mu, p)
     bound = pairwise_squared_distances(honest).sum(axis=1).max()
-    self.last_scale = largest_feasible_scale(lambda s: along(s).sum() <= bound)
-    return mu + self.last_scale * p
+    self.last_scale, update = search_along(honest, self.kind, lambda d: d.sum() <= bound)
+    return update

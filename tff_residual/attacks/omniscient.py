@@ -91,6 +91,31 @@ def largest_feasible_scale(feasible: Callable[[float], bool], start: float = 1.0
   return low
 
 
+def squared_distances_along(honest: np.ndarray, mu: np.ndarray, p: np.ndarray):
+  """s -> [H] ||mu + s p - x_i||^2, from three precomputed terms (O(H) per s)."""
+  offsets = mu[None, :] - honest
+  base, cross, length = np.sum(offsets ** 2, axis=1), offsets @ p, float(p @ p)
+  return lambda s: base + 2.0 * s * cross + s * s * length
+
+
+def pairwise_squared_distances(honest: np.ndarray) -> np.ndarray:
+  """[H, H] ||x_i - x_j||^2 of the honest updates (centred Gram matrix)."""
+  centred = honest - honest.mean(axis=0)
+  gram = centred @ centred.T
+  diagonal = np.diag(gram)
+  return np.maximum(diagonal[:, None] + diagonal[None, :] - 2.0 * gram, 0.0)
+
+
+def search_along(honest: np.ndarray, kind: str, within: Callable[[np.ndarray], bool]):
+  """(gamma, mu + gamma p): the largest gamma whose squared distances [H] to the
+  honest updates satisfy ``within`` (Shejwalkar and Houmansadr's search)."""
+  mu, sigma = mean_and_std(honest)
+  p = perturbation(kind, mu, sigma)
+  along = squared_distances_along(honest, mu, p)
+  gamma = largest_feasible_scale(lambda s: within(along(s)))
+  return gamma, mu + gamma * p
+
+
 class SharedMaliciousUpdate:
   """``UpdatePoisoning`` base: every attacker of a round submits the same update,
   ``craft(honest [H, N], context)`` -> [N], computed once per round. With no
