@@ -459,11 +459,20 @@ def worker_children(pid):
   return found
 
 
+def _sigint_as_at_a_terminal():  # runs in the child between fork and exec
+  # A non-interactive shell starts `cmd &` with SIGINT ignored, and exec keeps
+  # SIG_IGN: a suite started that way would hand its children an ignored
+  # Ctrl-C, and Python honours an inherited SIG_IGN. Ctrl-C at a terminal
+  # reaches the run with the default disposition; so does this test's signal.
+  signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_stops_the_run_and_its_worker(tmp_path):
   out = tmp_path / "interrupted"
   proc = subprocess.Popen([sys.executable, RUN_PY, "--task=loan_none", "--preset=smoke",
                            "--rounds=500", "--no_progress", f"--output_dir={out}"],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                          preexec_fn=_sigint_as_at_a_terminal)
   deadline = time.monotonic() + 120
   workers = []
   while not workers and time.monotonic() < deadline and proc.poll() is None:

@@ -59,12 +59,17 @@ def worker_binary_path() -> str:
   return path
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-  try:
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-  except OSError:
-    pass
+def _prepare_worker() -> None:  # runs in the child between fork and exec
+  # We stop the worker with SIGINT. A process started as `cmd &` by a
+  # non-interactive shell has SIGINT ignored, and exec keeps SIG_IGN: the
+  # worker would ignore our SIGINT and every stop would wait for the SIGKILL.
+  signal.signal(signal.SIGINT, signal.SIG_DFL)
+  if sys.platform.startswith("linux"):  # the kernel kills the worker when we die
+    try:
+      libc = ctypes.CDLL("libc.so.6", use_errno=True)
+      libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:
+      pass
 
 
 class _StoppableStub(remote_executor_grpc_stub.RemoteExecutorGrpcStub):
@@ -72,21 +77,32 @@ class _StoppableStub(remote_executor_grpc_stub.RemoteExecutorGrpcStub):
 
   TFF disposes remote values from ``weakref`` finalizers, which can run after
   the channel is closed (e.g. during Ctrl-C or interpreter exit) and would print
-  "Cannot invoke RPC on closed channel" tracebacks; the worker and everything it
-  held are gone by then, so there is nothing left to dispose.
+  "Cannot invoke RPC on closed channel" or "Channel closed!" tracebacks; the
+  worker and everything it held are gone by then, so there is nothing left to
+  dispose.
   """
 
   stopped = False
 
-  def dispose(self, request):
+  def _unless_stopped(self, call, request):
     if self.stopped:
       return None
-    return super().dispose(request)
+    try:
+      return call(request)
+    except grpc.RpcError:
+      # A finalizer on TFF's event-loop thread can be mid-call when the main
+      # thread closes the channel (Ctrl-C): the call ends CANCELLED "Channel
+      # closed!". ``stopped`` is set before the channel closes, so this only
+      # silences calls the stop itself cut off; any other failure is raised.
+      if self.stopped:
+        return None
+      raise
+
+  def dispose(self, request):
+    return self._unless_stopped(super().dispose, request)
 
   def dispose_executor(self, request):
-    if self.stopped:
-      return None
-    return super().dispose_executor(request)
+    return self._unless_stopped(super().dispose_executor, request)
 
 
 class ManagedTffRuntime:
@@ -115,10 +131,9 @@ class ManagedTffRuntime:
     args = [worker_binary_path(), f"--port={port}",
             f"--max_concurrent_computation_calls={self._max_calls}"]
     log = open(self._log_path, "ab") if self._log_path else subprocess.DEVNULL
-    preexec = _die_with_parent if sys.platform.startswith("linux") else None
     try:
       self._process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                       preexec_fn=preexec, close_fds=True)
+                                       preexec_fn=_prepare_worker, close_fds=True)
     finally:
       if log is not subprocess.DEVNULL:
         log.close()
