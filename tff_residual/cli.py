@@ -118,6 +118,24 @@ class OneLineErrorParser(argparse.ArgumentParser):
     self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+def parse_workers(spec: str | int | None) -> tuple[int, list[str] | None]:
+  """``--workers``: ``N`` (owned local workers) or ``host:port,host:port,...``
+  (workers started elsewhere) -> (number of workers, addresses or None)."""
+  if spec is None or spec == "":
+    return 1, None
+  if isinstance(spec, int) or str(spec).isdigit():
+    count = int(spec)
+    if count < 1:
+      raise ValueError(f"--workers must be at least 1, got {count}")
+    return count, None
+  addresses = [a.strip() for a in str(spec).split(",") if a.strip()]
+  for address in addresses:
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+      raise ValueError(f"--workers: {address!r} is neither a number of workers nor host:port")
+  return len(addresses), addresses
+
+
 def build_parser() -> argparse.ArgumentParser:
   aggregator_lines = "\n".join(f"  {name:<22} {entry.description}"
                                for name, entry in AGGREGATORS.items())
@@ -139,6 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument("--mix_honest", default="residual", choices=("residual", "mean"),
                       help="mix_rate: the attacker's estimate of the honest update")
   parser.add_argument("--no_progress", action="store_true", help="no progress bars")
+  parser.add_argument("--workers", default="1",
+                      help="TFF workers for the aggregation: N owned local workers (default 1), "
+                           "or host:port,... of workers started with `python -m "
+                           "tff_residual.worker --port P`; each round's clients are split "
+                           "across them, with the same results")
   group = parser.add_argument_group("settings (defaults from the preset)")
   for name, kind, text in SETTINGS:
     group.add_argument(f"--{name}", type=kind, default=None, help=text)
@@ -191,15 +214,24 @@ def main(argv=None) -> int:
     return 0
   from tff_residual.simulation import runner
   try:
+    num_workers, addresses = parse_workers(args.workers)
+  except ValueError as error:
+    parser.error(str(error))
+  try:
     config, family = config_from_args(args)
     prepared = runner.prepare(config, family)
     output_dir = args.output_dir or runner.default_output_dir(config.task)
-    runner.run(prepared, output_dir, progress=not args.no_progress)
+    runner.run(prepared, output_dir, progress=not args.no_progress,
+               runtime_options=dict(num_workers=num_workers, workers=addresses))
   except (ConfigError, DataError, FileExistsError) as error:
     print(f"run.py: error: {error}", file=sys.stderr)
     return 2
   except KeyboardInterrupt:
     print("run.py: interrupted; the rounds finished so far are in metrics.csv", file=sys.stderr)
     return 130
+  except runner.RuntimeFailure as error:  # a worker died or never answered
+    print(f"run.py: error: {error}; the rounds finished so far are in metrics.csv",
+          file=sys.stderr)
+    return 1
   return 0
 

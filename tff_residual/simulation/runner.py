@@ -132,15 +132,23 @@ def model_and_attack(prepared: Prepared):
   return model_spec, attack
 
 
+class RuntimeFailure(RuntimeError):
+  """The TFF runtime failed under the run: a worker died, or never answered."""
+
+
 def run(prepared: Prepared, output_dir: str, progress: bool = True,
-        out: Callable[[str], None] = print) -> dict[str, Any]:
-  """Runs every aggregator; writes the outputs; returns the summary."""
+        out: Callable[[str], None] = print,
+        runtime_options: dict | None = None) -> dict[str, Any]:
+  """Runs every aggregator; writes the outputs; returns the summary.
+
+  ``runtime_options`` go to ``managed_tff_runtime`` (``num_workers``,
+  ``workers``); the results do not depend on them. A worker that dies or does
+  not answer ends the run with ``RuntimeFailure`` (one line, naming it); the
+  finished rounds stay in metrics.csv."""
   import tensorflow as tf  # noqa: F401  (TF and TFF start here)
 
-  from tff_residual.simulation import aggregators as aggregator_table
-  from tff_residual.simulation.experiment import Experiment
   from tff_residual.simulation.outputs import RunOutputs, format_table
-  from tff_residual.simulation.runtime import managed_tff_runtime
+  from tff_residual.simulation.runtime import WorkerLostError, managed_tff_runtime
 
   config, data = prepared.config, prepared.data
   model_spec, attack = model_and_attack(prepared)
@@ -148,33 +156,15 @@ def run(prepared: Prepared, output_dir: str, progress: bool = True,
   outputs = RunOutputs(output_dir, info)
   for line in header_lines(prepared, info, output_dir):
     out(line)
-  results = []
-  with managed_tff_runtime():
-    experiment = Experiment(config, data, model_spec, attack, prepared.federation)
-    for name in config.aggregators:
-      factory = aggregator_table.build_factory(name, config)
-      bar = _progress_bar(name, config.rounds) if progress else None
-
-      def on_round(row, bar=bar):
-        outputs.add_round(row)
-        if bar is not None:
-          bar.set_postfix_str(f"acc {row['accuracy']:.3f} asr {row['attack_success_rate']:.3f}",
-                              refresh=False)
-          bar.update(1)
-
-      try:
-        result = experiment.run(name, factory, on_round,
-                                clean_baseline=config.runs_clean_baseline)
-      finally:
-        if bar is not None:
-          bar.close()
-      results.append(result)
-      line = (f"{name}: accuracy {_number(result['final_accuracy'])}, attack success rate "
-              f"{_number(result['attack_success_rate'])}")
-      if config.runs_clean_baseline:
-        line += (f"; without attackers: accuracy {_number(result['clean_final_accuracy'])}, "
-                 f"attack success rate {_number(result['clean_attack_success_rate'])}")
-      out(f"{line}; {result['wall_seconds']:.1f} s")
+  try:
+    runtime = managed_tff_runtime(**(runtime_options or {})).start()
+  except RuntimeError as error:  # a worker that never started or answered
+    raise RuntimeFailure(str(error)) from None
+  with runtime:
+    try:
+      results = _run_aggregators(prepared, model_spec, attack, outputs, progress, out)
+    except WorkerLostError as error:
+      raise RuntimeFailure(str(error)) from None
   summary = {
       "task": config.task, "preset": config.preset, "seed": config.seed,
       "aggregators": list(config.aggregators), "num_attackers": config.num_attackers,
@@ -190,6 +180,40 @@ def run(prepared: Prepared, output_dir: str, progress: bool = True,
   out(f"outputs: {output_dir} (config.json, metrics.csv, summary.json, "
       f"{', '.join(os.path.basename(p) for p in plots)})")
   return summary
+
+
+def _run_aggregators(prepared: Prepared, model_spec, attack, outputs, progress: bool,
+                     out: Callable[[str], None]) -> list[dict[str, Any]]:
+  """Each aggregator's rounds on the installed runtime; its summary row each."""
+  from tff_residual.simulation import aggregators as aggregator_table
+  from tff_residual.simulation.experiment import Experiment
+  config = prepared.config
+  experiment = Experiment(config, prepared.data, model_spec, attack, prepared.federation)
+  results = []
+  for name in config.aggregators:
+    factory = aggregator_table.build_factory(name, config)
+    bar = _progress_bar(name, config.rounds) if progress else None
+
+    def on_round(row, bar=bar):
+      outputs.add_round(row)
+      if bar is not None:
+        bar.set_postfix_str(f"acc {row['accuracy']:.3f} asr {row['attack_success_rate']:.3f}",
+                            refresh=False)
+        bar.update(1)
+
+    try:
+      result = experiment.run(name, factory, on_round, clean_baseline=config.runs_clean_baseline)
+    finally:
+      if bar is not None:
+        bar.close()
+    results.append(result)
+    line = (f"{name}: accuracy {_number(result['final_accuracy'])}, attack success rate "
+            f"{_number(result['attack_success_rate'])}")
+    if config.runs_clean_baseline:
+      line += (f"; without attackers: accuracy {_number(result['clean_final_accuracy'])}, "
+               f"attack success rate {_number(result['clean_attack_success_rate'])}")
+    out(f"{line}; {result['wall_seconds']:.1f} s")
+  return results
 
 
 def _number(value) -> str:

@@ -1,0 +1,262 @@
+"""Several TFF workers: per-client measurements in client order, the same results
+as one worker, and faults (a dead worker, a remote one that does not answer)."""
+
+import asyncio
+import collections
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow_federated as tff
+
+import tff_residual
+from test_byzantine_methods import honest_and_outliers, split
+from test_experiments_cli import RUN_PY, TIMING_COLUMNS, read_metrics, worker_children
+from test_runtime import process_alive
+from tff_residual.simulation import ordered_merge
+from tff_residual.simulation.runtime import ManagedTffRuntime, WorkerLostError
+
+NUM_CLIENTS = 7  # divisible by neither 2 nor 3 workers: blocks of 4 + 3 and 3 + 2 + 2
+OUTLIER = 4
+VALUE_TYPE = collections.OrderedDict(w=tff.TensorType(np.float32, [5, 6]),
+                                     b=tff.TensorType(np.float32, [10]))
+
+
+# ------------------------------------------------------------- the ordered merge, alone
+class FakeContext:
+  """An async context whose calls finish in reverse order of their argument:
+  TFF's stock context would merge them last-first."""
+
+  def __init__(self, log):
+    self.log, self.busy = log, False
+
+  async def invoke(self, comp, arg):
+    assert not self.busy, "two calls at once on one context"
+    self.busy = True
+    try:
+      if comp == "merge":
+        first, second = arg
+        return first + second
+      await asyncio.sleep(0.01 * (10 - arg))  # the later the client block, the sooner done
+      self.log.append(arg)
+      return [arg]
+    finally:
+      self.busy = False
+
+
+class FakeComp:
+  up_to_merge, merge = "up_to_merge", "merge"
+
+
+@pytest.mark.parametrize("num_contexts", [1, 2, 3, 7, 9])
+def test_merge_in_order_follows_the_blocks_not_the_completion_order(num_contexts):
+  log = []
+  contexts = [FakeContext(log) for _ in range(num_contexts)]
+  merged = asyncio.run(ordered_merge.merge_in_order(FakeComp(), list(range(7)), contexts))
+  assert merged == list(range(7))
+  if num_contexts > 1:
+    assert log != sorted(log)  # they did finish out of order
+
+
+def test_map_in_order_cancels_the_rest_and_raises_the_first_failure():
+  started, cancelled = [], []
+
+  async def task(arg, context):
+    started.append(arg)
+    if arg == 1:
+      raise WorkerLostError("worker 2 of 2 exited")
+    try:
+      await asyncio.sleep(5)
+    except asyncio.CancelledError:
+      cancelled.append(arg)
+      raise
+
+  start = time.monotonic()
+  with pytest.raises(WorkerLostError, match="worker 2 of 2"):
+    asyncio.run(ordered_merge.map_in_order(task, [0, 1], ["a", "b"]))
+  assert time.monotonic() - start < 2 and cancelled == [0]
+
+
+# ------------------------------------------------------- every factory, on 2 and 3 workers
+def method_names():
+  from tff_residual import cli
+  return [name for name in cli.AGGREGATORS if name != "nnm+NAME"] + ["nnm+residual",
+                                                                     "nnm+median"]
+
+
+@pytest.fixture(scope="module", params=[2, 3], ids=lambda n: f"{n}_workers")
+def workers_runtime(request):
+  with ManagedTffRuntime(num_workers=request.param) as runtime:
+    assert len(runtime.pids) == request.param
+    yield runtime
+
+
+class _Config:
+  """The fields ``build_factory`` reads from a run's config."""
+
+  aggregator_params: dict = {}
+  num_attackers = 1
+  participants_per_round = NUM_CLIENTS
+
+
+def two_rounds(name):
+  """The factory of ``name`` (f = 1 where it takes one), two rounds (the second
+  sees the first's state) on the installed runtime: [(result, measurements)]."""
+  from tff_residual.simulation import aggregators as table
+  x = honest_and_outliers(num_clients=NUM_CLIENTS, outliers=(OUTLIER,)).astype(np.float32)
+  weights = list(np.arange(1, NUM_CLIENTS + 1, dtype=np.float32))  # the weighted rules use them
+  process = table.build_factory(name, _Config()).create(tff.types.to_type(VALUE_TYPE),
+                                                        tff.TensorType(np.float32))
+  state, outputs = process.initialize(), []
+  for step in range(2):
+    output = process.next(state, [collections.OrderedDict(v) for v in split(x + step)], weights)
+    state = output.state
+    outputs.append((output.result, output.measurements))
+  return outputs
+
+
+@pytest.mark.parametrize("name", method_names())
+def test_per_client_measurements_come_back_in_client_order(workers_runtime, name):
+  """An outlier at index 4 among 7 clients (blocks of 4 + 3, or 3 + 2 + 2): the
+  aggregate and every measurement equal one worker's, client by client."""
+  split_outputs = two_rounds(name)
+  with ManagedTffRuntime():  # one worker: no merge at all
+    single_outputs = two_rounds(name)
+  for (result, measurements), (want, want_measurements) in zip(split_outputs, single_outputs):
+    for key in ("w", "b"):
+      np.testing.assert_allclose(result[key], want[key], rtol=1e-6, atol=1e-6)
+    assert list(measurements) == list(want_measurements)
+    for key, value in want_measurements.items():
+      np.testing.assert_allclose(measurements[key], value, rtol=1e-6, atol=1e-6, err_msg=key)
+  if "client_weights" in measurements:  # TFF's MeanFactory reports none
+    client_weights = np.asarray(measurements["client_weights"])
+    assert client_weights.shape == (NUM_CLIENTS,)
+    if name != "foolsgold":  # FoolsGold weighs by similarity of histories, not outliers
+      assert client_weights[OUTLIER] == client_weights.min()
+
+
+# ------------------------------------------------------------------------ whole runs
+SMOKE = ["--task=fmnist_backdoor", "--preset=smoke", "--seed=3", "--no_progress",
+         "--aggregator=fedavg,residual,krum,centered_clipping"]
+
+
+def test_two_workers_write_the_metrics_of_one(tmp_path):
+  from tff_residual import cli
+  for workers in ("1", "2"):
+    assert cli.main([*SMOKE, f"--workers={workers}", f"--output_dir={tmp_path / workers}"]) == 0
+  one, two = read_metrics(str(tmp_path / "1")), read_metrics(str(tmp_path / "2"))
+  assert len(one) == len(two) > 0
+  for row_one, row_two in zip(one, two):
+    for column in row_one:
+      if column in TIMING_COLUMNS or column == "clean_round_seconds":
+        continue
+      try:
+        a, b = float(row_one[column]), float(row_two[column])
+      except ValueError:
+        assert row_one[column] == row_two[column], column
+        continue
+      assert (a != a and b != b) or abs(a - b) <= 1e-6, (column, row_one["round"], a, b)
+
+
+def test_bad_workers_flag_is_a_one_line_error():
+  from tff_residual import cli
+  with pytest.raises(SystemExit) as exit_info:
+    cli.main([*SMOKE, "--workers=0"])
+  assert exit_info.value.code == 2
+  assert cli.parse_workers("localhost:8000,other:9") == (2, ["localhost:8000", "other:9"])
+  with pytest.raises(ValueError, match="neither a number of workers nor host:port"):
+    cli.parse_workers("localhost")
+
+
+def test_a_worker_killed_mid_run_stops_the_run_with_one_line_naming_it(tmp_path):
+  out = tmp_path / "killed"
+  proc = subprocess.Popen([sys.executable, RUN_PY, "--task=loan_none", "--preset=smoke",
+                           "--rounds=500", "--no_progress", "--workers=2",
+                           f"--output_dir={out}"],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  deadline = time.monotonic() + 120
+  workers = []
+  while len(workers) < 2 and time.monotonic() < deadline and proc.poll() is None:
+    workers = worker_children(proc.pid)
+    time.sleep(0.2)
+  assert len(workers) == 2, f"the run started workers {workers}"
+  while len(read_metrics(str(out))) < 2 and time.monotonic() < deadline:
+    time.sleep(0.2)
+  victim = sorted(workers)[1]
+  os.kill(victim, signal.SIGKILL)
+  killed_at = time.monotonic()
+  try:
+    _, stderr = proc.communicate(timeout=60)
+  except subprocess.TimeoutExpired:
+    proc.kill()
+    _, stderr = proc.communicate()
+    pytest.fail(f"the run did not stop within 60 s of its worker's death; stderr: {stderr[-2000:]}")
+  assert time.monotonic() - killed_at < 60
+  assert proc.returncode == 1, stderr[-2000:]
+  assert "Traceback" not in stderr, stderr[-3000:]
+  error_lines = [line for line in stderr.splitlines() if line.startswith("run.py: error")]
+  assert len(error_lines) == 1, stderr[-2000:]
+  assert f"pid {victim}" in error_lines[0] and "exited with code -9" in error_lines[0]
+  assert "metrics.csv" in error_lines[0]
+  for pid in workers:
+    end = time.monotonic() + 10
+    while process_alive(pid) and time.monotonic() < end:
+      time.sleep(0.1)
+    assert not process_alive(pid), f"worker {pid} outlived the run"
+  rows = read_metrics(str(out))
+  assert len(rows) >= 2
+
+
+def unused_port() -> int:
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    return s.getsockname()[1]
+
+
+def test_a_remote_address_that_does_not_answer_is_a_clear_error_in_time():
+  port = unused_port()
+  start = time.monotonic()
+  with pytest.raises(RuntimeError, match=rf"localhost:{port}\) did not answer within 2 s"):
+    ManagedTffRuntime(workers=[f"localhost:{port}"], connect_timeout_s=2).start()
+  assert time.monotonic() - start < 10
+
+
+def test_remote_workers_run_computations_and_stop_on_sigterm():
+  """Two ``python -m tff_residual.worker`` processes, used by address; SIGTERM
+  stops each and its worker binary, exit code 0."""
+  ports = [unused_port(), unused_port()]
+  servers = [subprocess.Popen([sys.executable, "-m", "tff_residual.worker", f"--port={p}"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+             for p in ports]
+  try:
+    @tff.federated_computation(tff.FederatedType(np.float32, tff.CLIENTS))
+    def total(x):
+      return tff.federated_sum(x)
+
+    with ManagedTffRuntime(workers=[f"localhost:{p}" for p in ports]) as runtime:
+      assert runtime.pids == []  # nothing of ours to stop
+      assert total([1.0, 2.0, 3.0, 4.0, 5.0]) == 15.0
+      factory = tff_residual.CoordinateMedianFactory()
+      process = factory.create(tff.TensorType(np.float32, [3]))
+      values = [np.full(3, v, np.float32) for v in (1, 2, 50, 3, 4)]
+      output = process.next(process.initialize(), values)
+      np.testing.assert_allclose(output.result, [3, 3, 3])
+    binaries = [worker_children(server.pid) for server in servers]
+    assert all(len(b) == 1 for b in binaries), binaries
+    for server in servers:
+      server.send_signal(signal.SIGTERM)
+    for server, binary in zip(servers, binaries):
+      _, stderr = server.communicate(timeout=20)
+      assert server.returncode == 0, stderr
+      assert "stopped by SIGTERM" in stderr
+      assert not process_alive(binary[0])
+  finally:
+    for server in servers:
+      if server.poll() is None:
+        server.kill()
+        server.wait()
