@@ -74,7 +74,7 @@ def bench_task(cli, task: str, names: list[str], follow: str, warmup_rounds: int
              "aggregate": {name: [] for name in names}, "shared": []}
   num_workers, addresses = cli.parse_workers(args.workers)  # --workers, as for run.py
   timings["workers"] = args.workers
-  with managed_tff_runtime(num_workers=num_workers, workers=addresses):
+  with managed_tff_runtime(num_workers=num_workers, workers=addresses) as runtime:
     experiment = Experiment(config, data, model_spec, attack, prepared.federation)
     processes, states = {}, {}
     for name in names:
@@ -108,7 +108,15 @@ def bench_task(cli, task: str, names: list[str], follow: str, warmup_rounds: int
       shared += time.perf_counter() - start
       if round_index >= warmup_rounds:
         timings["shared"].append(shared)
+    timings["worker_peak_mib"] = [peak_mib(pid) for pid in runtime.pids]
   return timings
+
+
+def peak_mib(pid: int) -> float:
+  """The RSS high-water mark (VmHWM) of process ``pid``, in MiB."""
+  with open(f"/proc/{pid}/status") as status:
+    line = next(line for line in status if line.startswith("VmHWM:"))
+  return int(line.split()[1]) / 1024
 
 
 def table(all_timings: list[dict], names: list[str]) -> list[str]:
