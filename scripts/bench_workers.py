@@ -12,7 +12,9 @@ drift on the machine falls on both:
   1 / the median round. Peak memory is each worker's RSS high-water mark (VmHWM)
   at the end of the part.
 * **Aggregation alone at ResNet-18 size** (the 62 tensors, 11.2 M floats) and
-  K = 10 random client values: ``next`` of FedAvg and residual reweighting.
+  K = 10 random client values: ``next`` of FedAvg and residual reweighting, on 1
+  and 2 workers and in process (``--aggregation=in_process``: the same server
+  step, eager in Python).
 
     .venv/bin/python scripts/bench_workers.py                  # about 15 min on 2 cores
     .venv/bin/python scripts/bench_workers.py --quick          # smoke preset, about 3 min
@@ -82,19 +84,31 @@ def bench_resnet_aggregation(repeats: int, num_clients: int, seed: int) -> dict[
     num_attackers = 0
     participants_per_round = num_clients
 
+  from tff_residual.simulation.in_process import InProcessFactory
+
+  def timed_next(process) -> float:
+    state = process.initialize()
+    process.next(state, values, [1.0] * num_clients)  # warm-up: tracing, first calls
+    start = time.perf_counter()
+    process.next(state, values, [1.0] * num_clients)
+    return time.perf_counter() - start
+
   cells = {}
   for workers in worker_order(repeats):
     with ManagedTffRuntime(num_workers=workers) as runtime:
       cell = cells.setdefault(workers, {"next": {n: [] for n in AGGREGATORS}, "peak": 0.0})
       for name in AGGREGATORS:
-        process = table.build_factory(name, Config()).create(value_type,
-                                                             tff.TensorType(np.float32))
-        state = process.initialize()
-        process.next(state, values, [1.0] * num_clients)  # warm-up: tracing, first calls
-        start = time.perf_counter()
-        process.next(state, values, [1.0] * num_clients)
-        cell["next"][name].append(time.perf_counter() - start)
+        factory = table.build_factory(name, Config())
+        cell["next"][name].append(timed_next(factory.create(value_type,
+                                                            tff.TensorType(np.float32))))
       cell["peak"] = max(cell["peak"], *map(bench_round.peak_mib, runtime.pids))
+      if workers == 1:  # --aggregation=in_process: the same step, eager, in this process
+        cell = cells.setdefault("in process", {"next": {n: [] for n in AGGREGATORS},
+                                               "peak": float("nan")})
+        for name in AGGREGATORS:
+          factory = InProcessFactory(table.build_factory(name, Config()))
+          cell["next"][name].append(timed_next(factory.create(value_type,
+                                                              tff.TensorType(np.float32))))
   return cells
 
 
@@ -121,16 +135,16 @@ def round_table(results: list[tuple[str, dict]]) -> list[str]:
 
 
 def resnet_table(cells: dict, num_clients: int) -> list[str]:
-  lines = [f"| ResNet-18 values (11.2 M floats), K = {num_clients} | workers | fedavg next | "
+  lines = [f"| ResNet-18 values (11.2 M floats), K = {num_clients} | TFF workers | fedavg next | "
            "residual next | residual vs 1 worker | peak RSS per worker |",
            "|---|---|---|---|---|---|"]
-  base = None
-  for workers in sorted(cells):
+  base = _median(cells[1]["next"]["residual"])
+  for workers in sorted(cells, key=lambda w: (isinstance(w, str), str(w))):
     cell = cells[workers]
     residual = _median(cell["next"]["residual"])
-    base = base or residual
+    peak = "(Python process)" if cell["peak"] != cell["peak"] else f"{cell['peak']:.0f} MiB"
     lines.append(f"| | {workers} | {_median(cell['next']['fedavg']):.2f} s | {residual:.2f} s | "
-                 f"{base / residual:.2f}x | {cell['peak']:.0f} MiB |")
+                 f"{base / residual:.2f}x | {peak} |")
   return lines
 
 

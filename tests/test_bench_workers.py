@@ -29,6 +29,9 @@ def test_round_table_rates_are_one_over_the_median_round_against_one_worker():
 
 def test_resnet_table_speedup_is_one_worker_over_n():
   cells = {1: {"next": {"fedavg": [7.0], "residual": [20.0, 22.0, 21.0]}, "peak": 9000.0},
-           2: {"next": {"fedavg": [14.0], "residual": [84.0]}, "peak": 11000.0}}
+           2: {"next": {"fedavg": [14.0], "residual": [84.0]}, "peak": 11000.0},
+           "in process": {"next": {"fedavg": [1.0], "residual": [4.2]}, "peak": float("nan")}}
   lines = bench_workers.resnet_table(cells, 10)
   assert lines[3].split("|")[5].strip() == "0.25x" and "21.00 s" in lines[2]
+  assert [c.strip() for c in lines[4].split("|")[2:7]] == [
+      "in process", "1.00 s", "4.20 s", "5.00x", "(Python process)"]

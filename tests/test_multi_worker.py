@@ -149,18 +149,23 @@ def test_two_workers_write_the_metrics_of_one(tmp_path):
   from tff_residual import cli
   for workers in ("1", "2"):
     assert cli.main([*SMOKE, f"--workers={workers}", f"--output_dir={tmp_path / workers}"]) == 0
-  one, two = read_metrics(str(tmp_path / "1")), read_metrics(str(tmp_path / "2"))
-  assert len(one) == len(two) > 0
-  for row_one, row_two in zip(one, two):
-    for column in row_one:
+  assert_same_metrics(tmp_path / "1", tmp_path / "2")
+
+
+def assert_same_metrics(first_dir, second_dir, tolerance=1e-6):
+  """metrics.csv of two runs equal row by row, to ``tolerance``, but the timings."""
+  first, second = read_metrics(str(first_dir)), read_metrics(str(second_dir))
+  assert len(first) == len(second) > 0
+  for row_first, row_second in zip(first, second):
+    for column in row_first:
       if column in TIMING_COLUMNS or column == "clean_round_seconds":
         continue
       try:
-        a, b = float(row_one[column]), float(row_two[column])
+        a, b = float(row_first[column]), float(row_second[column])
       except ValueError:
-        assert row_one[column] == row_two[column], column
+        assert row_first[column] == row_second[column], column
         continue
-      assert (a != a and b != b) or abs(a - b) <= 1e-6, (column, row_one["round"], a, b)
+      assert (a != a and b != b) or abs(a - b) <= tolerance, (column, row_first["round"], a, b)
 
 
 def test_bad_workers_flag_is_a_one_line_error():

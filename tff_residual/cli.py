@@ -162,6 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
                            "or host:port,... of workers started with `python -m "
                            "tff_residual.worker --port P`; each round's clients are split "
                            "across them, with the same results")
+  parser.add_argument("--aggregation", default="tff", choices=("tff", "in_process"),
+                      help="where each round's aggregation runs: in TFF's worker (tff, the "
+                           "CPU: TFF 0.87's worker is CPU-only), or eagerly in this process "
+                           "(in_process: TensorFlow's placement, the GPU when present); the "
+                           "same results")
   group = parser.add_argument_group("settings (defaults from the preset)")
   for name, kind, text in SETTINGS:
     group.add_argument(f"--{name}", type=kind, default=None, help=text)
@@ -222,7 +227,8 @@ def main(argv=None) -> int:
     prepared = runner.prepare(config, family)
     output_dir = args.output_dir or runner.default_output_dir(config.task)
     runner.run(prepared, output_dir, progress=not args.no_progress,
-               runtime_options=dict(num_workers=num_workers, workers=addresses))
+               runtime_options=dict(num_workers=num_workers, workers=addresses),
+               aggregation=args.aggregation)
   except (ConfigError, DataError, FileExistsError) as error:
     print(f"run.py: error: {error}", file=sys.stderr)
     return 2

@@ -80,6 +80,80 @@ def _signature_from_config(config_class, extra=()) -> inspect.Signature:
   return inspect.Signature(parameters)
 
 
+class ServerStep:
+  """The server's part of a round, in TF ops: the method's kernel on the stacked
+  client values (a ``[K, N]`` matrix when the model travels as one vector, else
+  one ``[K, *shape]`` stack per tensor), with the state of a stateful method.
+
+  The factory runs it inside a TFF computation after the gather; the simulation's
+  in-process aggregation (``simulation/in_process.py``) runs the same step
+  eagerly on the same stack, so both paths compute one thing.
+  """
+
+  def __init__(self, resolved: registry.Resolved, kernel: registry.Kernel,
+               value_type: tff.types.Type):
+    self.resolved, self.kernel, self.value_type = resolved, kernel, value_type
+    self.leaf_types = structure.flatten(value_type)
+    self.sizes = gather_lib.leaf_sizes(value_type)
+    # Two or more tensors of one dtype travel as one vector per client (gather_flat);
+    # a single tensor, or tensors of mixed dtypes, are stacked tensor by tensor.
+    self.vector_type = gather_lib.flat_type(value_type)
+    self.one_matrix = kernel_gets_one_matrix(resolved, value_type)
+    if self.vector_type is None:
+      self.stacked_value_type = gather_lib.stacked_type(value_type)
+    else:
+      self.stacked_value_type = tff.TensorType(self.vector_type.dtype,
+                                               [None, self.vector_type.shape[0]])
+    # The state of a stateful method: the previous aggregate as the kernel sees
+    # it (one [N] vector, or one [n_t] vector per tensor), and whether it exists.
+    if self.one_matrix:
+      self.center_types = (tff.TensorType(self.vector_type.dtype, [self.vector_type.shape[0]]),)
+    else:
+      self.center_types = tuple(tff.TensorType(leaf.dtype, [size])
+                                for leaf, size in zip(self.leaf_types, self.sizes))
+    self.state_type = (tff.types.to_type((self.center_types, tff.TensorType(np.bool_)))
+                       if resolved.stateful else tff.types.StructType([]))
+
+  def initial_state(self):
+    """The state before the first round: no centre yet (or ``()``)."""
+    if not self.resolved.stateful:
+      return ()
+    return (tuple(tf.zeros(t.shape, t.dtype) for t in self.center_types), tf.constant(False))
+
+  def kernel_inputs(self, stack) -> list:
+    """The kernel's [K, n] matrices: the [K, N] stack whole for a coordinatewise
+    kernel, else one per tensor."""
+    if self.vector_type is None:
+      leaves = gather_lib.flatten(stack)
+      num_clients = tf.shape(leaves[0])[0]
+      return [tf.reshape(leaf, [num_clients, -1]) for leaf in leaves]
+    return [stack] if self.one_matrix else tf.split(stack, self.sizes, axis=1)
+
+  def __call__(self, stack, weights, state):
+    """(result leaves in ``structure.flatten`` order, measurements, new state)."""
+    inputs = self.kernel_inputs(stack)
+    if self.resolved.stateful:
+      centers, has_center = list(state[0]), state[1]
+      output = self.kernel(inputs, weights, center=centers, has_center=has_center)
+      everyone_dropped = tf.equal(output.num_dropped_clients, tf.shape(inputs[0])[0])
+      new_state = (tuple(tf.where(everyone_dropped, old, new)
+                         for old, new in zip(centers, output.aggregate)),
+                   tf.logical_or(has_center, tf.logical_not(everyone_dropped)))
+    else:
+      output = self.kernel(inputs, weights)
+      new_state = ()
+    aggregate = output.aggregate
+    if self.one_matrix:
+      aggregate = tf.split(aggregate[0], self.sizes)
+    result = [tf.reshape(a, leaf.shape) for a, leaf in zip(aggregate, self.leaf_types)]
+    measurements = collections.OrderedDict(
+        client_weights=tf.cast(output.client_weights, tf.float32),
+        corrected_fraction=tf.cast(output.corrected_fraction, tf.float32),
+        num_dropped_clients=tf.cast(output.num_dropped_clients, tf.int32))
+    measurements.update(output.extra)
+    return result, measurements, new_state
+
+
 class RobustAggregationFactory(tff.aggregators.WeightedAggregationFactory,
                                tff.aggregators.UnweightedAggregationFactory):
   """An aggregation process that runs a method's kernel at the server.
@@ -151,58 +225,13 @@ class RobustAggregationFactory(tff.aggregators.WeightedAggregationFactory,
       if not (isinstance(weight_type, tff.TensorType) and np.issubdtype(weight_type.dtype, np.floating)
               and tuple(weight_type.shape) == ()):
         raise TypeError(f"weight_type must be a float scalar, got {weight_type}.")
-    kernel = self._kernel
+    step = ServerStep(self._resolved, self._kernel, value_type)
     resolved = self._resolved
-    one_matrix = kernel_gets_one_matrix(resolved, value_type)
-    leaf_types = structure.flatten(value_type)
-    sizes = gather_lib.leaf_sizes(value_type)
-    # Two or more tensors of one dtype travel as one vector per client (gather_flat);
-    # a single tensor, or tensors of mixed dtypes, are stacked tensor by tensor.
-    vector_type = gather_lib.flat_type(value_type)
-    if vector_type is None:
-      stacked_value_type = gather_lib.stacked_type(value_type)
-    else:
-      stacked_value_type = tff.TensorType(vector_type.dtype, [None, vector_type.shape[0]])
-    # The state of a stateful method: the previous aggregate as the kernel sees
-    # it (one [N] vector, or one [n_t] vector per tensor), and whether it exists.
-    if one_matrix:
-      center_types = (tff.TensorType(vector_type.dtype, [vector_type.shape[0]]),)
-    else:
-      center_types = tuple(tff.TensorType(leaf.dtype, [size])
-                           for leaf, size in zip(leaf_types, sizes))
-    server_state_type = (tff.types.to_type((center_types, tff.TensorType(np.bool_)))
-                         if resolved.stateful else tff.types.StructType([]))
-
-    def kernel_inputs(stack) -> list:
-      """The kernel's [K, n] matrices: the [K, N] stack whole for a coordinatewise
-      kernel, else one per tensor."""
-      if vector_type is None:
-        leaves = gather_lib.flatten(stack)
-        num_clients = tf.shape(leaves[0])[0]
-        return [tf.reshape(leaf, [num_clients, -1]) for leaf in leaves]
-      return [stack] if one_matrix else tf.split(stack, sizes, axis=1)
+    stacked_value_type, vector_type = step.stacked_value_type, step.vector_type
+    server_state_type = step.state_type
 
     def run_kernel(stack, weights, state):
-      inputs = kernel_inputs(stack)
-      if resolved.stateful:
-        centers, has_center = list(state[0]), state[1]
-        output = kernel(inputs, weights, center=centers, has_center=has_center)
-        everyone_dropped = tf.equal(output.num_dropped_clients, tf.shape(inputs[0])[0])
-        new_state = (tuple(tf.where(everyone_dropped, old, new)
-                           for old, new in zip(centers, output.aggregate)),
-                     tf.logical_or(has_center, tf.logical_not(everyone_dropped)))
-      else:
-        output = kernel(inputs, weights)
-        new_state = ()
-      aggregate = output.aggregate
-      if one_matrix:
-        aggregate = tf.split(aggregate[0], sizes)
-      result = [tf.reshape(a, leaf.shape) for a, leaf in zip(aggregate, leaf_types)]
-      measurements = collections.OrderedDict(
-          client_weights=tf.cast(output.client_weights, tf.float32),
-          corrected_fraction=tf.cast(output.corrected_fraction, tf.float32),
-          num_dropped_clients=tf.cast(output.num_dropped_clients, tf.int32))
-      measurements.update(output.extra)
+      result, measurements, new_state = step(stack, weights, state)
       if resolved.stateful:
         return pack_as(value_type, result), measurements, new_state
       return pack_as(value_type, result), measurements
@@ -231,7 +260,7 @@ class RobustAggregationFactory(tff.aggregators.WeightedAggregationFactory,
     if resolved.stateful:
       @tff.tensorflow.computation
       def initial_state():
-        return (tuple(tf.zeros(t.shape, t.dtype) for t in center_types), tf.constant(False))
+        return step.initial_state()
 
       @tff.federated_computation()
       def init_fn():

@@ -138,11 +138,13 @@ class RuntimeFailure(RuntimeError):
 
 def run(prepared: Prepared, output_dir: str, progress: bool = True,
         out: Callable[[str], None] = print,
-        runtime_options: dict | None = None) -> dict[str, Any]:
+        runtime_options: dict | None = None, aggregation: str = "tff") -> dict[str, Any]:
   """Runs every aggregator; writes the outputs; returns the summary.
 
   ``runtime_options`` go to ``managed_tff_runtime`` (``num_workers``,
-  ``workers``); the results do not depend on them. A worker that dies or does
+  ``workers``); ``aggregation="in_process"`` runs each round's aggregation
+  eagerly in this process (``in_process.InProcessFactory``) instead of in TFF's
+  worker. The results depend on neither. A worker that dies or does
   not answer ends the run with ``RuntimeFailure`` (one line, naming it); the
   finished rounds stay in metrics.csv."""
   import tensorflow as tf  # noqa: F401  (TF and TFF start here)
@@ -162,7 +164,8 @@ def run(prepared: Prepared, output_dir: str, progress: bool = True,
     raise RuntimeFailure(str(error)) from None
   with runtime:
     try:
-      results = _run_aggregators(prepared, model_spec, attack, outputs, progress, out)
+      results = _run_aggregators(prepared, model_spec, attack, outputs, progress, out,
+                                 aggregation)
     except WorkerLostError as error:
       raise RuntimeFailure(str(error)) from None
   summary = {
@@ -183,15 +186,20 @@ def run(prepared: Prepared, output_dir: str, progress: bool = True,
 
 
 def _run_aggregators(prepared: Prepared, model_spec, attack, outputs, progress: bool,
-                     out: Callable[[str], None]) -> list[dict[str, Any]]:
+                     out: Callable[[str], None], aggregation: str) -> list[dict[str, Any]]:
   """Each aggregator's rounds on the installed runtime; its summary row each."""
   from tff_residual.simulation import aggregators as aggregator_table
   from tff_residual.simulation.experiment import Experiment
+  from tff_residual.simulation.in_process import InProcessFactory
+  if aggregation not in ("tff", "in_process"):
+    raise ConfigError(f"aggregation must be tff or in_process, got {aggregation!r}")
   config = prepared.config
   experiment = Experiment(config, prepared.data, model_spec, attack, prepared.federation)
   results = []
   for name in config.aggregators:
     factory = aggregator_table.build_factory(name, config)
+    if aggregation == "in_process":
+      factory = InProcessFactory(factory)
     bar = _progress_bar(name, config.rounds) if progress else None
 
     def on_round(row, bar=bar):
