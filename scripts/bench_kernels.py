@@ -101,19 +101,26 @@ def _factory(name: str, k: int):
   return RobustAggregationFactory(method, **params, **kernel_params(method, k))
 
 
-def _enter_tff_runtime() -> int:
-  """Enters an owned TFF runtime for the rest of this process; returns its worker's PID."""
+TFF_WORKERS = "1"
+"""``--workers`` of the TFF cells (as for experiments/run.py)."""
+
+
+def _enter_tff_runtime() -> list[int]:
+  """Enters an owned TFF runtime (``TFF_WORKERS`` workers) for the rest of this
+  process; returns its workers' PIDs."""
+  from tff_residual import cli
   from tff_residual.simulation.runtime import managed_tff_runtime
-  runtime = managed_tff_runtime()
+  num_workers, addresses = cli.parse_workers(TFF_WORKERS)
+  runtime = managed_tff_runtime(num_workers=num_workers, workers=addresses)
   runtime.__enter__()
-  return runtime.pid
+  return runtime.pids
 
 
 def tff_call(name: str, values: list):
   """The kernel's TFF factory on the same values: one ``next`` with K clients.
 
   "tf.reduce_mean" stands for TFF's own ``UnweightedMeanFactory``. Returns the
-  call and the PID of the owned TFF worker (the runtime lives as long as the process).
+  call and the PIDs of the owned TFF workers (the runtime lives as long as the process).
   """
   import tensorflow_federated as tff
   worker = _enter_tff_runtime()
@@ -131,7 +138,7 @@ def tff_server_step(name: str, values: list):
 
   Returns a call that sends the stack to the worker, runs the kernel there once
   and returns the seconds between ``tf.timestamp()`` ops placed after the input
-  and after every output; and the worker's PID.
+  and after every output; and the workers' PIDs.
   """
   import tensorflow_federated as tff
   worker = _enter_tff_runtime()
@@ -171,8 +178,8 @@ def measure(name: str, size: str, k: int, repeats: int, budget: float, seed: int
             for i, n in enumerate(model_shapes(size))]
   pids = ["self"]
   if path in ("tff", "tff_server"):
-    call, worker = (tff_call if path == "tff" else tff_server_step)(name, values)
-    pids.append(str(worker))
+    call, workers = (tff_call if path == "tff" else tff_server_step)(name, values)
+    pids += [str(pid) for pid in workers]
   elif name == "tf.reduce_mean":
     mean_fn = tf.function(lambda xs: [tf.reduce_mean(x, axis=0) for x in xs])
     call = lambda: [a.numpy() for a in mean_fn(values)]
@@ -202,7 +209,7 @@ def measure(name: str, size: str, k: int, repeats: int, budget: float, seed: int
 def run_isolated(name: str, n: str, k: int, args, path: str = "eager") -> dict:
   command = [sys.executable, os.path.abspath(__file__), "--worker", name, "--sizes", str(n),
              "--clients", str(k), "--repeats", str(args.repeats), "--budget", str(args.budget),
-             "--seed", str(args.seed), "--worker_path", path]
+             "--seed", str(args.seed), "--worker_path", path, "--workers", args.workers]
   proc = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
   if proc.returncode != 0:
     raise RuntimeError(f"{name} N={n} K={k} failed:\n{proc.stderr[-2000:]}")
@@ -223,9 +230,14 @@ def main():
   parser.add_argument("--tff", default="",
                       help="comma-separated kernels also measured through their TFF factory "
                            "(one AggregationProcess.next on the same values)")
+  parser.add_argument("--workers", default="1",
+                      help="TFF workers of the --tff cells: N local, or host:port,... (as "
+                           "experiments/run.py --workers)")
   parser.add_argument("--worker", help=argparse.SUPPRESS)
   parser.add_argument("--worker_path", default="eager", help=argparse.SUPPRESS)
   args = parser.parse_args()
+  global TFF_WORKERS
+  TFF_WORKERS = args.workers
   if args.worker:
     print(json.dumps(measure(args.worker, args.sizes, int(args.clients), args.repeats,
                              args.budget, args.seed, args.worker_path)))
@@ -250,7 +262,8 @@ def main():
            else "each cell in a fresh process")
   print(f"machine: {platform.machine()}, {os.cpu_count()} cores, TF {tf.__version__}, "
         f"float32, median of {args.repeats} runs after 1 warm-up run; {where}; peak MB = RSS "
-        f"high-water mark of the timed runs minus RSS with the input [K, N] held")
+        f"high-water mark of the timed runs minus RSS with the input [K, N] held; TFF cells "
+        f"on {args.workers} worker(s)")
   header = f"| {'N':>9} | {'K':>4} | {'kernel':<28} | {'seconds':>9} | {'x mean':>8} | {'peak MB':>8} |"
   print(header)
   print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
