@@ -141,7 +141,7 @@ def repeated_median_paper(models: np.ndarray) -> np.ndarray:
 
 
 def foolsgold_weights(features: np.ndarray) -> np.ndarray:
-  """FoolsGold's wv (reference_protocol §2.1), rows = clients."""
+  """FoolsGold's wv (docs/reference_differences.md §2.1), rows = clients."""
   n = features.shape[0]
   norms = np.linalg.norm(features, axis=1)
   norms[norms == 0] = 1.0

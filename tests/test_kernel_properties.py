@@ -55,7 +55,7 @@ def test_float64_and_float32_keep_dtype(method):
 
 
 def test_scaled_attacker_gets_under_one_percent():
-  # reference_protocol §1.2 "Scaled attacker": 9 honest g + N(0, 0.01^2), one g + 100 N(0, 0.01^2).
+  # docs/reference_differences.md §1.2 "Scaled attacker": 9 honest g + N(0, 0.01^2), one g + 100 N(0, 0.01^2).
   rng = np.random.default_rng(14)
   g = rng.normal(size=3000)
   honest = g + rng.normal(size=(9, 3000)) * 0.01

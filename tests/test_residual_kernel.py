@@ -1,5 +1,5 @@
 """Residual reweighting kernel vs. the loop-per-coordinate NumPy oracle and the
-worked numbers of reference_protocol §1.2."""
+worked numbers of docs/reference_differences.md §1.2."""
 
 import itertools
 
@@ -52,7 +52,7 @@ def test_float32_matches_oracle(variant):
 
 
 def test_leverage_matches_reference_table_for_k10():
-  # reference_protocol §1.2, "Useful constants for K = 10".
+  # docs/reference_differences.md §1.2, "Useful constants for K = 10".
   h_code = [.3455, .2485, .1758, .1273, .1030, .1030, .1273, .1758, .2485, .3455]
   h_paper = [0, .0035, .0140, .0316, .0561, .0877, .1263, .1719, .2246, .2842]
   s_code = [.8090, .8669, .9079, .9342, .9471, .9471, .9342, .9079, .8669, .8090]
@@ -66,7 +66,7 @@ def test_leverage_matches_reference_table_for_k10():
     (0, 1.669, 16.7), (1, 1.788, 17.9), (2, 1.873, 18.7), (3, 1.927, 19.3), (4, 1.954, 19.5),
     (9, 1.669, 16.7)])
 def test_confidence_thresholds_match_reference_table_for_k10(rank, start, replace):
-  # |r|/M where w starts < 1 and where w < delta = 0.1 (reference_protocol §1.2);
+  # |r|/M where w starts < 1 and where w < delta = 0.1 (docs/reference_differences.md §1.2);
   # tau / M = 1.4826 (1 + 5/9) = 2.3063 for M = 1.
   config = rr.ResidualReweightingConfig()
   tau = tf.constant([[2.3063 + 1e-7]], tf.float64)
@@ -96,7 +96,7 @@ def test_worked_example_k10_one_outlier():
 
 
 def test_delta_changes_corrections_not_weights():
-  # reference_protocol §1.2: the model weights do not depend on delta.
+  # docs/reference_differences.md §1.2: the model weights do not depend on delta.
   rng = np.random.default_rng(5)
   models = rng.normal(size=(10, 500))
   models[0] *= 30

@@ -29,7 +29,7 @@ def main(argv=None) -> int:
   if not 0 < args.port < 65536:
     parser.error(f"--port must be in 1-65535, got {args.port}")
 
-  from tff_residual.simulation import worker_process  # no TF import: starts in ~0.1 s
+  from tff_residual.simulation import worker_process  # no TF import: starts at once
   process = worker_process.start_worker(args.port, args.max_concurrent_computation_calls,
                                         args.log)
   stopped_by = []

@@ -10,11 +10,11 @@ A single growing stack ``[k, *shape]`` would be copied whole by every
 (count, ``NUM_SLOTS`` stacks): client i is appended to slot i mod ``NUM_SLOTS``
 and the other slots pass through uncopied, so the copies drop to about
 K^2 / (2 NUM_SLOTS); ``report`` interleaves the slots back into client order.
-Measured with a throwaway script in TFF's worker (one float tensor of 1e6 per
-client, median of 5): one stack 0.68-0.75 s at K = 10 and 3.5-3.7 s at K = 30;
-8 slots 0.49-0.61 s and 1.49-1.99 s; a ``federated_aggregate`` that only sums
-the values 0.46-0.61 s and 1.36 s. ``merge`` concatenates two partial
-accumulators in order (for runtimes that split the clients).
+With 8 slots the gather costs about what a ``federated_aggregate`` that only sums
+the values costs (BENCHMARKS.md, "Design measurements"). ``merge`` concatenates
+two partial accumulators, first then second: with several workers
+(``managed_tff_runtime(num_workers=N)``) the blocks of clients are merged in
+block order (``simulation/ordered_merge.py``), so the stack stays in client order.
 
 ``gather_flat`` first concatenates each client's tensors into one vector (one
 small computation per client), so the accumulator holds one tensor per slot
@@ -67,7 +67,7 @@ NUM_SLOTS = 8
 """Stacks in the gather's accumulator (see the module docstring)."""
 SMALL_VALUE_ELEMENTS = 1024
 """Values with at most this many elements (e.g. the clients' weights) keep one
-stack: their copies cost microseconds, the 8-way branch ~0.8 s to build."""
+stack: their copies are cheap, and the 8-way branch is slow to build."""
 
 
 def leaf_sizes(value_type: tff.types.Type) -> list[int]:

@@ -11,10 +11,8 @@ is one. A model of two or more
 tensors of one dtype travels as one vector per client (``gather.gather_flat``):
 the server gets one ``[K, N]`` matrix, which a coordinatewise kernel
 (``registry.Method.coordinatewise``) takes whole and FoolsGold as one matrix per
-tensor. Against gathering the 62 tensors of ResNet-18 one by one (K = 10,
-weighted, throwaway A/B script, one run each, BENCHMARKS.md): creating the
-process 44.27 s -> 7.53 s, its first call 63.18 s -> 27.32 s, later calls
-19.75 s -> 19.43 s (median of 3).
+tensor: TFF builds, sends and runs far smaller graphs than for one gather per
+tensor (BENCHMARKS.md, "Design measurements").
 
 Measurements (an ``OrderedDict``, in the round's client order):
   client_weights:      float32 [K], each client's share of the aggregate,

@@ -2,7 +2,7 @@
 
 Every aggregator in this package works coordinate by coordinate, so the
 coordinates of a ``[K, n]`` matrix can be processed in chunks of columns without
-changing any per-coordinate result (reference_protocol §1.1 step 5). Only the
+changing any per-coordinate result (docs/reference_differences.md §1.1 step 5). Only the
 per-client sums accumulated across chunks see a different summation order.
 """
 
@@ -23,10 +23,9 @@ input itself): one chunk at a time in ``map_coordinate_chunks``,
 FIXED_WIDTH_CHUNKS_IN_FLIGHT = 2
 """Chunks of ``map_fixed_width_chunks`` computed at once (the while loop's
 ``parallel_iterations``). Its chunks are a few thousand columns, too small for
-one op to keep both cores of this machine busy; two in flight took the residual
-kernel at N = 1e6, K = 10 from 0.47-0.52 s to 0.35 s inside TFF's worker and at
-K = 30 (eager, XLA) from 1.86-2.14 s to 1.33 s; four were slower than two
-(throwaway scripts, BENCHMARKS.md). ``residual_fused.chunk_width`` sizes its
+one op to keep both cores of this machine busy; two in flight were faster than
+one, and four slower than two (BENCHMARKS.md, "Design measurements").
+``residual_fused.chunk_width`` sizes its
 chunks for this many under the memory budget; the counting L-estimators' fixed
 8192-column chunks stay a few MB each."""
 

@@ -1,5 +1,5 @@
 """FoolsGold (Fung, Yoon, Beschastnikh, 2018) as the authors' code runs it
-(reference_protocol §2.1).
+(docs/reference_differences.md §2.1).
 
 Per client c a similarity feature f_c (by default the second-to-last tensor of
 the update, the final dense layer's kernel, as in the reference) is compared:

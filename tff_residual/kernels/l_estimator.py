@@ -23,9 +23,8 @@ from tff_residual.kernels.order_statistics import counted_ranks, sort_with_ranks
 
 COUNTING_MAX_CLIENTS = 128
 """Up to this many clients the ranks are counted (K^2 comparisons, fused by XLA,
-``order_statistics.counted_ranks``); more clients are sorted (K log K).
-bench_kernels.py at N = 1e6 on 2 cores: median 0.35 s at K = 30 and 3.3 s at
-K = 100 by counting, against 2.6 s and 9.8 s sorting (BENCHMARKS.md)."""
+``order_statistics.counted_ranks``); more clients are sorted (K log K). Counting
+was faster up to K = 100 in bench_kernels.py (BENCHMARKS.md, "Design measurements")."""
 COUNTING_CHUNK_WIDTH = 8192
 """Coordinates per XLA call of the counting path (fixed, so it compiles once per K)."""
 

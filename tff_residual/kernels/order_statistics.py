@@ -1,7 +1,7 @@
 """Order statistics along the last axis, for any (also dynamic) length.
 
 The median of an even count is the mean of the two middle values, as in the
-authors' ``median_opt`` (reference_protocol §1, notation); it is *not* the lower
+authors' ``median_opt`` (docs/reference_differences.md §1, notation); it is *not* the lower
 median that ``torch.median`` returns.
 """
 

@@ -5,7 +5,7 @@ evaluated at the central rank (K-1)/2:
 
 * ``variant="reference"`` (default; the authors' ``Repeated_Median_Shard``):
   b0 = med(y) - b1 (K-1)/2, so b0 + b1 (K-1)/2 = med(y): exactly the coordinate
-  median (reference_protocol §2). Client weights and discarded shares are the
+  median (docs/reference_differences.md §2). Client weights and discarded shares are the
   median's.
 * ``variant="paper"``: slope by eq. 1 and intercept by eq. 2, so the result is
   b0 + b1 (K-1)/2 with the paper's intercept, which differs from the median.

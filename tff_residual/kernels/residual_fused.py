@@ -28,19 +28,15 @@ leaves its value unchanged. Every other step runs on the K real rows.
 An unknown K (TFF's dynamic client axis) takes the *plain-executor* path
 (``plain_chunk_statistics``), one branch per K in ``BUCKETS``: TFF's worker runs
 graphs op by op without XLA (``tests/test_runtime.py``), where the programs above
-took 1.55 s of the worker's time at N = 1e6, K = 10, the plain path 0.51-0.61 s
-one chunk at a time and 0.35 s two at a time (a throwaway script timing the kernel
-inside the worker on data made there).
+are several times slower than this path (BENCHMARKS.md, "Design measurements").
 Its ops are the ones that are cheap one at a time there (Sub, Sign, Mul,
 Minimum/Maximum, row slices; Cast, Select, Roll, Gather and thin MatMuls were
 4-10x slower per element than Minimum in a per-op trace): ranks from the signs of
 the K - 1 cyclic row differences, slopes on the same differences, and the outer
 median, med(y) and M by networks over the K rows. 13..32 clients are padded to
-the branch of 20 or 32 rows (``PADDED_BUCKETS``, ``padded_plain_chunk_statistics``):
-measured in the worker at N = 1e6 (throwaway script as above), K = 13 / 20 / 30
-took 1.53 / 1.58 / 4.50 s against 5.0 s (K = 16) and 18.9 s (K = 30) on the
-sorting path. The two padded branches added 2.0-2.3 s to creating a process and 1.4-2.5 s
-to its first call (10 clients); later calls are unchanged.
+the branch of 20 or 32 rows (``PADDED_BUCKETS``, ``padded_plain_chunk_statistics``),
+which is 3-4x faster in the worker than the sorting path and costs a few seconds of
+graph building once (BENCHMARKS.md, "Design measurements").
 """
 
 from __future__ import annotations
@@ -60,10 +56,9 @@ MAX_CLIENTS = 128
 """Most clients of the fast path when K is known while the graph is built."""
 BUCKETS = tuple(range(3, 13))
 """Client counts with a plain-executor branch, built when K is unknown while the
-graph is built (TFF's stacks). Every branch is in every TFF graph: creating the
-residual factory's process and its first call took 7.8 + 6.4 s with these 10,
-9.0 + 10.0 s with 3..16 (a small MLP, K = 10); XLA networks for every K up to 128
-had made that 37 s."""
+graph is built (TFF's stacks). Every branch is in every TFF graph, so each one
+more slows creating the process and its first call (BENCHMARKS.md, "Design
+measurements")."""
 PADDED_BUCKETS = (20, 32)
 """Network sizes B for 13..32 clients when K is unknown while the graph is built:
 the K rows are padded to the smallest B that holds them
@@ -71,8 +66,8 @@ the K rows are padded to the smallest B that holds them
 DYNAMIC_MAX_CLIENTS = PADDED_BUCKETS[-1]
 PLAIN_SLOPES_PER_CHUNK = 2**20
 """Bound on size^2 x width, the slope wires of one plain-executor chunk (4 MB of
-float32). Measured in TFF's worker at N = 1e6, K = 30 (one branch of 30 rows):
-4096 columns 5.8 s, 1024 columns 3.4 s, 512 columns 4.1 s."""
+float32): the fastest of the widths tried in TFF's worker (BENCHMARKS.md, "Design
+measurements")."""
 MAX_CHUNK_WIDTH = 4096
 """Coordinates per fused call: small enough for the working set to stay in cache."""
 BYTES_PER_COORDINATE = 32 * 4 * MAX_CLIENTS
@@ -155,9 +150,8 @@ def _ranks_and_median(values):
 
 @tf.function(jit_compile=True, autograph=False)
 def _outer_median(inner):
-  """b1 [c] = med_a inner_a (eq. 1). A program of its own: in one program with the
-  pick of med(y), XLA's code took 11 ms against 1.9 + 1.1 ms apart (K = 30, 4096
-  columns)."""
+  """b1 [c] = med_a inner_a (eq. 1). A program of its own: fused with the pick of
+  med(y), XLA's code was several times slower (BENCHMARKS.md, "Design measurements")."""
   return order_statistics.median_by_counting(inner)
 
 

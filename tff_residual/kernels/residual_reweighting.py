@@ -7,7 +7,7 @@ confidence are replaced by the line ("extreme value correction"), the
 confidences are accumulated over *all* coordinates of the model into one weight
 per client, and the aggregate is the weighted mean of the corrected models.
 
-Two variants (reference_protocol §1.3 lists every difference):
+Two variants (docs/reference_differences.md §1.3 lists every difference):
 
 ``variant="reference"`` (default) is what the authors' code computes:
   slope   b1 = med_i med_{j!=i} (y_(j) - y_(i)) / (j - i)              (eq. 1)
@@ -303,8 +303,8 @@ def residual_reweighting_valid(values: Sequence[tf.Tensor], sample_weights: tf.T
   def reweight_fused():
     width = residual_fused.chunk_width(config.chunk_size, config.memory_budget_bytes)
     # One [K, N] matrix, so one loop: every loop over a tensor would be optimised
-    # and compiled on its own (measured: ~1-3 s per tensor on the first call,
-    # 145 s for ResNet-18's 62 tensors). Costs one copy of the input.
+    # and compiled on its own (BENCHMARKS.md, "Design measurements"). Costs one
+    # copy of the input.
     sizes = [tf.shape(matrix)[1] for matrix in values]
     flat = values[0] if len(values) == 1 else tf.concat(values, axis=1)
     summed, p, fraction = residual_fused.reweighted_sum(

@@ -118,7 +118,7 @@ def select(wires: Sequence[tf.Tensor], positions: Sequence[int]) -> list[tf.Tens
   One ``Minimum`` and one ``Maximum`` op per comparator. Stacking a layer's
   comparators into one op instead makes XLA materialise every layer, 10x slower.
   In a graph, the network is imported as one GraphDef (a 128-wire median is
-  ~2,500 ops: building them one by one in Python took 4x as long, ~1.4 s).
+  ~2,500 ops, which are slow to build one by one in Python).
   """
   wires = [tf.convert_to_tensor(wire) for wire in wires]
   for position in positions:

@@ -3,7 +3,7 @@
     b = floor(beta K);  aggregate_n = mean(y_n(b), ..., y_n(K-1-b))
 the b smallest and b largest values of each coordinate are removed. Where b = 0
 (K < 1/beta) nothing is trimmed and the result is the plain mean; the reference
-code returns NaN there (reference_protocol §2, a documented deviation).
+code returns NaN there (docs/reference_differences.md §2, a documented deviation).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Who the clients are: their data (the partition) and which of them attack.
 
-Attackers (reference_protocol §3.1): with the paper's ``class_shards`` split
+Attackers (docs/reference_differences.md §3.1): with the paper's ``class_shards`` split
 and a label-flipping attack, a seeded draw among the clients holding the
 source class (the paper's "participants with images of digit 1"); otherwise
 the last ``num_attackers`` client ids, as the reference appends attackers.

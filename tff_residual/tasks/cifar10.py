@@ -5,7 +5,7 @@ x_test, y_test; e.g. ``../shared/data/cifar10/cifar10_jpeg.npz``, a JPEG-decoded
 copy) or to a ``cifar-10-batches-py`` directory; else Keras' cache
 ``~/.keras/datasets/cifar-10-batches-py`` or a prepared TFDS copy.
 
-Setup (reference_protocol §4.2): 10 participants, Dirichlet(0.9), ResNet-18,
+Setup (docs/reference_differences.md §4.2): 10 participants, Dirichlet(0.9), ResNet-18,
 random crop (padding 4) and horizontal flip for training, label flip cat (3) ->
 dog (5), backdoor target bird (2). The ``cpu`` preset uses a small CNN and
 shorter local training.

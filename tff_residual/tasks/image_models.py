@@ -5,9 +5,9 @@ per channel, as the reference's ``transforms.Normalize``.
 * ``cnn``: the paper's MNIST CNN (Table 5, reference ``SmallCNNMnist``): conv
   1->4 5x5, ReLU, max-pool 2; conv 4->8 5x5, ReLU, max-pool 2; FC 128->16,
   ReLU; FC 16->10. 3,146 parameters (for 28x28x1 input).
-* ``mlp``: FC (H W C)->64, ReLU, FC 64->classes. The ``cpu`` preset's model:
-  TF's CPU kernels run the tiny CNN at ~12 ms per batch of 64 on this class of
-  machine, the MLP at ~1 ms.
+* ``mlp``: FC (H W C)->64, ReLU, FC 64->classes. The ``cpu`` preset's model: on
+  CPU it trains about ten times faster than the tiny CNN (BENCHMARKS.md, "Design
+  measurements").
 * ``cifar_cnn``: conv 3->32, pool, conv 32->64, pool, FC ->128 -> classes; the
   ``cpu`` preset's CIFAR-10 model.
 * ``resnet18``: the reference's CIFAR-style ResNet-18 (3x3 stem, no max-pool,

@@ -28,7 +28,7 @@ _LABEL_FLIP_SETUP = dict(num_clients=100, clients_per_round=10, partition="class
                          batch_size=128, num_attackers=4)
 _BACKDOOR_SETUP = dict(num_clients=10, clients_per_round=0, partition="dirichlet", num_attackers=1)
 
-# Defaults of MNIST-like families (reference_protocol §4.1). cpu: the MLP
+# Defaults of MNIST-like families (docs/reference_differences.md §4.1). cpu: the MLP
 # (see image_models) and fewer rounds; the rest as the paper.
 DIGIT_DEFAULTS = {
     "*": {"paper": dict(model="cnn", rounds=200), "cpu": dict(model="mlp"),

