@@ -82,6 +82,39 @@ def test_map_in_order_cancels_the_rest_and_raises_the_first_failure():
   assert time.monotonic() - start < 2 and cancelled == [0]
 
 
+ARG_TYPE = tff.types.StructType([tff.FederatedType(np.float32, tff.CLIENTS),
+                                 tff.FederatedType(np.int32, tff.SERVER)])
+
+
+def test_blocks_are_contiguous_and_sized_as_tff_sizes_them():
+  assert ordered_merge.block_sizes(7, 3) == [3, 2, 2]
+  assert ordered_merge.block_sizes(7, 2) == [4, 3]
+  assert ordered_merge.block_sizes(2, 3) == [1, 1]
+  blocks = ordered_merge.split_into_blocks([[float(i) for i in range(7)], 5], ARG_TYPE, 3)
+  # A struct whose last element is at SERVER: TFF 0.87's own split gave every
+  # block the first block's clients here.
+  assert [list(b[0]) for b in blocks] == [[0.0, 1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]
+  assert [b[1] for b in blocks] == [5, 5, 5]
+  assert ordered_merge.split_into_blocks([[], 5], ARG_TYPE, 3) == [[[], 5]]
+  server_only = tff.FederatedType(np.int32, tff.SERVER)
+  assert ordered_merge.split_into_blocks(4, server_only, 2) == [4, 4]
+
+
+def test_clients_parts_of_different_lengths_are_a_clear_error():
+  two_client_parts = tff.types.StructType([tff.FederatedType(np.float32, tff.CLIENTS)] * 2)
+  with pytest.raises(ValueError, match=r"different numbers of clients: \[2, 3\]"):
+    ordered_merge.split_into_blocks([[1.0, 2.0], [1.0, 2.0, 3.0]], two_client_parts, 2)
+
+
+def test_an_argument_ending_at_server_is_split_right_on_workers(workers_runtime):
+  @tff.federated_computation(tff.FederatedType(np.float32, tff.CLIENTS),
+                             tff.FederatedType(np.float32, tff.SERVER))
+  def total(x, y):
+    return tff.federated_sum(x)
+
+  assert total([1.0, 2.0, 3.0, 4.0, 5.0], 0.0) == 15.0  # TFF 0.87's own context: 12.0
+
+
 # ------------------------------------------------------- every factory, on 2 and 3 workers
 def method_names():
   from tff_residual import cli

@@ -28,8 +28,6 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 import tensorflow_federated as tff
-from tensorflow_federated.python.common_libs import structure
-from tensorflow_federated.python.core.impl.types import type_transformations
 
 
 def stacked_type(value_type: tff.types.Type) -> tff.types.Type:
@@ -38,29 +36,29 @@ def stacked_type(value_type: tff.types.Type) -> tff.types.Type:
     if isinstance(t, tff.TensorType):
       return tff.TensorType(t.dtype, (None,) + tuple(t.shape)), True
     return t, False
-  stacked, _ = type_transformations.transform_type_postorder(value_type, add_client_axis)
+  stacked, _ = tff.types.type_transformations.transform_type_postorder(value_type, add_client_axis)
   return stacked
 
 
 def flatten(value) -> list:
-  """Leaves of a value of a TFF type in the type's order (``structure.flatten`` of
+  """Leaves of a value of a TFF type in the type's order (``tff.structure.flatten`` of
   ``value_type``), whether a Python container or a ``Struct``. Not ``tf.nest``:
   it sorts the keys of every dict, ``OrderedDict`` included, so a model
   ``OrderedDict(w=..., b=...)`` would be flattened b, w against its type's w, b."""
-  if not tf.nest.is_nested(value) and not isinstance(value, structure.Struct):
+  if not tf.nest.is_nested(value) and not isinstance(value, tff.structure.Struct):
     return [value]
-  if not isinstance(value, structure.Struct):
-    value = structure.from_container(value, recursive=True)
-  return structure.flatten(value)
+  if not isinstance(value, tff.structure.Struct):
+    value = tff.structure.from_container(value, recursive=True)
+  return tff.structure.flatten(value)
 
 
 def pack_like(template, leaves: list):
   """Inverse of ``flatten``: ``leaves`` in ``template``'s structure (a ``Struct``)."""
-  if not tf.nest.is_nested(template) and not isinstance(template, structure.Struct):
+  if not tf.nest.is_nested(template) and not isinstance(template, tff.structure.Struct):
     return leaves[0]
-  if not isinstance(template, structure.Struct):
-    template = structure.from_container(template, recursive=True)
-  return structure.pack_sequence_as(template, leaves)
+  if not isinstance(template, tff.structure.Struct):
+    template = tff.structure.from_container(template, recursive=True)
+  return tff.structure.pack_sequence_as(template, leaves)
 
 
 NUM_SLOTS = 8
@@ -71,14 +69,14 @@ stack: their copies are cheap, and the 8-way branch is slow to build."""
 
 
 def leaf_sizes(value_type: tff.types.Type) -> list[int]:
-  """Elements of each tensor of ``value_type``, in ``structure.flatten`` order."""
-  return [int(np.prod(leaf.shape)) for leaf in structure.flatten(value_type)]
+  """Elements of each tensor of ``value_type``, in ``tff.structure.flatten`` order."""
+  return [int(np.prod(leaf.shape)) for leaf in tff.structure.flatten(value_type)]
 
 
 def flat_type(value_type: tff.types.Type) -> tff.TensorType | None:
   """``T[N]`` for a structure of two or more tensors that all have dtype T (N
   elements in all); None for a single tensor or mixed dtypes."""
-  leaves = structure.flatten(value_type)
+  leaves = tff.structure.flatten(value_type)
   dtypes = {np.dtype(leaf.dtype) for leaf in leaves}
   if len(leaves) < 2 or len(dtypes) != 1:
     return None
@@ -172,7 +170,7 @@ def gather(value, value_type: tff.types.Type):
 
 def gather_flat(value, value_type: tff.types.Type):
   """Federated structure at CLIENTS -> ``[K, N]`` at SERVER, client k's row its tensors
-  flattened and concatenated in ``structure.flatten`` order (``flat_type`` must hold)."""
+  flattened and concatenated in ``tff.structure.flatten`` order (``flat_type`` must hold)."""
   vector_type = flat_type(value_type)
   if vector_type is None:
     raise ValueError(f"gather_flat needs two or more tensors of one dtype, got {value_type}.")

@@ -34,7 +34,6 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_federated as tff
 
-from tensorflow_federated.python.common_libs import structure
 
 from tff_residual.aggregators import gather as gather_lib
 from tff_residual.kernels import registry
@@ -46,7 +45,7 @@ def check_value_type(value_type: tff.types.Type) -> None:
     raise TypeError(f"value_type must be a tensor or a structure of tensors, got {value_type}.")
   if not tff.types.is_structure_of_floats(value_type):
     raise TypeError(f"value_type must contain only float tensors, got {value_type}.")
-  leaves = structure.flatten(value_type)
+  leaves = tff.structure.flatten(value_type)
   if not leaves:
     raise ValueError("value_type holds no tensors.")
   for leaf in leaves:
@@ -55,7 +54,7 @@ def check_value_type(value_type: tff.types.Type) -> None:
 
 
 def pack_as(value_type: tff.types.Type, leaves: list):
-  """``leaves`` (in ``structure.flatten`` order) as a value of ``value_type``, in its
+  """``leaves`` (in ``tff.structure.flatten`` order) as a value of ``value_type``, in its
   Python containers (``tff.learning`` checks that the result keeps them)."""
   remaining = iter(leaves)
   return tff.types.structure_from_tensor_type_tree(lambda _: next(remaining), value_type)
@@ -91,7 +90,7 @@ class ServerStep:
   def __init__(self, resolved: registry.Resolved, kernel: registry.Kernel,
                value_type: tff.types.Type):
     self.resolved, self.kernel, self.value_type = resolved, kernel, value_type
-    self.leaf_types = structure.flatten(value_type)
+    self.leaf_types = tff.structure.flatten(value_type)
     self.sizes = gather_lib.leaf_sizes(value_type)
     # Two or more tensors of one dtype travel as one vector per client (gather_flat);
     # a single tensor, or tensors of mixed dtypes, are stacked tensor by tensor.
@@ -128,7 +127,7 @@ class ServerStep:
     return [stack] if self.one_matrix else tf.split(stack, self.sizes, axis=1)
 
   def __call__(self, stack, weights, state):
-    """(result leaves in ``structure.flatten`` order, measurements, new state)."""
+    """(result leaves in ``tff.structure.flatten`` order, measurements, new state)."""
     inputs = self.kernel_inputs(stack)
     if self.resolved.stateful:
       centers, has_center = list(state[0]), state[1]

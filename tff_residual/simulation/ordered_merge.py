@@ -19,23 +19,80 @@ global order whatever the split and whichever worker finishes first. The
 subrounds still run in parallel, one per context at a time; only the merges
 wait (they are cheap: concatenations of accumulators).
 
-The module uses private parts of TFF 0.87's mergeable context (its argument
-partitioning and result repackaging), pinned by ``tests/test_multi_worker.py``.
+The argument is cut into blocks here (``split_into_blocks``), as TFF sizes them
+but without TFF 0.87's defect when a struct argument ends with a value that is not
+at CLIENTS. The private parts of TFF's mergeable context that it reuses (result
+repackaging and four attributes) come from ``tff_internals``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Awaitable, Callable, Sequence
 
-from tensorflow_federated.python.common_libs import structure
-from tensorflow_federated.python.core.backends.native import mergeable_comp_compiler
-from tensorflow_federated.python.core.impl.computation import computation_base
-from tensorflow_federated.python.core.impl.execution_contexts import (
-    mergeable_comp_execution_context as tff_mergeable)
-from tensorflow_federated.python.core.impl.types import computation_types
-from tensorflow_federated.python.core.impl.types import type_analysis
-from tensorflow_federated.python.core.impl.types import type_conversions
+import tensorflow_federated as tff
+
+from tff_residual.simulation import tff_internals
+
+def block_sizes(num_clients: int, num_blocks: int) -> list[int]:
+  """Contiguous blocks as TFF's mergeable context sizes them: ceil(rest / blocks
+  left) each, no empty block (fewer blocks than asked for when K < blocks)."""
+  sizes, rest = [], num_clients
+  for blocks_left in range(num_blocks, 0, -1):
+    size = math.ceil(rest / blocks_left)
+    if size == 0:
+      break
+    sizes.append(size)
+    rest -= size
+  return sizes
+
+
+def _split_by_clients(type_spec) -> bool:
+  return (isinstance(type_spec, tff.types.FederatedType) and type_spec.placement is tff.CLIENTS
+          and not type_spec.all_equal)
+
+
+def _client_counts(value, type_spec) -> list[int]:
+  """The lengths of every CLIENTS-placed (not all-equal) part of ``value``."""
+  if isinstance(type_spec, tff.types.StructType):
+    elements = tff.structure.iter_elements(tff.structure.from_container(value))
+    return [n for (_, v), (_, t) in zip(elements, tff.structure.iter_elements(type_spec))
+            for n in _client_counts(v, t)]
+  return [len(value)] if _split_by_clients(type_spec) else []
+
+
+def _slice_clients(value, type_spec, start: int, stop: int):
+  if isinstance(type_spec, tff.types.StructType):
+    elements = tff.structure.iter_elements(tff.structure.from_container(value))
+    return tff.structure.Struct([(name, _slice_clients(v, t, start, stop)) for (_, v), (name, t)
+                                 in zip(elements, tff.structure.iter_elements(type_spec))])
+  return value[start:stop] if _split_by_clients(type_spec) else value
+
+
+def split_into_blocks(value, type_spec, num_blocks: int) -> list:
+  """The argument of each block: the CLIENTS-placed parts cut into contiguous
+  blocks (``block_sizes``), every other part whole in each block.
+
+  Replaces TFF 0.87's own split (``MergeableCompExecutionContextValue``), which
+  takes the next block's start from the struct's *last* element: when that is not
+  CLIENTS-placed, every block gets the first block's clients (a federated_sum of
+  (x@CLIENTS, y@SERVER) over 5 clients on 2 workers returned 12 for 15).
+  """
+  counts = set(_client_counts(value, type_spec))
+  if len(counts) > 1:
+    raise ValueError(f"the CLIENTS-placed parts of the argument hold different numbers of "
+                     f"clients: {sorted(counts)}")
+  if not counts:  # no clients in the argument: every block runs the whole computation
+    return [value] * num_blocks
+  (num_clients,) = counts
+  if num_clients == 0:
+    return [value]
+  blocks, start = [], 0
+  for size in block_sizes(num_clients, num_blocks):
+    blocks.append(_slice_clients(value, type_spec, start, start + size))
+    start += size
+  return blocks
 
 
 async def map_in_order(task: Callable[[object, object], Awaitable], args: Sequence,
@@ -61,53 +118,52 @@ async def map_in_order(task: Callable[[object, object], Awaitable], args: Sequen
   return results
 
 
-async def merge_in_order(comp: tff_mergeable.MergeableCompForm, args: Sequence,
+async def merge_in_order(comp: tff.framework.MergeableCompForm, args: Sequence,
                          contexts: Sequence):
   """``up_to_merge`` of every subround, folded by ``merge`` left to right."""
   partials = await map_in_order(lambda arg, context: context.invoke(comp.up_to_merge, arg),
                                 args, contexts)
   merged = partials[0]
   for partial in partials[1:]:
-    merged = await contexts[0].invoke(comp.merge, structure.Struct.unnamed(merged, partial))
+    merged = await contexts[0].invoke(comp.merge, tff.structure.Struct.unnamed(merged, partial))
   return merged
 
 
 async def _after_merge(comp, arg, merged, context):
   return await context.invoke(comp.after_merge,
-                              merged if arg is None else structure.Struct.unnamed(arg, merged))
+                              merged if arg is None else tff.structure.Struct.unnamed(arg, merged))
 
 
-async def invoke_in_order(comp: tff_mergeable.MergeableCompForm, arg, contexts: Sequence):
-  """The whole mergeable computation; ``arg`` as TFF's context partitions it."""
-  args = arg.value() if arg is not None else [None] * len(contexts)
+async def invoke_in_order(comp: tff.framework.MergeableCompForm, args: Sequence,
+                          contexts: Sequence):
+  """The whole mergeable computation on the blocks' arguments ``args``."""
   merged = await merge_in_order(comp, args, contexts)
   result_type = comp.after_merge.type_signature.result
 
-  def server_or_unplaced(type_spec: computation_types.Type) -> bool:
-    return not isinstance(type_spec, computation_types.FederatedType) or type_spec.all_equal
+  def server_or_unplaced(type_spec: tff.types.Type) -> bool:
+    return not isinstance(type_spec, tff.types.FederatedType) or type_spec.all_equal
 
-  if type_analysis.contains_only(result_type, server_or_unplaced):  # one call is enough
+  if tff.types.contains_only(result_type, server_or_unplaced):  # one call is enough
     return await _after_merge(comp, args[0], merged, contexts[0])
   results = await map_in_order(lambda a, context: _after_merge(comp, a, merged, context),
                                args, contexts)
-  return tff_mergeable._repackage_partitioned_values(results, result_type_spec=result_type)
+  return tff_internals.repackage_partitioned_values(results, result_type)
 
 
-class OrderedMergeableContext(tff_mergeable.MergeableCompExecutionContext):
+class OrderedMergeableContext(tff.framework.MergeableCompExecutionContext):
   """``MergeableCompExecutionContext`` whose merges follow the clients' order."""
 
   def __init__(self, async_contexts: Sequence):
     super().__init__(async_contexts=async_contexts,
-                     compiler_fn=mergeable_comp_compiler.compile_to_mergeable_comp_form)
+                     compiler_fn=tff.backends.native.compile_to_mergeable_comp_form)
 
   def invoke(self, comp, arg=None):
-    if isinstance(comp, computation_base.Computation):
+    if isinstance(comp, tff.Computation):
       comp = self._compiler_pipeline.compile(comp)
-    if not isinstance(comp, tff_mergeable.MergeableCompForm):
+    if not isinstance(comp, tff.framework.MergeableCompForm):
       raise TypeError(f"expected a computation in mergeable form, got {type(comp)}")
-    if arg is not None:
-      arg = tff_mergeable.MergeableCompExecutionContextValue(
-          arg, comp.up_to_merge.type_signature.parameter, self._num_subrounds)
-    result = self._async_runner.run_coro_and_return_result(
-        invoke_in_order(comp, arg, self._async_execution_contexts))
-    return type_conversions.type_to_py_container(result, comp.after_merge.type_signature.result)
+    contexts = self._async_execution_contexts
+    args = ([None] * len(contexts) if arg is None else
+            split_into_blocks(arg, comp.up_to_merge.type_signature.parameter, self._num_subrounds))
+    result = self._async_runner.run_coro_and_return_result(invoke_in_order(comp, args, contexts))
+    return tff.types.type_to_py_container(result, comp.after_merge.type_signature.result)

@@ -39,15 +39,7 @@ from collections.abc import Callable, Sequence
 
 import grpc
 import portpicker
-from tensorflow_federated.python.core.backends.native import compiler
-from tensorflow_federated.python.core.environments.tensorflow_frontend import tensorflow_computation
-from tensorflow_federated.python.core.impl.context_stack import context_stack_impl
-from tensorflow_federated.python.core.impl.execution_contexts import async_execution_context
-from tensorflow_federated.python.core.impl.execution_contexts import sync_execution_context
-from tensorflow_federated.python.core.impl.executor_stacks import python_executor_stacks
-from tensorflow_federated.python.core.impl.executors import remote_executor
-from tensorflow_federated.python.core.impl.executors import remote_executor_grpc_stub
-from tensorflow_federated.python.core.impl.types import placements
+import tensorflow_federated as tff
 
 from tff_residual.simulation import ordered_merge
 from tff_residual.simulation.worker_process import start_worker, stop_process
@@ -55,9 +47,9 @@ from tff_residual.simulation.worker_process import start_worker, stop_process
 _READY_TIMEOUT_SECONDS = 60.0
 _LIVE_RUNTIMES: "weakref.WeakSet[ManagedTffRuntime]" = weakref.WeakSet()
 _NATIVE_CONTEXT_ARGS = dict(  # as tff.backends.native builds its contexts
-    compiler_fn=compiler.desugar_and_transform_to_native,
-    transform_args=tensorflow_computation.transform_args,
-    transform_result=tensorflow_computation.transform_result)
+    compiler_fn=tff.backends.native.desugar_and_transform_to_native,
+    transform_args=tff.tensorflow.transform_args,
+    transform_result=tff.tensorflow.transform_result)
 
 
 class WorkerLostError(RuntimeError):
@@ -72,7 +64,7 @@ _CALLS = ("get_executor", "create_value", "create_struct", "create_call", "creat
           "compute") + _DISPOSALS
 
 
-class _StoppableStub(remote_executor_grpc_stub.RemoteExecutorGrpcStub):
+class _StoppableStub(tff.framework.RemoteExecutorGrpcStub):
   """TFF's stub, for one worker: clean-up calls become no-ops once the worker is
   stopped, and a worker that died ends the run with ``WorkerLostError``.
 
@@ -254,17 +246,17 @@ class ManagedTffRuntime:
 
   def _executor_factory(self, worker: _Worker):
     def stack_fn(cardinalities):
-      if cardinalities.get(placements.CLIENTS) is None:
-        cardinalities[placements.CLIENTS] = self._default_num_clients
+      if cardinalities.get(tff.CLIENTS) is None:
+        cardinalities[tff.CLIENTS] = self._default_num_clients
       if worker.stub is None:
         raise WorkerLostError(f"{worker.name} is stopped")
       reason = worker.lost()
       if reason is not None:
         raise WorkerLostError(reason)
-      executor = remote_executor.RemoteExecutor(worker.stub)
+      executor = tff.framework.RemoteExecutor(worker.stub)
       executor.set_cardinalities(cardinalities)
       return executor
-    return python_executor_stacks.ResourceManagingExecutorFactory(executor_stack_fn=stack_fn)
+    return tff.framework.ResourceManagingExecutorFactory(executor_stack_fn=stack_fn)
 
   def start(self) -> "ManagedTffRuntime":
     """Starts the workers and installs the context (for use without ``with``)."""
@@ -279,14 +271,14 @@ class ManagedTffRuntime:
           worker.stop()
         raise
     if len(self._workers) == 1:
-      self._context = sync_execution_context.SyncExecutionContext(
+      self._context = tff.framework.SyncExecutionContext(
           executor_fn=self._executor_factory(self._workers[0]), **_NATIVE_CONTEXT_ARGS)
     else:
       self._context = ordered_merge.OrderedMergeableContext([
-          async_execution_context.AsyncExecutionContext(
+          tff.framework.AsyncExecutionContext(
               executor_fn=self._executor_factory(worker), **_NATIVE_CONTEXT_ARGS)
           for worker in self._workers])
-    self._install = context_stack_impl.context_stack.install(self._context)
+    self._install = tff.framework.get_context_stack().install(self._context)
     self._install.__enter__()
     return self
 
