@@ -34,8 +34,10 @@ def three_rounds(process, weights):
   return outputs
 
 
-CASES = [(name, weighted) for name in method_names() for weighted in (True, False)
-         if weighted or name != "fedavg"]  # TFF's MeanFactory is weighted only
+UNWEIGHTED = ("residual", "krum", "centered_clipping", "nnm+residual")
+"""The unweighted create() too, for a stateless, a selecting, the stateful and a
+wrapped method (every method is weighted above; TFF's MeanFactory is weighted only)."""
+CASES = [(name, True) for name in method_names()] + [(name, False) for name in UNWEIGHTED]
 
 
 @pytest.mark.parametrize("name,weighted", CASES,
