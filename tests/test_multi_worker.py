@@ -271,6 +271,25 @@ def test_a_remote_address_that_does_not_answer_is_a_clear_error_in_time():
   assert time.monotonic() - start < 10
 
 
+def test_a_worker_that_never_answers_ends_the_cli_with_one_line(tmp_path, monkeypatch, capsys):
+  from tff_residual import cli
+  port = unused_port()
+  monkeypatch.setattr(ManagedTffRuntime, "__init__", _with_connect_timeout(2.0))
+  assert cli.main([*SMOKE, f"--workers=localhost:{port}", f"--output_dir={tmp_path}"]) == 1
+  error = capsys.readouterr().err.strip().splitlines()[-1]
+  assert error == (f"run.py: error: TFF worker 1 of 1 (localhost:{port}) did not answer within "
+                   "2 s; is `python -m tff_residual.worker --port PORT` running there and "
+                   "reachable?")  # no rounds ran: no word of metrics.csv
+
+
+def _with_connect_timeout(seconds):
+  original = ManagedTffRuntime.__init__
+
+  def init(self, *args, **kwargs):
+    original(self, *args, **{**kwargs, "connect_timeout_s": seconds})
+  return init
+
+
 def test_remote_workers_run_computations_and_stop_on_sigterm():
   """Two ``python -m tff_residual.worker`` processes, used by address; SIGTERM
   stops each and its worker binary, exit code 0."""

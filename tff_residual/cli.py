@@ -236,8 +236,8 @@ def main(argv=None) -> int:
     print("run.py: interrupted; the rounds finished so far are in metrics.csv", file=sys.stderr)
     return 130
   except runner.RuntimeFailure as error:  # a worker died or never answered
-    print(f"run.py: error: {error}; the rounds finished so far are in metrics.csv",
-          file=sys.stderr)
+    kept = "; the rounds finished so far are in metrics.csv" if error.during_run else ""
+    print(f"run.py: error: {error}{kept}", file=sys.stderr)
     return 1
   return 0
 

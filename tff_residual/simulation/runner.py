@@ -133,7 +133,12 @@ def model_and_attack(prepared: Prepared):
 
 
 class RuntimeFailure(RuntimeError):
-  """The TFF runtime failed under the run: a worker died, or never answered."""
+  """The TFF runtime failed under the run: a worker died, or never answered.
+  ``during_run``: whether rounds may have finished (False: it failed to start)."""
+
+  def __init__(self, message: str, during_run: bool):
+    super().__init__(message)
+    self.during_run = during_run
 
 
 def run(prepared: Prepared, output_dir: str, progress: bool = True,
@@ -161,13 +166,13 @@ def run(prepared: Prepared, output_dir: str, progress: bool = True,
   try:
     runtime = managed_tff_runtime(**(runtime_options or {})).start()
   except RuntimeError as error:  # a worker that never started or answered
-    raise RuntimeFailure(str(error)) from None
+    raise RuntimeFailure(str(error), during_run=False) from None
   with runtime:
     try:
       results = _run_aggregators(prepared, model_spec, attack, outputs, progress, out,
                                  aggregation)
     except WorkerLostError as error:
-      raise RuntimeFailure(str(error)) from None
+      raise RuntimeFailure(str(error), during_run=True) from None
   summary = {
       "task": config.task, "preset": config.preset, "seed": config.seed,
       "aggregators": list(config.aggregators), "num_attackers": config.num_attackers,
