@@ -101,6 +101,7 @@ def main(argv=None) -> int:
   for name in names:
     kernel = registry.build_kernel(name, **params_for(name, args.clients))
     cpu_aggregate, cpu_weights, cpu_seconds = run_on("/CPU:0", kernel, x, args.repeats)
+    # A fresh kernel: a tf.function keeps the device scope it was traced under.
     kernel = registry.build_kernel(name, **params_for(name, args.clients))
     gpu_aggregate, gpu_weights, gpu_seconds = run_on(gpus[0].name, kernel, x, args.repeats)
     differences = (max_difference(gpu_aggregate, cpu_aggregate),

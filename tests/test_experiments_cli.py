@@ -17,7 +17,7 @@ import pytest
 from conftest import SHARED_DATA
 from task_helpers import (make_config, write_cifar_batches, write_emnist_sqlite,
                           write_idx_directory, write_loan_csv)
-from test_runtime import process_alive
+from test_runtime import assert_gone, process_alive
 from tff_residual import cli as CLI  # the experiment CLI; experiments/run.py wraps it
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -467,20 +467,28 @@ def _sigint_as_at_a_terminal():  # runs in the child between fork and exec
   signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def test_ctrl_c_stops_the_run_and_its_worker(tmp_path):
-  out = tmp_path / "interrupted"
+def start_long_run(out, num_workers: int = 1):
+  """A 500-round smoke run, once it is inside the round loop (2 rows written):
+  (the process, its TFF workers' PIDs)."""
   proc = subprocess.Popen([sys.executable, RUN_PY, "--task=loan_none", "--preset=smoke",
-                           "--rounds=500", "--no_progress", f"--output_dir={out}"],
+                           "--rounds=500", "--no_progress", f"--workers={num_workers}",
+                           f"--output_dir={out}"],
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                           preexec_fn=_sigint_as_at_a_terminal)
   deadline = time.monotonic() + 120
   workers = []
-  while not workers and time.monotonic() < deadline and proc.poll() is None:
+  while len(workers) < num_workers and time.monotonic() < deadline and proc.poll() is None:
     workers = worker_children(proc.pid)
     time.sleep(0.2)
-  assert workers, "the run never started a TFF worker"
-  while len(read_metrics(str(out))) < 2 and time.monotonic() < deadline:  # inside the round loop
+  assert len(workers) == num_workers, f"the run started TFF workers {workers}"
+  while len(read_metrics(str(out))) < 2 and time.monotonic() < deadline:
     time.sleep(0.2)
+  return proc, workers
+
+
+def test_ctrl_c_stops_the_run_and_its_worker(tmp_path):
+  out = tmp_path / "interrupted"
+  proc, workers = start_long_run(out)
   rows_at_signal = len(read_metrics(str(out)))
   proc.send_signal(signal.SIGINT)
   try:
@@ -494,11 +502,7 @@ def test_ctrl_c_stops_the_run_and_its_worker(tmp_path):
                 f"stderr: {stderr[-2000:]!r}")
   assert proc.returncode == 130
   assert "interrupted" in stderr and "Traceback" not in stderr
-  for pid in workers:
-    end = time.monotonic() + 10
-    while process_alive(pid) and time.monotonic() < end:
-      time.sleep(0.1)
-    assert not process_alive(pid), f"worker {pid} outlived the interrupted run"
+  assert_gone(workers, "outlived the interrupted run")
   rows = read_metrics(str(out))
   assert 2 <= len(rows) < 500 and all(math.isfinite(float(r["accuracy"])) for r in rows)
 

@@ -17,8 +17,8 @@ import tensorflow_federated as tff
 
 import tff_residual
 from test_byzantine_methods import honest_and_outliers, split
-from test_experiments_cli import RUN_PY, TIMING_COLUMNS, read_metrics, worker_children
-from test_runtime import process_alive
+from test_experiments_cli import TIMING_COLUMNS, read_metrics, start_long_run, worker_children
+from test_runtime import assert_gone, process_alive
 from tff_residual.simulation import ordered_merge
 from tff_residual.simulation.runtime import ManagedTffRuntime, WorkerLostError
 
@@ -220,18 +220,7 @@ def test_bad_workers_flag_is_a_one_line_error():
 
 def test_a_worker_killed_mid_run_stops_the_run_with_one_line_naming_it(tmp_path):
   out = tmp_path / "killed"
-  proc = subprocess.Popen([sys.executable, RUN_PY, "--task=loan_none", "--preset=smoke",
-                           "--rounds=500", "--no_progress", "--workers=2",
-                           f"--output_dir={out}"],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-  deadline = time.monotonic() + 120
-  workers = []
-  while len(workers) < 2 and time.monotonic() < deadline and proc.poll() is None:
-    workers = worker_children(proc.pid)
-    time.sleep(0.2)
-  assert len(workers) == 2, f"the run started workers {workers}"
-  while len(read_metrics(str(out))) < 2 and time.monotonic() < deadline:
-    time.sleep(0.2)
+  proc, workers = start_long_run(out, num_workers=2)
   victim = sorted(workers)[1]
   os.kill(victim, signal.SIGKILL)
   killed_at = time.monotonic()
@@ -248,11 +237,7 @@ def test_a_worker_killed_mid_run_stops_the_run_with_one_line_naming_it(tmp_path)
   assert len(error_lines) == 1, stderr[-2000:]
   assert f"pid {victim}" in error_lines[0] and "exited with code -9" in error_lines[0]
   assert "metrics.csv" in error_lines[0]
-  for pid in workers:
-    end = time.monotonic() + 10
-    while process_alive(pid) and time.monotonic() < end:
-      time.sleep(0.1)
-    assert not process_alive(pid), f"worker {pid} outlived the run"
+  assert_gone(workers, "outlived the run")
   rows = read_metrics(str(out))
   assert len(rows) >= 2
 

@@ -43,6 +43,15 @@ def process_alive(pid: int) -> bool:
   return state not in ("Z", "X")  # a zombie is dead (holds no pipes); init reaps it
 
 
+def assert_gone(pids, why: str, within: float = 10.0) -> None:
+  """Every process of ``pids`` ends within ``within`` seconds."""
+  for pid in pids:
+    end = time.monotonic() + within
+    while process_alive(pid) and time.monotonic() < end:
+      time.sleep(0.1)
+    assert not process_alive(pid), f"worker {pid} {why}"
+
+
 @pytest.mark.parametrize("mode,exit_code", [("ok", 0), ("raise", 1), ("hard", 3), ("atexit", 0)])
 def test_worker_stopped_and_pipe_closed(tmp_path, mode, exit_code):
   script = tmp_path / "script.py"
