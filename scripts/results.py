@@ -52,6 +52,14 @@ class Experiment:
     paper: the paper's cell text, ``paper[row][column]`` with rows and
       columns named as in our table.
     note: where the paper's numbers come from, and what differs.
+    clean_from: the label of the run whose training without attackers is every
+      other run's clean baseline; those runs then skip their own clean twin
+      (``--clean_baseline=false``). Either the run has no attackers (its own
+      numbers are clean) or it has a clean twin. This holds because the clean twin
+      is the run without attackers, round for round (the same clients, data,
+      client samples, shuffles and seeds; ``clean_twin``; asserted in
+      tests/test_experiments_cli.py), so every attacker count and attack of one
+      task and seed shares it.
   """
 
   title: str
@@ -60,6 +68,56 @@ class Experiment:
   runs_as_rows: bool = False
   paper: dict = dataclasses.field(default_factory=dict)
   note: str = ""
+  clean_from: str = ""
+
+  def flags_of(self, label: str, flags: tuple[str, ...]) -> tuple[str, ...]:
+    """``flags`` of run ``label``, without its clean twin where it borrows one."""
+    if self.clean_from and label != self.clean_from:
+      return (*flags, "--clean_baseline=false")
+    return flags
+
+
+def clean_numbers(result: dict) -> tuple[float | None, float | None]:
+  """(accuracy, attack success rate) without attackers, last-10-round means, of one
+  aggregator's result in a ``clean_from`` run: its clean twin's, or its own where
+  it had no attackers (no twin)."""
+  if result.get("window_clean_accuracy") is not None:
+    return result["window_clean_accuracy"], result.get("window_clean_attack_success_rate")
+  return result["window_accuracy"], result.get("window_attack_success_rate")
+
+
+def borrow_clean_baseline(experiment: Experiment, summaries: dict) -> dict:
+  """``summaries`` with the ``clean_from`` run's clean numbers filled into every
+  other run of the same seed: ``window_clean_accuracy``,
+  ``window_clean_attack_success_rate`` and ``window_excess_attack_success_rate`` =
+  attack success rate - the clean one (the window mean of the per-round excess,
+  as the run itself would report it)."""
+  if not experiment.clean_from or experiment.clean_from not in summaries:
+    return summaries
+  sources = summaries[experiment.clean_from]
+  filled = {}
+  for label, runs in summaries.items():
+    if label == experiment.clean_from:
+      filled[label] = runs
+      continue
+    if len(runs) != len(sources):
+      raise ValueError(f"{label!r} has {len(runs)} seeds but its clean baseline "
+                       f"{experiment.clean_from!r} has {len(sources)}")
+    filled[label] = []
+    for summary, source in zip(runs, sources):
+      if summary["seed"] != source["seed"]:
+        raise ValueError(f"{label!r} seed {summary['seed']} paired with "
+                         f"{experiment.clean_from!r} seed {source['seed']}")
+      results = {}
+      for aggregator, result in summary["results"].items():
+        accuracy, rate = clean_numbers(source["results"][aggregator])
+        attacked = result.get("window_attack_success_rate")
+        results[aggregator] = dict(
+            result, window_clean_accuracy=accuracy, window_clean_attack_success_rate=rate,
+            window_excess_attack_success_rate=(None if attacked is None or rate is None
+                                               else attacked - rate))
+      filled[label].append(dict(summary, clean_baseline=True, results=results))
+  return filled
 
 
 def _by_column(columns, rows: dict[str, list[str]]) -> dict[str, dict[str, str]]:
@@ -93,7 +151,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         ("1 attacker", ("--task=fmnist_backdoor",)),)),
     "fmnist_label_flip": Experiment("fmnist_label_flip: 100 clients, 10 per round", tuple(
         (f"{a} attackers", ("--task=fmnist_label_flip", f"--num_attackers={a}"))
-        for a in (0, 4, 8))),
+        for a in (0, 4, 8)), clean_from="0 attackers"),
     "fmnist_gaussian": Experiment("fmnist_gaussian: 100 clients, 10 per round, 10 noisy", tuple(
         (f"s = {s}%", ("--task=fmnist_gaussian", f"--noise_scale={s}", "--clean_baseline=false"))
         for s in (0, 100, 300))),
@@ -130,7 +188,7 @@ EXPERIMENTS: dict[str, Experiment] = {
             "trimmed_mean": ["88.70", "88.52", "87.44", "85.36", "82.35"],
             "foolsgold": ["9.70", "9.57", "10.72", "11.42", "9.98"],
             "residual": ["89.17", "88.60", "86.66", "86.09", "85.81"]}),
-        note="Paper: ResNet-18, 100 rounds, accuracy only."),
+        note="Paper: ResNet-18, 100 rounds, accuracy only.", clean_from="0 attackers"),
     "table2_amazon_label_flip": Experiment(
         "Table 2: Amazon reviews label flipping (every label), 10 clients, 0-4 attackers; real "
         "Kindle 5-core sample (4,905 reviews)",
@@ -164,7 +222,8 @@ EXPERIMENTS: dict[str, Experiment] = {
             "trimmed_mean": ["88.38 / 84.56", "87.30 / 9.85"],
             "foolsgold": ["10.00 / 0.00", "10.00 / 0.00"],
             "residual": ["88.89 / 9.65", "87.43 / 9.56"]}),
-        note="Paper: ResNet-18, 100 rounds; attack success rate as for MNIST."),
+        note="Paper: ResNet-18, 100 rounds; attack success rate as for MNIST.",
+        clean_from="naive backdoor"),
     "table4_mnist_gaussian": Experiment(
         "Table 4: MNIST Gaussian noise, 100 clients (10 per round), 10 noisy; full MNIST",
         tuple((f"s = {s}%", ("--task=mnist_gaussian", f"--noise_scale={s}",
@@ -299,7 +358,7 @@ def main(argv=None) -> int:
     for label, flags in experiment.runs:
       for seed in seeds:
         output_dir = run_directory(base, name, label, seed)
-        command = [*flags, f"--aggregator={aggregators}", f"--preset={args.preset}",
+        command = [*experiment.flags_of(label, flags), f"--aggregator={aggregators}", f"--preset={args.preset}",
                    f"--seed={seed}", f"--output_dir={output_dir}", "--no_progress"]
         done = os.path.exists(os.path.join(output_dir, "summary.json"))
         if args.resume and done:
@@ -324,6 +383,7 @@ def main(argv=None) -> int:
     if resumed:  # in pieces: the runs' own wall seconds (aggregators' rounds), summed
       minutes = sum(r["wall_seconds"] for runs in summaries.values() for s in runs
                     for r in s["results"].values()) / 60
+    summaries = borrow_clean_baseline(experiment, summaries)
     section = table(name, experiment, summaries, args.preset, aggregators, seeds, minutes)
     os.makedirs(os.path.join(base, name), exist_ok=True)
     with open(os.path.join(base, name, "tables.md"), "w") as f:
@@ -403,6 +463,10 @@ def table(name: str, experiment: Experiment, summaries: dict, preset: str, aggre
       if paper:
         cells.append(paper.get(row, {}).get(column, "-"))
     lines.append(f"| {row} | " + " | ".join(cells) + " |")
+  if experiment.clean_from:
+    lines += ["", f"Clean baseline of every run: the {experiment.clean_from!r} run's training "
+              "without attackers (the same clients and seeds); the other runs skip their own "
+              "twin, which is that run round for round."]
   if experiment.note:
     lines += ["", experiment.note]
   if minutes is not None:
@@ -410,8 +474,9 @@ def table(name: str, experiment: Experiment, summaries: dict, preset: str, aggre
   for heading, chosen in (("Commands (per seed S):", preset),
                           ("The paper's setup (for a GPU; not run here):", "paper")):
     lines += ["", heading, ""]
-    lines += [f"    .venv/bin/python experiments/run.py {shown(flags)} --aggregator={aggregators}"
-              f" --preset={chosen} --seed=S" for _, flags in experiment.runs]
+    lines += [f"    .venv/bin/python experiments/run.py {shown(experiment.flags_of(label, flags))}"
+              f" --aggregator={aggregators} --preset={chosen} --seed=S"
+              for label, flags in experiment.runs]
   return "\n".join(lines)
 
 
