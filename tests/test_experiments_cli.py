@@ -553,3 +553,73 @@ def test_the_cli_is_in_the_package_and_the_console_script_runs_it():
                           timeout=300)
     assert proc.returncode == 2
     assert proc.stderr.startswith("run.py: error: unknown task 'bogus'; valid tasks:")
+
+
+def test_the_clean_twin_is_the_run_without_attackers_round_for_round(tmp_path):
+  """What results.py's ``clean_from`` relies on: each attacked run's clean twin
+  equals the run with no attackers (same task family and seed), whatever the
+  attack and the number of attackers, in every round and metric."""
+  common = ("--preset=smoke", "--rounds=3", "--aggregator=fedavg,median", "--seed=3")
+  runs = {}
+  for name, flags in (("backdoor_0", ("--task=loan_backdoor", "--num_attackers=0")),
+                      ("backdoor_1", ("--task=loan_backdoor", "--clean_baseline=true")),
+                      ("replacement_2", ("--task=loan_model_replacement", "--num_attackers=2",
+                                         "--clean_baseline=true")),
+                      ("flip_0", ("--task=loan_label_flip", "--num_attackers=0")),
+                      ("flip_3", ("--task=loan_label_flip", "--num_attackers=3",
+                                  "--clean_baseline=true"))):
+    code, out = run_cli(tmp_path, *flags, *common, name=name)
+    assert code == 0
+    runs[name] = read_metrics(out)
+
+  def alone(rows):
+    return [(r["aggregator"], r["round"], r["accuracy"], r["attack_success_rate"]) for r in rows]
+
+  def twin(rows):
+    return [(r["aggregator"], r["round"], r["clean_accuracy"], r["clean_attack_success_rate"])
+            for r in rows]
+
+  assert twin(runs["backdoor_1"]) == alone(runs["backdoor_0"])
+  assert twin(runs["replacement_2"]) == alone(runs["backdoor_0"])
+  assert twin(runs["flip_3"]) == alone(runs["flip_0"])
+  # The attack does change the attacked runs (else the equalities prove nothing).
+  assert alone(runs["replacement_2"]) != alone(runs["backdoor_0"])
+  assert alone(runs["flip_3"]) != alone(runs["flip_0"])
+
+
+def test_results_borrows_the_clean_baseline_of_its_clean_from_run():
+  results = load_results_script()
+  experiment = results.EXPERIMENTS["table3_cifar10_backdoor"]
+  naive, replacement = (label for label, _ in experiment.runs)
+  assert experiment.clean_from == naive
+  assert "--clean_baseline=false" not in experiment.flags_of(naive, experiment.runs[0][1])
+  assert experiment.flags_of(replacement, experiment.runs[1][1])[-1] == "--clean_baseline=false"
+
+  def summary(seed, **outcome):
+    return dict(seed=seed, results={"median": outcome})
+
+  summaries = {
+      naive: [summary(0, window_accuracy=0.40, window_attack_success_rate=0.30,
+                      window_clean_accuracy=0.42, window_clean_attack_success_rate=0.05),
+              summary(1, window_accuracy=0.41, window_attack_success_rate=0.20,
+                      window_clean_accuracy=0.43, window_clean_attack_success_rate=0.10)],
+      replacement: [summary(0, window_accuracy=0.39, window_attack_success_rate=0.95),
+                    summary(1, window_accuracy=0.38, window_attack_success_rate=0.05)]}
+  filled = results.borrow_clean_baseline(experiment, summaries)
+  assert filled[naive] == summaries[naive]
+  first, second = (s["results"]["median"] for s in filled[replacement])
+  assert first["window_clean_accuracy"] == 0.42 and second["window_clean_accuracy"] == 0.43
+  assert first["window_excess_attack_success_rate"] == pytest.approx(0.90)
+  assert second["window_excess_attack_success_rate"] == pytest.approx(-0.05)
+  assert first["window_accuracy"] == 0.39 and filled[replacement][0]["clean_baseline"]
+  # A run without attackers is its own clean baseline (Table 1's 0-attacker run).
+  flip = results.EXPERIMENTS["table1_cifar10_label_flip"]
+  zero = {"0 attackers": [summary(0, window_accuracy=0.5, window_attack_success_rate=0.02)],
+          "2 attackers": [summary(0, window_accuracy=0.45, window_attack_success_rate=0.30)]}
+  (two,) = results.borrow_clean_baseline(flip, zero)["2 attackers"]
+  assert two["results"]["median"]["window_clean_accuracy"] == 0.5
+  assert two["results"]["median"]["window_excess_attack_success_rate"] == pytest.approx(0.28)
+  with pytest.raises(ValueError, match="seed 1 paired with '0 attackers' seed 0"):
+    results.borrow_clean_baseline(flip, {**zero, "2 attackers": [summary(1, window_accuracy=0.4)]})
+  with pytest.raises(ValueError, match="has 2 seeds but its clean baseline"):
+    results.borrow_clean_baseline(flip, {**zero, "1 attackers": zero["2 attackers"] * 2})
