@@ -358,8 +358,9 @@ def main(argv=None) -> int:
     for label, flags in experiment.runs:
       for seed in seeds:
         output_dir = run_directory(base, name, label, seed)
-        command = [*experiment.flags_of(label, flags), f"--aggregator={aggregators}", f"--preset={args.preset}",
-                   f"--seed={seed}", f"--output_dir={output_dir}", "--no_progress"]
+        command = [*experiment.flags_of(label, flags), f"--aggregator={aggregators}",
+                   f"--preset={args.preset}", f"--seed={seed}", f"--output_dir={output_dir}",
+                   "--no_progress"]
         done = os.path.exists(os.path.join(output_dir, "summary.json"))
         if args.resume and done:
           check_resumed(output_dir, command)
