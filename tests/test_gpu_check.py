@@ -4,6 +4,7 @@ import os
 import sys
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -37,6 +38,7 @@ def test_max_difference_is_relative_above_one_absolute_below():
   assert abs(gpu_check.max_difference([0.5], [0.25]) - 0.25) < 1e-12
 
 
+@pytest.mark.slow
 def test_the_table_with_the_cpu_standing_in_for_a_gpu(capsys, monkeypatch):
   """Every kernel runs twice on the CPU: the table covers every method, all agree."""
   real = tf.config.list_logical_devices

@@ -16,6 +16,7 @@ def models_list(matrix):
 
 
 @pytest.mark.parametrize("method", METHODS)
+@pytest.mark.slow
 def test_permuting_clients_permutes_weights_and_keeps_aggregate(method):
   rng = np.random.default_rng(11)
   models = rng.normal(size=(9, 64))
@@ -123,6 +124,7 @@ def test_ties_majority_tied_coordinate_is_finite(variant):
   np.testing.assert_allclose(info["client_weights"], want_p, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_coordinate_median_and_trimmed_mean_match_oracles():
   rng = np.random.default_rng(17)
   for k in range(1, 13):

@@ -105,20 +105,20 @@ def test_perturbations(kind):
   np.testing.assert_allclose(omniscient.perturbation(kind, mu, sigma), want)
 
 
-def test_largest_feasible_scale_ends_and_meets_its_constraint():
+@pytest.mark.parametrize("limit", [3.7, 0.013, 1000.0])
+def test_largest_feasible_scale_ends_and_meets_its_constraint(limit):
   calls = []
 
-  def below(limit):
-    def feasible(s):
-      calls.append(s)
-      return s <= limit
-    return feasible
+  def feasible(s):
+    calls.append(s)
+    return s <= limit
 
-  for limit in (3.7, 0.013, 1000.0):
-    calls.clear()
-    s = omniscient.largest_feasible_scale(below(limit), tolerance=1e-4)
-    assert s <= limit and s >= limit * (1 - 2e-4)
-    assert len(calls) < 80
+  s = omniscient.largest_feasible_scale(feasible, tolerance=1e-4)
+  assert s <= limit and s >= limit * (1 - 2e-4)
+  assert len(calls) < 80
+
+
+def test_largest_feasible_scale_edge_cases():
   assert omniscient.largest_feasible_scale(lambda s: False) == 0.0
   assert omniscient.largest_feasible_scale(lambda s: True, max_doublings=5) == 16.0
   with pytest.raises(ValueError, match="start"):
@@ -199,6 +199,7 @@ def test_weight_auc_arithmetic():
 
 
 @pytest.mark.parametrize("attack", MODEL_POISONING_ATTACKS)
+@pytest.mark.slow
 def test_cli_smoke_run_per_attack(tmp_path, attack):
   from test_experiments_cli import run_cli
   code, out = run_cli(tmp_path, f"--task=fmnist_{attack}", "--preset=smoke",
@@ -237,6 +238,7 @@ def test_bad_attack_settings_are_one_line_errors(tmp_path, capsys):
   assert code == 2 and "--ipm_epsilon must be a finite number > 0" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_robustness_grid_quick_writes_csv_markdown_and_heatmap(tmp_path):
   import importlib.util
   from test_experiments_cli import run_cli

@@ -107,6 +107,7 @@ def test_clients_parts_of_different_lengths_are_a_clear_error():
     ordered_merge.split_into_blocks([[1.0, 2.0], [1.0, 2.0, 3.0]], two_client_parts, 2)
 
 
+@pytest.mark.slow
 def test_an_argument_ending_at_server_is_split_right_on_workers(workers_runtime):
   @tff.federated_computation(tff.FederatedType(np.float32, tff.CLIENTS),
                              tff.FederatedType(np.float32, tff.SERVER))
@@ -162,6 +163,7 @@ def one_worker_rounds(name):
 
 
 @pytest.mark.parametrize("name", method_names())
+@pytest.mark.slow
 def test_per_client_measurements_come_back_in_client_order(workers_runtime, name):
   """An outlier at index 4 among 7 clients (blocks of 4 + 3, or 3 + 2 + 2): the
   aggregate and every measurement equal one worker's, client by client."""
@@ -185,6 +187,7 @@ SMOKE = ["--task=fmnist_backdoor", "--preset=smoke", "--seed=3", "--no_progress"
          "--aggregator=fedavg,residual,krum,centered_clipping"]
 
 
+@pytest.mark.slow
 def test_two_workers_write_the_metrics_of_one(tmp_path):
   from tff_residual import cli
   for workers in ("1", "2"):
@@ -218,6 +221,7 @@ def test_bad_workers_flag_is_a_one_line_error():
     cli.parse_workers("localhost")
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_run_stops_the_run_with_one_line_naming_it(tmp_path):
   out = tmp_path / "killed"
   proc, workers = start_long_run(out, num_workers=2)

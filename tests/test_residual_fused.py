@@ -2,6 +2,7 @@
 straightforward sort-based implementation, the networks themselves, and the
 memory of a large call."""
 
+import functools
 import os
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import pytest
 import tensorflow as tf
 
 from tff_residual.kernels import order_statistics
+from tff_residual.kernels import residual_equations as equations
 from tff_residual.kernels import residual_fused
 from tff_residual.kernels import sorting_networks
 from tff_residual.kernels.residual_reweighting import (ResidualReweightingConfig,
@@ -39,20 +41,23 @@ def test_network_sizes_are_the_pruned_batcher_ones():
   assert len(sorting_networks.selection_comparators(99, (49,))) == 891
 
 
-def test_network_sizes_and_the_padded_median_positions():
+def test_network_sizes():
   residual_fused.check_max_clients(residual_fused.MAX_CLIENTS)
   with pytest.raises(ValueError, match="outside"):
     residual_fused.check_max_clients(residual_fused.MAX_CLIENTS + 1)
+
+
+@pytest.mark.parametrize("size", [3, 4, 9, 10, 16, 33])
+def test_the_padded_median_positions(size):
   # Brute force: K - 1 finite slopes, +inf (the diagonal), floor(P/2) -inf and
   # ceil(P/2) +inf pads; the middle of the slopes sits where the formula says.
-  for size in (3, 4, 9, 10, 16, 33):
-    for k in range(3, size + 1):
-      pads = size - k
-      row = np.concatenate([np.full(pads // 2, -np.inf), np.arange(k - 1.0), [np.inf],
-                            np.full(pads - pads // 2, np.inf)])
-      low, high = residual_fused.inner_median_positions(size)[pads % 2]
-      ordered = np.sort(row)
-      assert (ordered[low] + ordered[high]) / 2 == np.median(np.arange(k - 1.0))
+  for k in range(3, size + 1):
+    pads = size - k
+    row = np.concatenate([np.full(pads // 2, -np.inf), np.arange(k - 1.0), [np.inf],
+                          np.full(pads - pads // 2, np.inf)])
+    low, high = residual_fused.inner_median_positions(size)[pads % 2]
+    ordered = np.sort(row)
+    assert (ordered[low] + ordered[high]) / 2 == np.median(np.arange(k - 1.0)), k
 
 
 def _models(num_clients, seed):
@@ -76,44 +81,59 @@ def _assert_close(fast, slow):
   assert int(fast.num_dropped_clients) == int(slow.num_dropped_clients)
 
 
-# Small and large networks of both parities, the largest one, past it (sorting).
-@pytest.mark.parametrize("num_clients", [3, 4, 10, 13, 30, 33, 100, 129])
-def test_fast_path_equals_the_sort_implementation(num_clients):
-  values = _models(num_clients, num_clients)
-  slow = residual_reweighting(values, config=ResidualReweightingConfig(implementation="sort"))
-  # Width 1 (every column its own padded chunk) only where the XLA programs are small.
-  for chunk_size in (None, 1, 100) if num_clients <= 13 else (None, 100):
-    fast = residual_reweighting(values, config=ResidualReweightingConfig(chunk_size=chunk_size))
-    _assert_close(fast, slow)
+@functools.lru_cache(maxsize=None)
+def _sorted_result(num_clients, seed):
+  """The oracle: the sort implementation on ``_models(num_clients, seed)``."""
+  return residual_reweighting(_models(num_clients, seed),
+                              config=ResidualReweightingConfig(implementation="sort"))
+
+
+# Small and large networks of both parities, the largest one, past it (sorting);
+# width 1 (every column its own padded chunk) only where the XLA programs are small.
+@pytest.mark.parametrize("num_clients,chunk_size", [
+    (k, width) for k in (3, 4, 10, 13, 30, 33, 100, 129)
+    for width in ((None, 1, 100) if k <= 13 else (None, 100))])
+@pytest.mark.slow
+def test_fast_path_equals_the_sort_implementation(num_clients, chunk_size):
+  slow = _sorted_result(num_clients, num_clients)
+  fast = residual_reweighting(_models(num_clients, num_clients),
+                              config=ResidualReweightingConfig(chunk_size=chunk_size))
+  _assert_close(fast, slow)
   assert float(tf.reduce_sum(slow.client_weights)) == pytest.approx(1.0, abs=1e-6)
 
 
+@pytest.mark.parametrize("params", [{"lambda_": 1.0, "delta": 0.3}, {"gamma": 2.0}])
 @pytest.mark.parametrize("dropped", [(4,), (4, 7)])
-def test_fast_path_with_dropped_clients_and_other_hyper_parameters(dropped):
+def test_fast_path_with_dropped_clients_and_other_hyper_parameters(dropped, params):
   """11 clients build an 11-wire network; dropping 1 or 2 pads it by an odd or even count."""
   values = _models(11, 3)
   for client in dropped:
     values[0][client, 3] = np.nan if client == 4 else np.inf
-  for params in ({"lambda_": 1.0, "delta": 0.3}, {"gamma": 2.0}):
-    slow = residual_reweighting(values, config=ResidualReweightingConfig(implementation="sort",
-                                                                         **params))
-    fast = residual_reweighting(values, config=ResidualReweightingConfig(**params))
-    _assert_close(fast, slow)
-    assert int(fast.num_dropped_clients) == len(dropped)
-    assert all(float(fast.client_weights[client]) == 0.0 for client in dropped)
+  slow = residual_reweighting(values, config=ResidualReweightingConfig(implementation="sort",
+                                                                       **params))
+  fast = residual_reweighting(values, config=ResidualReweightingConfig(**params))
+  _assert_close(fast, slow)
+  assert int(fast.num_dropped_clients) == len(dropped)
+  assert all(float(fast.client_weights[client]) == 0.0 for client in dropped)
 
 
-def test_unknown_k_inside_a_graph_agrees():
+@pytest.fixture(scope="module")
+def unknown_k_kernel():
+  """The kernel in one graph with an unknown client axis (TFF's stacks), traced once."""
+  return tf.function(lambda v: residual_reweighting([v]),
+                     input_signature=[tf.TensorSpec([None, None], tf.float32)])
+
+
+@pytest.mark.parametrize("num_clients", [3, 5, 12, 13, 20, 21, 32, 33])
+@pytest.mark.slow
+def test_unknown_k_inside_a_graph_agrees(unknown_k_kernel, num_clients):
   """TFF's stacks have a dynamic client axis: the plain-executor branches for 3, 5
   and 12 clients, the padded ones for 13, 20 (20 rows), 21 and 32 (32 rows), the
   sorting path for 33, the same numbers as the sort implementation."""
   assert residual_fused.BUCKETS[-1] == 12 and residual_fused.PADDED_BUCKETS == (20, 32)
-  kernel = tf.function(lambda v: residual_reweighting([v]),
-                       input_signature=[tf.TensorSpec([None, None], tf.float32)])
-  for num_clients in (3, 5, 12, 13, 20, 21, 32, 33):
-    values = _models(num_clients, 7)[:1]
-    slow = residual_reweighting(values, config=ResidualReweightingConfig(implementation="sort"))
-    _assert_close(kernel(values[0]), slow)
+  values = _models(num_clients, 7)[:1]
+  slow = residual_reweighting(values, config=ResidualReweightingConfig(implementation="sort"))
+  _assert_close(unknown_k_kernel(values[0]), slow)
 
 
 def test_plain_branch_index_picks_the_smallest_branch_that_holds_k():
@@ -123,17 +143,18 @@ def test_plain_branch_index_picks_the_smallest_branch_that_holds_k():
     assert sizes[index] == min(size for size in sizes if size >= num_clients), num_clients
 
 
+@pytest.mark.slow
 def test_padded_plain_path_equals_the_xla_programs():
   """K rows padded to a branch of B rows (K known only at run time): the same
   corrected values and replacement counts as the XLA programs for K, to the bit,
   for an even and an odd number of pad rows, no pads, ties, tied columns,
   values whose slopes overflow to +-inf, and padded columns."""
   rng = np.random.default_rng(13)
-  params = (1.4826, 2.0, 0.1, 1e-10)
+  rule = equations.Rule(gamma=1.4826, lambda_=2.0, delta=0.1, epsilon=1e-10)
   for size in residual_fused.PADDED_BUCKETS:
     padded = tf.function(
         lambda c, columns, size=size: residual_fused.padded_plain_chunk_statistics(
-            c, columns, size, *params),
+            c, columns, size, rule),
         input_signature=[tf.TensorSpec([None, 96], tf.float32), tf.TensorSpec([], tf.int32)])
     for num_clients in (3, 4, 13, size - 1, size):
       chunk = np.round(rng.normal(size=(num_clients, 96)) * 2.0).astype(np.float32) / 2.0
@@ -143,7 +164,7 @@ def test_padded_plain_path_equals_the_xla_programs():
       chunk = tf.constant(chunk)
       columns = tf.constant(90)
       plain = padded(chunk, columns)
-      xla = residual_fused.chunk_statistics(chunk, columns, *params, num_clients)
+      xla = residual_fused.chunk_statistics(chunk, columns, rule, num_clients)
       np.testing.assert_array_equal(plain[0].numpy(), xla[0].numpy())
       np.testing.assert_allclose(plain[1].numpy(), xla[1].numpy(), rtol=1e-6)
       np.testing.assert_array_equal(plain[2].numpy(), xla[2].numpy())
@@ -151,12 +172,13 @@ def test_padded_plain_path_equals_the_xla_programs():
         assert float(tf.reduce_sum(xla[2])) > 0
 
 
+@pytest.mark.slow
 def test_plain_executor_path_equals_the_xla_programs_for_every_bucket():
   """TFF's worker runs ``plain_chunk_statistics`` (no XLA): for every K it serves,
   the same corrected values and replacement counts as the XLA programs, to the bit,
   with ties (equal values and whole tied columns) and padded columns."""
   rng = np.random.default_rng(11)
-  params = (1.4826, 2.0, 0.1, 1e-10)
+  rule = equations.Rule(gamma=1.4826, lambda_=2.0, delta=0.1, epsilon=1e-10)
   for num_clients in residual_fused.BUCKETS:
     chunk = np.round(rng.normal(size=(num_clients, 96)) * 2.0).astype(np.float32) / 2.0
     chunk[:, :6] = 0.0
@@ -164,8 +186,8 @@ def test_plain_executor_path_equals_the_xla_programs_for_every_bucket():
     chunk = tf.constant(chunk)
     columns = tf.constant(90)
     plain = tf.function(lambda c, k=num_clients: residual_fused.plain_chunk_statistics(
-        c, columns, k, *params))(chunk)
-    xla = residual_fused.chunk_statistics(chunk, columns, *params, num_clients)
+        c, columns, k, rule))(chunk)
+    xla = residual_fused.chunk_statistics(chunk, columns, rule, num_clients)
     np.testing.assert_array_equal(plain[0].numpy(), xla[0].numpy())
     np.testing.assert_allclose(plain[1].numpy(), xla[1].numpy(), rtol=1e-6)  # float32 terms
     np.testing.assert_array_equal(plain[2].numpy(), xla[2].numpy())
@@ -229,6 +251,7 @@ MEMORY_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_memory_of_a_large_call_stays_near_one_copy_of_the_input():
   """K=10, N=5e6 (200 MB input): an [n, K, K] slope tensor would need 2 GB.
 

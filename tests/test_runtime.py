@@ -53,6 +53,7 @@ def assert_gone(pids, why: str, within: float = 10.0) -> None:
 
 
 @pytest.mark.parametrize("mode,exit_code", [("ok", 0), ("raise", 1), ("hard", 3), ("atexit", 0)])
+@pytest.mark.slow
 def test_worker_stopped_and_pipe_closed(tmp_path, mode, exit_code):
   script = tmp_path / "script.py"
   script.write_text(SCRIPT)

@@ -5,4 +5,4 @@ omniscient model-poisoning attacks (``alie``, ``ipm``, ``sign_flip``,
 ``omniscient``); ``registry`` maps attack names to them."""
 
 from tff_residual.attacks.base import Attack, UpdateContext
-from tff_residual.attacks.registry import ATTACKS, build_attack
+from tff_residual.attacks.registry import ATTACKS, TRIGGER_ATTACKS, build_attack, check_settings

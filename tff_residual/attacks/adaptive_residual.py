@@ -25,8 +25,8 @@ import numpy as np
 import tensorflow as tf
 
 from tff_residual.attacks.base import UpdateContext
-from tff_residual.attacks.omniscient import (SharedMaliciousUpdate, largest_feasible_scale,
-                                             mean_and_std, perturbation)
+from tff_residual.attacks.omniscient import (SharedMaliciousUpdate, check_perturbation,
+                                             largest_feasible_scale, mean_and_std, perturbation)
 
 
 class AdaptiveResidual(SharedMaliciousUpdate):
@@ -36,7 +36,7 @@ class AdaptiveResidual(SharedMaliciousUpdate):
   def __init__(self, kind: str = "std", method: str = "residual", **params):
     super().__init__()
     from tff_residual.kernels import registry
-    perturbation(kind, np.zeros(1), np.zeros(1))  # validates the name
+    check_perturbation(kind)
     self.kind, self.method = kind, method
     self.kernel = registry.build_kernel(method, **params)
     self.description = (f"adaptive: mu + s p, p = {kind} deviation, s largest that {method} "

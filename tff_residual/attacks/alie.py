@@ -21,7 +21,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from tff_residual.attacks.base import UpdateContext
+from tff_residual.attacks.base import UpdateContext, is_finite_number
 from tff_residual.attacks.omniscient import SharedMaliciousUpdate, mean_and_std
 
 
@@ -40,8 +40,8 @@ class ALittleIsEnough(SharedMaliciousUpdate):
 
   def __init__(self, z: float | None = None):
     super().__init__()
-    if z is not None and not math.isfinite(z):
-      raise ValueError(f"--alie_z must be finite, got {z!r}.")
+    if z is not None and not is_finite_number(z):
+      raise ValueError(f"--alie_z must be a finite number, got {z!r}.")
     self.z = z
     self.description = ("mu - z sigma of the honest updates, z = "
                         + ("Baruch et al.'s for the round's K and f" if z is None else f"{z:g}"))

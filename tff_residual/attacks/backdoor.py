@@ -19,12 +19,17 @@ import tensorflow as tf
 from tff_residual.tasks.base import Trigger
 
 
+def check_per_batch(per_batch) -> None:
+  """ValueError unless ``per_batch`` (``--backdoor_per_batch``) is an int >= 1."""
+  if not isinstance(per_batch, int) or isinstance(per_batch, bool) or per_batch < 1:
+    raise ValueError(f"--backdoor_per_batch must be an integer >= 1, got {per_batch!r}.")
+
+
 class Backdoor:
   """``DataPoisoning``: the first ``per_batch`` examples of a batch get ``trigger`` and ``target``."""
 
   def __init__(self, trigger: Trigger, target: int, per_batch: int):
-    if not isinstance(per_batch, int) or per_batch < 1:
-      raise ValueError(f"--backdoor_per_batch must be a positive int, got {per_batch!r}.")
+    check_per_batch(per_batch)
     self.trigger, self.target, self.per_batch = trigger, int(target), per_batch
     self.description = (f"backdoor: first {per_batch} examples of each batch get "
                         f"{trigger.description} and label {target}")

@@ -15,12 +15,18 @@ simulation) do differently from honest clients:
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
 
 Weights = list  # list[np.ndarray], one per model weight, in Keras' model.weights order
+
+
+def is_finite_number(value) -> bool:
+  """Whether ``value`` is an int or float (not a bool) and finite: the attack flags' type."""
+  return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class DataPoisoning(Protocol):

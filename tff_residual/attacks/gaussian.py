@@ -10,15 +10,16 @@ As an update (w = g + u): u' = w' - g = u + (s/100) n (g + u).
 from __future__ import annotations
 
 
-from tff_residual.attacks.base import UpdateContext, Weights
+from tff_residual.attacks.base import UpdateContext, Weights, is_finite_number
 
 
 class MultiplicativeNoise:
   """``UpdatePoisoning``: multiplicative Gaussian noise on the client's full weights."""
 
   def __init__(self, scale_percent: float):
-    if not scale_percent >= 0:
-      raise ValueError(f"--noise_scale must be >= 0 (percent), got {scale_percent!r}.")
+    if not (is_finite_number(scale_percent) and scale_percent >= 0):
+      raise ValueError(f"--noise_scale must be a finite number >= 0 (percent), got "
+                       f"{scale_percent!r}.")
     self.scale = float(scale_percent) / 100.0
     self.description = f"weights w -> w (1 + {self.scale:g} n), n ~ N(0, 1)"
 

@@ -9,11 +9,10 @@ FLPoison's 0.5 (ours, ``--ipm_epsilon``).
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
-from tff_residual.attacks.base import UpdateContext
+from tff_residual.attacks.base import UpdateContext, is_finite_number
 from tff_residual.attacks.omniscient import SharedMaliciousUpdate
 
 
@@ -22,8 +21,8 @@ class InnerProductManipulation(SharedMaliciousUpdate):
 
   def __init__(self, epsilon: float):
     super().__init__()
-    if not (epsilon > 0 and math.isfinite(epsilon)):
-      raise ValueError(f"--ipm_epsilon must be positive and finite, got {epsilon!r}.")
+    if not (is_finite_number(epsilon) and epsilon > 0):
+      raise ValueError(f"--ipm_epsilon must be a finite number > 0, got {epsilon!r}.")
     self.epsilon = float(epsilon)
     self.description = f"-{epsilon:g} times the mean of the honest updates"
 

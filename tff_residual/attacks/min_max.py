@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from tff_residual.attacks.base import UpdateContext
-from tff_residual.attacks.omniscient import (SharedMaliciousUpdate, pairwise_squared_distances,
-                                             perturbation, search_along)
+from tff_residual.attacks.omniscient import (SharedMaliciousUpdate, check_perturbation,
+                                             pairwise_squared_distances, search_along)
 
 
 class MinMax(SharedMaliciousUpdate):
@@ -23,7 +23,7 @@ class MinMax(SharedMaliciousUpdate):
 
   def __init__(self, kind: str = "std"):
     super().__init__()
-    perturbation(kind, np.zeros(1), np.zeros(1))  # validates the name
+    check_perturbation(kind)
     self.kind = kind
     self.description = (f"min-max: mu + gamma p, p = {kind} deviation, gamma largest with "
                         "max distance to the honest updates within theirs")

@@ -47,6 +47,12 @@ def mean_and_std(honest: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   return mu, sigma
 
 
+def check_perturbation(kind: str) -> None:
+  """ValueError unless ``kind`` is one of ``PERTURBATIONS``."""
+  if kind not in PERTURBATIONS:
+    raise ValueError(f"--perturbation must be one of {PERTURBATIONS}, got {kind!r}.")
+
+
 def perturbation(kind: str, mu: np.ndarray, sigma: np.ndarray) -> np.ndarray:
   """The deviation p of ``kind`` (see ``PERTURBATIONS``)."""
   if kind == "unit":

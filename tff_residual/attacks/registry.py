@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from tff_residual.attacks.adaptive_residual import AdaptiveResidual
 from tff_residual.attacks.alie import ALittleIsEnough
-from tff_residual.attacks.backdoor import Backdoor
+from tff_residual.attacks.backdoor import Backdoor, check_per_batch
 from tff_residual.attacks.base import Attack
 from tff_residual.attacks.gaussian import MultiplicativeNoise
 from tff_residual.attacks.ipm import InnerProductManipulation
@@ -20,6 +20,7 @@ from tff_residual.attacks.min_max import MinMax
 from tff_residual.attacks.min_sum import MinSum
 from tff_residual.attacks.mix_rate import BlendWithHonest
 from tff_residual.attacks.model_replacement import ScaleUpdate
+from tff_residual.attacks.omniscient import check_perturbation
 from tff_residual.attacks.sign_flip import SignFlip
 from tff_residual.tasks.base import AttackTargets
 
@@ -48,11 +49,15 @@ def _backdoor_attack(config, targets, num_classes):
   return Attack("backdoor", data_poisoning=backdoor, success_metric=backdoor)
 
 
-def _model_replacement(config, targets, num_classes):
-  backdoor = _backdoor(config, targets)
+def _check_attack_round(config) -> None:
   if config.attack_round >= config.rounds:
     raise ValueError(f"--attack_round={config.attack_round} is not among the {config.rounds} "
                      "rounds (0-based).")
+
+
+def _model_replacement(config, targets, num_classes):
+  backdoor = _backdoor(config, targets)
+  _check_attack_round(config)
   return Attack("model_replacement", data_poisoning=backdoor,
                 update_poisoning=ScaleUpdate(config.scale_factor),
                 poison_round=config.attack_round, success_metric=backdoor)
@@ -96,6 +101,26 @@ ATTACKS: dict[str, Callable[..., Attack]] = {
     "min_sum": _model_poisoning("min_sum", lambda config: MinSum(config.perturbation)),
     "adaptive_residual": _model_poisoning("adaptive_residual", _adaptive_residual),
 }
+
+
+TRIGGER_ATTACKS = frozenset({"backdoor", "model_replacement"})
+"""The attacks that stamp the task's backdoor trigger (``_backdoor``): the task
+builds a trigger only for them (``TargetSettings.needs_trigger``)."""
+
+
+def check_settings(config) -> None:
+  """ValueError naming the first attack flag whose value cannot work, before any
+  data is loaded. Each check is the attack class's own (the class is built from
+  the flag here, whatever the run's attack), so every flag is checked in one place."""
+  check_per_batch(config.backdoor_per_batch)
+  ScaleUpdate(config.scale_factor)
+  MultiplicativeNoise(config.noise_scale)
+  BlendWithHonest(config.mix_rate, config.mix_honest)
+  ALittleIsEnough(config.alie_z)
+  InnerProductManipulation(config.ipm_epsilon)
+  check_perturbation(config.perturbation)
+  if config.attack == "model_replacement":
+    _check_attack_round(config)
 
 
 def build_attack(name: str, config, targets: AttackTargets, num_classes: int) -> Attack:

@@ -1,8 +1,9 @@
-"""The residual reweighting's per-coordinate statistics without sorting (fast path).
+"""The residual reweighting's order statistics without sorting (fast path).
 
-Same mathematics as ``residual_reweighting.coordinate_statistics`` for the
+The order statistics of ``residual_reweighting.coordinate_statistics`` for the
 default configuration (``variant="reference"``, repeated-median line, Huber
-confidences), computed in client order instead of sorted order:
+confidences), computed in client order instead of sorted order; eqs. 3-11 are
+``residual_equations``' (``_weigh``, ``reweighted_sum``):
 
 * ranks by counting, x_a = #{b : y_b < y_a, or y_b = y_a and b < a} (the
   stable argsort's ranks; ``order_statistics.counted_ranks``);
@@ -43,13 +44,14 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from tff_residual.kernels import chunking
 from tff_residual.kernels import order_statistics
+from tff_residual.kernels import residual_equations as equations
 from tff_residual.kernels import sorting_networks
 
 MAX_CLIENTS = 128
@@ -164,35 +166,24 @@ def _scale_median(values, ranks, slope, value_median):
 
 
 def _line(ranks, slope, value_median):
-  """The line at every client's rank, l = med(y) + b1 (x - (K-1)/2); [K, c]."""
-  k = tf.cast(tf.shape(ranks)[0], ranks.dtype)
-  return value_median[None, :] + slope[None, :] * (ranks - (k - 1.0) / 2.0)
+  """The line at every client's rank [K, c]."""
+  return equations.reference_line(ranks, slope, value_median, tf.shape(ranks)[0], axis=0)
 
 
 @functools.lru_cache(maxsize=None)
-def _weigh(gamma: float, lambda_: float, delta: float, epsilon: float):
-  """The XLA program of eqs. 3-10 for one chunk, given the line and M."""
+def _weigh(rule: equations.Rule):
+  """The XLA program of eqs. 3-10 for one chunk, given the line's slope, med(y) and M."""
 
   @tf.function(jit_compile=True, autograph=False)
   def weigh(values, ranks, slope, value_median, spread_of_residuals, num_columns):
-    """Confidences (eqs. 4-6), correction (eq. 9) and the eq. 10 terms, summed per client."""
+    """``equations.weigh`` on [K, c], its eq. 10 terms and replacements summed per client."""
     dtype = values.dtype
-    k = tf.cast(tf.shape(values)[0], dtype)
-    fitted = _line(ranks, slope, value_median)
-    abs_r = tf.abs(values - fitted)
-    tau = gamma * (1.0 + 5.0 / (k - 1.0)) * spread_of_residuals + epsilon  # eq. 3
-    leverage = 1.0 / k + tf.square(ranks - (k - 1.0) / 2.0) / (k * (k * k - 1.0) / 12.0)
-    bound = lambda_ * tf.sqrt(2.0 / k) * tf.sqrt(tf.maximum(1.0 - leverage, 0.0)) * tau[None, :]
-    # Where selected, abs_r > bound > 0 (tau >= epsilon), so the division is safe.
-    w = tf.where(abs_r > bound, bound / abs_r, tf.ones_like(abs_r))
-    mean_w = tf.reduce_mean(w, axis=0, keepdims=True)
-    spread = tf.sqrt(tf.reduce_sum(tf.square(w - mean_w), axis=0, keepdims=True) / (k - 1.0))
-    replace = w < delta
-    corrected = tf.where(replace, fitted, values)
+    corrected, terms, replace = equations.weigh(
+        values, ranks, _line(ranks, slope, value_median), spread_of_residuals, rule, axis=0)
     # Padding columns out by multiplying with a 0/1 mask (cheaper than a float64
     # select in TFF's plain executor; the same numbers).
     column_mask = tf.cast(tf.range(tf.shape(values)[1]) < num_columns, dtype)[None, :]
-    contribution = tf.cast(w * spread * column_mask, tf.float64)
+    contribution = tf.cast(terms * column_mask, tf.float64)
     replaced = tf.cast(replace, dtype) * column_mask
     if values.shape[1] is not None and values.shape[1] <= 2**24:  # counts exact in float32
       counts = tf.cast(tf.reduce_sum(replaced, axis=1), tf.float64)
@@ -203,8 +194,8 @@ def _weigh(gamma: float, lambda_: float, delta: float, epsilon: float):
   return weigh
 
 
-def chunk_statistics(chunk: tf.Tensor, num_columns: tf.Tensor, gamma: float, lambda_: float,
-                     delta: float, epsilon: float, max_clients: int):
+def chunk_statistics(chunk: tf.Tensor, num_columns: tf.Tensor, rule: equations.Rule,
+                     max_clients: int):
   """Algorithm 1, lines 2-11, on ``chunk`` [K, c] in client order, by XLA programs.
 
   Columns from ``num_columns`` on are padding: they are computed but not summed.
@@ -221,8 +212,7 @@ def chunk_statistics(chunk: tf.Tensor, num_columns: tf.Tensor, gamma: float, lam
   inner = _inner_medians(max_clients)(padded_values, padded_ranks, num_clients)[:num_clients]
   slope = _outer_median(inner)
   spread = _scale_median(chunk, ranks, slope, value_median)
-  return _weigh(gamma, lambda_, delta, epsilon)(chunk, ranks, slope, value_median, spread,
-                                                num_columns)
+  return _weigh(rule)(chunk, ranks, slope, value_median, spread, num_columns)
 
 
 def _middles(wires: Sequence[tf.Tensor], pairs) -> list[tf.Tensor]:
@@ -279,7 +269,7 @@ def _cyclic_slopes(differences: dict, ranks: tf.Tensor, size: int) -> list[tf.Te
 
 
 def plain_chunk_statistics(chunk: tf.Tensor, num_columns: tf.Tensor, num_clients: int,
-                           gamma: float, lambda_: float, delta: float, epsilon: float):
+                           rule: equations.Rule):
   """``chunk_statistics`` for exactly ``num_clients`` (K) rows, for a graph
   executor without XLA (TFF's worker): the same corrected values and counts to
   the bit (the eq. 10 sums up to float32 rounding), other ops.
@@ -297,8 +287,7 @@ def plain_chunk_statistics(chunk: tf.Tensor, num_columns: tf.Tensor, num_clients
   value_median = _median_of_wires(tf.unstack(values, k))
   residuals = tf.abs(values - _line(ranks, slope, value_median))
   spread = _median_of_wires(tf.unstack(residuals, k), offset=1)
-  return _weigh(gamma, lambda_, delta, epsilon)(values, ranks, slope, value_median, spread,
-                                                num_columns)
+  return _weigh(rule)(values, ranks, slope, value_median, spread, num_columns)
 
 
 def _padded_median_of_wires(wires: Sequence[tf.Tensor], odd_padding: tf.Tensor,
@@ -313,7 +302,7 @@ def _padded_median_of_wires(wires: Sequence[tf.Tensor], odd_padding: tf.Tensor,
 
 
 def padded_plain_chunk_statistics(chunk: tf.Tensor, num_columns: tf.Tensor, size: int,
-                                  gamma: float, lambda_: float, delta: float, epsilon: float):
+                                  rule: equations.Rule):
   """``plain_chunk_statistics`` for 3 <= K <= ``size`` (B) rows, K known only at
   run time: one network of B wires serves every K up to B, the same numbers to
   the bit.
@@ -347,46 +336,42 @@ def padded_plain_chunk_statistics(chunk: tf.Tensor, num_columns: tf.Tensor, size
   real_ranks = ranks[:k]
   residuals = tf.abs(chunk - _line(real_ranks, slope, value_median))
   spread = _padded_median_of_wires(tf.unstack(padded(residuals), size), odd_padding, offset=1)
-  return _weigh(gamma, lambda_, delta, epsilon)(chunk, real_ranks, slope, value_median, spread,
-                                                num_columns)
+  return _weigh(rule)(chunk, real_ranks, slope, value_median, spread, num_columns)
 
 
-def reweighted_sum(matrix: tf.Tensor, width: int, gamma: float, lambda_: float, delta: float,
-                   epsilon: float, client_weights: Callable[[tf.Tensor], tf.Tensor],
-                   max_clients: int | None = None):
+def reweighted_sum(matrix: tf.Tensor, width: int, rule: equations.Rule,
+                   sample_weights: tf.Tensor | None, max_clients: int | None = None):
   """Algorithm 1 on ``matrix`` [K, n] in chunks of ``width`` coordinates.
 
-  ``client_weights`` maps the eq. 10 sums [K] (float64) to the clients' weights
-  p [K] (eq. 11). ``max_clients``: a static bound on K (the XLA programs of
-  ``chunk_statistics``), or None when K is unknown while the graph is built:
+  The clients' weights p [K] are ``equations.client_weights`` of the eq. 10
+  sums (eq. 11; ``sample_weights`` as there). ``max_clients``: a static bound on
+  K (the XLA programs of ``chunk_statistics``), or None when K is unknown while
+  the graph is built:
   then one branch per K in ``BUCKETS`` runs ``plain_chunk_statistics`` (the
   caller keeps K within them).
 
   Returns (sum_k p_k y'_k [n], p [K], share of each client's coordinates replaced [K]).
   """
-  params = (gamma, lambda_, delta, epsilon)
-
   def run(fixed, statistics, width=width):
     corrected, (total, replaced) = chunking.map_fixed_width_chunks(
         fixed, lambda chunk, columns: _split(statistics(chunk, columns)), width,
         [fixed.shape[0], width], [tf.zeros([tf.shape(fixed)[0]], tf.float64)] * 2)
-    p = client_weights(total)
+    p = equations.client_weights(total, rule.variant, sample_weights)
     num_coordinates = tf.cast(tf.shape(fixed)[1], tf.float64)
     return (weighted_sum(corrected, p, tf.shape(fixed)[1]), p,
             replaced / tf.maximum(num_coordinates, 1.0))
 
   if max_clients is not None:  # chunk_statistics checks the bound
-    return run(matrix, lambda chunk, columns: chunk_statistics(chunk, columns, *params,
-                                                               max_clients))
+    return run(matrix, lambda chunk, columns: chunk_statistics(chunk, columns, rule, max_clients))
 
   def exact(k):
     return lambda: run(tf.ensure_shape(matrix, [k, None]), lambda chunk, columns:
-                       plain_chunk_statistics(chunk, columns, k, *params),
+                       plain_chunk_statistics(chunk, columns, k, rule),
                        plain_width(width, k))
 
   def padded(size):
     return lambda: run(matrix, lambda chunk, columns:
-                       padded_plain_chunk_statistics(chunk, columns, size, *params),
+                       padded_plain_chunk_statistics(chunk, columns, size, rule),
                        plain_width(width, size))
 
   return tf.switch_case(plain_branch_index(tf.shape(matrix)[0]),

@@ -7,25 +7,21 @@ confidence are replaced by the line ("extreme value correction"), the
 confidences are accumulated over *all* coordinates of the model into one weight
 per client, and the aggregate is the weighted mean of the corrected models.
 
-Two variants (docs/reference_differences.md §1.3 lists every difference):
+The order statistics are computed here (the sorting path) or in
+``residual_fused`` (the fast paths); eqs. 3-11 are ``residual_equations``'
+(the only statement of them). Two variants (docs/reference_differences.md
+§1.3 lists every difference):
 
 ``variant="reference"`` (default) is what the authors' code computes:
   slope   b1 = med_i med_{j!=i} (y_(j) - y_(i)) / (j - i)              (eq. 1)
   line    l_k = med(y) + b1 (x_k - (K-1)/2)       (not eq. 2's intercept)
-  residual r_k = y_k - l_k
-  scale   tau = 1.4826 (1 + 5/(K-1)) M + 1e-7,  M = median of |r| without
-          its smallest value                                      (eqs. 3-4)
-  leverage h_k = 1/K + (x_k - (K-1)/2)^2 / (K (K^2-1) / 12)  (design [1, x])
-  confidence w_k = min(1, Z sqrt(1-h_k) / |e_k|), e = r / tau,
-          Z = lambda sqrt(2/K); w = 1 where e = 0                  (eqs. 5-6)
-  correction y'_k = l_k if w_k < delta else y_k; w is not zeroed  (eq. 9)
-  W_k = sum_n w_nk std(w_n)  (std with ddof=1, of the uncorrected w) (eq. 10)
-  p_k = W_k^2 / sum_j W_j^2                                 (eq. 11, squared)
+  scale   M = median of |y - l| without its smallest value        (eq. 3)
+  then tau + 1e-7, leverage of the design [1, x], replace where w < delta
+  (w is not zeroed), std of the uncorrected w, p ∝ W^2       (eqs. 3-11)
 
-``variant="paper"`` follows eqs. 1-11 literally: intercept by eq. 2, median of
-all K |r|, gamma = 1.48, no epsilon, leverage h_k = x_k^2 / sum_j x_j^2 (eq. 7,
-no intercept column), replace and zero where w <= delta (eqs. 8-9), std (ddof=1)
-of the corrected w, p_k = W_k / sum_j W_j.
+``variant="paper"`` follows eqs. 1-11 literally: intercept by eq. 2, M the
+median of all K |r|, gamma = 1.48, no epsilon, leverage x^2 / sum x^2 (eq. 7),
+replace and zero where w <= delta (eqs. 8-9), p = W / sum W.
 
 Options of paper §4.5 / Table 7: ``estimator`` "repeated_median" (default),
 "theil_sen" (slope = median of all pairwise slopes; reference intercept
@@ -55,6 +51,7 @@ import tensorflow as tf
 from tff_residual.kernels import chunking
 from tff_residual.kernels import clients
 from tff_residual.kernels import mean
+from tff_residual.kernels import residual_equations as equations
 from tff_residual.kernels import residual_fused
 from tff_residual.kernels.config import check_choice, check_positive, hyper, is_number
 from tff_residual.kernels.order_statistics import (median_by_selection, median_of_sorted,
@@ -64,9 +61,6 @@ VARIANTS = ("reference", "paper")
 ESTIMATORS = ("repeated_median", "theil_sen", "median")
 WEIGHTINGS = ("huber", "gaussian")
 IMPLEMENTATIONS = ("auto", "sort")
-REFERENCE_GAMMA = 1.4826
-PAPER_GAMMA = 1.48
-REFERENCE_TAU_EPSILON = 1e-7
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -130,7 +124,15 @@ class ResidualReweightingConfig(chunking.ChunkedConfig):
   def effective_gamma(self) -> float:
     if self.gamma is not None:
       return float(self.gamma)
-    return REFERENCE_GAMMA if self.variant == "reference" else PAPER_GAMMA
+    return equations.REFERENCE_GAMMA if self.variant == "reference" else equations.PAPER_GAMMA
+
+  @property
+  def rule(self) -> equations.Rule:
+    """The constants of eqs. 3-11 for ``residual_equations``."""
+    epsilon = equations.REFERENCE_TAU_EPSILON if self.variant == "reference" else 0.0
+    return equations.Rule(gamma=self.effective_gamma, lambda_=float(self.lambda_),
+                          delta=float(self.delta), epsilon=epsilon, variant=self.variant,
+                          weighting=self.weighting)
 
 
 def _pairwise_ratios(numerator: tf.Tensor, positions: tf.Tensor, off_diagonal: tf.Tensor):
@@ -160,7 +162,6 @@ def fit_line(sorted_values: tf.Tensor, config: ResidualReweightingConfig) -> tf.
   num_clients = tf.shape(sorted_values)[1]
   k = tf.cast(num_clients, dtype)
   positions = tf.range(k, dtype=dtype)
-  center = (k - 1.0) / 2.0
   value_median = median_of_sorted(sorted_values)[:, None]
   if config.estimator == "median":
     return tf.broadcast_to(value_median, tf.shape(sorted_values))
@@ -174,9 +175,9 @@ def fit_line(sorted_values: tf.Tensor, config: ResidualReweightingConfig) -> tf.
   else:  # theil_sen: median of the K(K-1)/2 pairwise slopes (each appears twice).
     flat = tf.reshape(slopes, [tf.shape(slopes)[0], -1])
     slope = _median(flat, num_clients * (num_clients - 1), select)
-  slope = slope[:, None]
   if config.variant == "reference":
-    return value_median + slope * (positions[None, :] - center)
+    return equations.reference_line(positions, slope, value_median[:, 0], num_clients, axis=1)
+  slope = slope[:, None]
   if config.estimator == "repeated_median":
     # eq. 2: b0 = med_i med_{j!=i} (x_j y_i - x_i y_j) / (x_j - x_i)
     cross = (positions[None, None, :] * sorted_values[:, :, None]
@@ -188,40 +189,6 @@ def fit_line(sorted_values: tf.Tensor, config: ResidualReweightingConfig) -> tf.
   return intercept + slope * positions[None, :]
 
 
-def leverage(num_clients: tf.Tensor, dtype: tf.DType, variant: str) -> tf.Tensor:
-  """Hat-matrix diagonal h at ranks 0..K-1 (eq. 7).
-
-  reference (design [1, x]): h = 1/K + (x - (K-1)/2)^2 / (K (K^2 - 1) / 12)
-  paper (design x only):     h = x^2 / sum_j x_j^2
-  """
-  k = tf.cast(num_clients, dtype)
-  x = tf.range(k, dtype=dtype)
-  if variant == "reference":
-    return 1.0 / k + tf.square(x - (k - 1.0) / 2.0) / (k * (k * k - 1.0) / 12.0)
-  return tf.square(x) / tf.reduce_sum(tf.square(x))
-
-
-def confidences(residuals: tf.Tensor, tau: tf.Tensor, num_clients: tf.Tensor,
-                config: ResidualReweightingConfig) -> tf.Tensor:
-  """Parameter confidences w (eq. 6 or Gaussian), rows [c, K] in rank order."""
-  dtype = residuals.dtype
-  k = tf.cast(num_clients, dtype)
-  abs_r = tf.abs(residuals)
-  if config.weighting == "gaussian":
-    # e = r / tau; the tau = 0 limit: e = 0 where r = 0, |e| = inf elsewhere.
-    safe_tau = tf.where(tau > 0, tau, tf.ones_like(tau))
-    e = tf.where(tau > 0, abs_r / safe_tau,
-                 tf.where(abs_r > 0, tf.constant(math.inf, dtype), tf.zeros_like(abs_r)))
-    return tf.exp(-tf.square(e) / (2.0 * config.lambda_**2))
-  h = leverage(num_clients, dtype, config.variant)
-  s = tf.sqrt(tf.maximum(1.0 - h, 0.0))
-  z = config.lambda_ * tf.sqrt(2.0 / k)
-  # (s/e) Psi(e/s) = min(1, Z s / |e|) = min(1, Z s tau / |r|); w = 1 at r = 0.
-  bound = z * s[None, :] * tau
-  safe_abs_r = tf.where(abs_r > bound, abs_r, tf.ones_like(abs_r))
-  return tf.where(abs_r > bound, bound / safe_abs_r, tf.ones_like(abs_r))
-
-
 def coordinate_statistics(values: tf.Tensor, config: ResidualReweightingConfig):
   """Algorithm 1, lines 2-11, for a chunk of coordinates ``values`` [c, K], K >= 3.
 
@@ -229,33 +196,20 @@ def coordinate_statistics(values: tf.Tensor, config: ResidualReweightingConfig):
   corrected values y' [c, K], w * std(w) [c, K] (the per-coordinate terms of
   eq. 10) and a float 0/1 [c, K] marking replaced values.
   """
-  dtype = values.dtype
   num_clients = tf.shape(values)[1]
-  k = tf.cast(num_clients, dtype)
   sorted_values, _, ranks = sort_with_ranks(values)
   line = fit_line(sorted_values, config)
-  residuals = sorted_values - line
-  abs_sorted = tf.sort(tf.abs(residuals), axis=-1)
-  if config.variant == "reference":
+  abs_sorted = tf.sort(tf.abs(sorted_values - line), axis=-1)
+  if config.variant == "reference":  # M without the smallest |r| (the code's eq. 3)
     scale = median_of_sorted(abs_sorted[:, 1:], num_clients - 1)
   else:
     scale = median_of_sorted(abs_sorted)
-  tau = config.effective_gamma * (1.0 + 5.0 / (k - 1.0)) * scale
-  if config.variant == "reference":
-    tau = tau + REFERENCE_TAU_EPSILON
-  tau = tau[:, None]
-  w = confidences(residuals, tau, num_clients, config)
-  if config.variant == "reference":
-    replace = w < config.delta
-  else:
-    replace = w <= config.delta
-    w = tf.where(replace, tf.zeros_like(w), w)
-  mean_w = tf.reduce_mean(w, axis=1, keepdims=True)
-  spread = tf.sqrt(tf.reduce_sum(tf.square(w - mean_w), axis=1, keepdims=True) / (k - 1.0))
-  corrected = tf.where(replace, line, sorted_values)
+  positions = tf.range(tf.cast(num_clients, values.dtype))
+  corrected, contribution, replace = equations.weigh(sorted_values, positions, line, scale,
+                                                     config.rule, axis=1)
   to_clients = lambda t: tf.gather(t, ranks, batch_dims=1)
-  return (to_clients(corrected), to_clients(w * spread),
-          to_clients(tf.cast(replace, dtype)))
+  return (to_clients(corrected), to_clients(contribution),
+          to_clients(tf.cast(replace, values.dtype)))
 
 
 def bytes_per_coordinate(config: ResidualReweightingConfig):
@@ -267,16 +221,26 @@ def bytes_per_coordinate(config: ResidualReweightingConfig):
   return per_coordinate
 
 
-def model_weights(total_confidence: tf.Tensor, variant: str) -> tf.Tensor:
-  """p from W (eq. 11): reference p ∝ (W / max W)^2, paper p = W / sum W.
+def computation_path(config: ResidualReweightingConfig, values: Sequence[tf.Tensor],
+                     max_clients: int | None) -> str:
+  """The one place that chooses how Algorithm 1 is computed for K >= 3 clients
+  (fewer always give the plain mean, decided at run time):
 
-  Uniform if every W_k is 0 (the reference divides 0 by 0 there).
+  * ``"sort"``: ``coordinate_statistics`` (sorts each coordinate's K values), for
+    ``implementation="sort"``, every setting other than the reference variant
+    with the repeated median and Huber confidences, tensors of mixed dtypes, and
+    a static client bound outside 3..``residual_fused.MAX_CLIENTS``;
+  * ``"xla"``: ``residual_fused.chunk_statistics`` (selection networks under
+    XLA), when K is bounded while the graph is built (``max_clients``; the eager
+    API);
+  * ``"plain"``: ``residual_fused.plain_chunk_statistics`` (networks of plain
+    ops), when K is unknown while the graph is built (TFF's stacks, whose worker
+    has no XLA); at run time K > ``residual_fused.DYNAMIC_MAX_CLIENTS`` sorts.
   """
-  if variant == "reference":
-    top = tf.reduce_max(total_confidence)
-    safe_top = tf.where(top > 0, top, tf.ones_like(top))
-    total_confidence = tf.square(total_confidence / safe_top)
-  return clients.normalize_weights(total_confidence)
+  if (not config.has_fused_path or len({matrix.dtype for matrix in values}) > 1
+      or (max_clients is not None and not 3 <= max_clients <= residual_fused.MAX_CLIENTS)):
+    return "sort"
+  return "plain" if max_clients is None else "xla"
 
 
 def residual_reweighting_valid(values: Sequence[tf.Tensor], sample_weights: tf.Tensor | None,
@@ -294,6 +258,7 @@ def residual_reweighting_valid(values: Sequence[tf.Tensor], sample_weights: tf.T
   """
   values = list(values)
   num_clients = tf.shape(values[0])[0]
+  rule = config.rule
 
   def mean_only():
     uniform = tf.ones([num_clients], tf.float64) / tf.cast(num_clients, tf.float64)
@@ -307,10 +272,8 @@ def residual_reweighting_valid(values: Sequence[tf.Tensor], sample_weights: tf.T
     # copy of the input.
     sizes = [tf.shape(matrix)[1] for matrix in values]
     flat = values[0] if len(values) == 1 else tf.concat(values, axis=1)
-    summed, p, fraction = residual_fused.reweighted_sum(
-        flat, width, config.effective_gamma, config.lambda_, config.delta, REFERENCE_TAU_EPSILON,
-        lambda total: clients.apply_sample_weights(model_weights(total, config.variant),
-                                                   sample_weights), max_clients)
+    summed, p, fraction = residual_fused.reweighted_sum(flat, width, rule, sample_weights,
+                                                        max_clients)
     parts = [summed] if len(values) == 1 else tf.split(summed, tf.stack(sizes), num=len(values))
     aggregate = [tf.ensure_shape(part, matrix.shape[1:]) for part, matrix in zip(parts, values)]
     return aggregate, p, fraction
@@ -324,18 +287,16 @@ def residual_reweighting_valid(values: Sequence[tf.Tensor], sample_weights: tf.T
     per_tensor, (total, replaced), num_coordinates = chunking.map_model_chunks(
         values, chunk_fn, bytes_per_coordinate(config), 1, 2, config.memory_budget_bytes,
         config.chunk_size)
-    p = clients.apply_sample_weights(model_weights(total, config.variant), sample_weights)
+    p = equations.client_weights(total, rule.variant, sample_weights)
     # corrected values are stored coordinate-major, [n_t, K]
     aggregate = [tf.linalg.matvec(fixed, tf.cast(p, fixed.dtype)) for (fixed,) in per_tensor]
     return aggregate, p, replaced / tf.maximum(num_coordinates, 1.0)
 
   def reweight():
-    # The fused path runs on one [K, N] matrix of one dtype; tensors of mixed
-    # dtypes take the sorting path, each in its own dtype.
-    if (not config.has_fused_path or len({matrix.dtype for matrix in values}) > 1
-        or (max_clients is not None and not 3 <= max_clients <= residual_fused.MAX_CLIENTS)):
+    path = computation_path(config, values, max_clients)
+    if path == "sort":
       return reweight_sorted()
-    if max_clients is not None:
+    if path == "xla":
       return reweight_fused()
     return tf.cond(num_clients <= residual_fused.DYNAMIC_MAX_CLIENTS, reweight_fused,
                    reweight_sorted)

@@ -126,12 +126,12 @@ def validate(config: ExperimentConfig, family: TaskFamily) -> None:
   ints_at_least = {"rounds": 1, "num_clients": 1, "clients_per_round": 0, "num_attackers": 0,
                    "shards_per_client": 1, "max_examples_per_client": 0, "max_test_examples": 0,
                    "batch_size": 1, "local_epochs": 1, "max_batches_per_epoch": 0,
-                   "attacker_epochs": 1, "backdoor_per_batch": 1, "attack_round": 0}
+                   "attacker_epochs": 1, "attack_round": 0}
   for name, lowest in ints_at_least.items():
     value = getattr(config, name)
     _require(isinstance(value, int) and not isinstance(value, bool) and value >= lowest,
              f"--{name} must be an integer >= {lowest}, got {value!r}.")
-  positive = ("learning_rate", "dirichlet_alpha", "attacker_lr_multiplier", "scale_factor")
+  positive = ("learning_rate", "dirichlet_alpha", "attacker_lr_multiplier")
   for name in positive:
     value = getattr(config, name)
     _require(isinstance(value, (int, float)) and math.isfinite(value) and value > 0,
@@ -139,18 +139,11 @@ def validate(config: ExperimentConfig, family: TaskFamily) -> None:
   _require(0 <= config.momentum < 1, f"--momentum must be in [0, 1), got {config.momentum!r}.")
   _require(0 < config.client_train_fraction <= 1,
            f"--client_train_fraction must be in (0, 1], got {config.client_train_fraction!r}.")
-  _require(math.isfinite(config.noise_scale) and config.noise_scale >= 0,
-           f"--noise_scale must be >= 0 (percent), got {config.noise_scale!r}.")
-  _require(0 <= config.mix_rate <= 1, f"--mix_rate must be in [0, 1], got {config.mix_rate!r}.")
-  _require(config.alie_z is None or (isinstance(config.alie_z, (int, float))
-                                     and math.isfinite(config.alie_z)),
-           f"--alie_z must be a finite number, got {config.alie_z!r}.")
-  _require(isinstance(config.ipm_epsilon, (int, float)) and math.isfinite(config.ipm_epsilon)
-           and config.ipm_epsilon > 0,
-           f"--ipm_epsilon must be a finite number > 0, got {config.ipm_epsilon!r}.")
-  from tff_residual.attacks.omniscient import PERTURBATIONS
-  _require(config.perturbation in PERTURBATIONS,
-           f"--perturbation must be one of {PERTURBATIONS}, got {config.perturbation!r}.")
+  from tff_residual.attacks import check_settings  # the attacks' own checks (imports TF)
+  try:
+    check_settings(config)
+  except (TypeError, ValueError) as error:
+    raise ConfigError(str(error)) from None
   _require(config.optimizer in OPTIMIZERS,
            f"--optimizer must be one of {OPTIMIZERS}, got {config.optimizer!r}.")
   _require(config.client_weighting in CLIENT_WEIGHTINGS,
@@ -165,10 +158,6 @@ def validate(config: ExperimentConfig, family: TaskFamily) -> None:
            "clients (--num_clients).")
   _require(config.attack != "none" or config.num_attackers == 0,
            f"task {config.task} has no attack; --num_attackers must be 0.")
-  if config.attack == "model_replacement":
-    _require(config.attack_round < config.rounds,
-             f"--attack_round={config.attack_round} is not among the {config.rounds} rounds "
-             "(0-based).")
   _require(len(config.aggregators) > 0, "--aggregator names no aggregator.")
   _require(config.feature_scaling in FEATURE_SCALINGS,
            f"--feature_scaling must be one of {FEATURE_SCALINGS}, got {config.feature_scaling!r}.")

@@ -27,8 +27,8 @@ import os
 
 import numpy as np
 
-from tff_residual.tasks.base import (Arrays, AttackTargets, DataError, ModelSpec, TaskData,
-                                     TaskFamily)
+from tff_residual.tasks.base import (Arrays, AttackTargets, DataError, DataSettings, ModelSpec,
+                                     TargetSettings, TaskData, TaskFamily)
 
 VOCABULARY_SIZE = 25_000
 EMBEDDING_DIM = 100
@@ -110,11 +110,11 @@ def synthetic_reviews(count: int = SYNTHETIC_REVIEWS, seed: int = 0) -> list[dic
   return records
 
 
-def load(config) -> TaskData:
+def load(settings: DataSettings) -> TaskData:
   notices = []
-  if config.data_path:
-    texts, ratings = read_reviews(config.data_path)
-    source = f"amazon from {config.data_path}"
+  if settings.data_path:
+    texts, ratings = read_reviews(settings.data_path)
+    source = f"amazon from {settings.data_path}"
   else:
     records = synthetic_reviews()
     texts = [r["reviewText"] for r in records]
@@ -127,7 +127,7 @@ def load(config) -> TaskData:
   if len(texts) < 10 or len(np.unique(labels)) < 2:
     raise DataError(f"{source}: {len(texts)} reviews with ratings other than 3 and labels "
                     f"{sorted(set(labels.tolist()))}; need both classes and at least 10 reviews.")
-  order = np.random.default_rng(config.seed).permutation(len(texts))
+  order = np.random.default_rng(settings.seed).permutation(len(texts))
   cut = int(0.8 * len(texts))
   train_idx, test_idx = order[:cut], order[cut:]
   tokens = tokenize([texts[i] for i in train_idx], [texts[i] for i in test_idx])
@@ -160,7 +160,7 @@ def build_model(name: str, data: TaskData, seed: int) -> ModelSpec:
   return ModelSpec(name, build, "binary")
 
 
-def attack_targets(config, data: TaskData) -> AttackTargets:
+def attack_targets(settings: TargetSettings, data: TaskData) -> AttackTargets:
   """Label flipping flips every label (paper §4.2); no backdoor."""
   return AttackTargets(flip_source=None, flip_target=None)
 

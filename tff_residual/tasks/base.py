@@ -75,6 +75,38 @@ class TaskData:
 
 
 @dataclasses.dataclass(frozen=True)
+class DataSettings:
+  """What a family's ``load`` reads from the run's settings (the flags of the same names)."""
+
+  data_path: str | None
+  seed: int
+  num_clients: int
+  label_column: str
+  feature_scaling: str
+
+
+@dataclasses.dataclass(frozen=True)
+class TargetSettings:
+  """What a family's ``attack_targets`` reads from the run's settings.
+
+  Attributes:
+    source_label, target_label, backdoor_target: label overrides (None = the
+      family's default).
+    trigger_features: tabular features a trigger sets (LOAN).
+    trigger_value: the image trigger's pixel value rule.
+    needs_trigger: whether the run's attack stamps a backdoor trigger (the
+      attack table says which do; a task knows no attack names).
+  """
+
+  source_label: int | None
+  target_label: int | None
+  backdoor_target: int | None
+  trigger_features: tuple[str, ...]
+  trigger_value: str
+  needs_trigger: bool
+
+
+@dataclasses.dataclass(frozen=True)
 class Trigger:
   """A backdoor trigger: ``x' = where(mask, pattern, x)`` per example.
 
@@ -101,12 +133,14 @@ class AttackTargets:
       every label y becomes ``num_classes - 1 - y``).
     backdoor_target: label of triggered examples (None if no backdoor).
     trigger: the backdoor trigger (None if no backdoor).
+    notices: lines the run prints and records about the targets.
   """
 
   flip_source: int | None
   flip_target: int | None
   backdoor_target: int | None = None
   trigger: Trigger | None = None
+  notices: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,9 +173,9 @@ class TaskFamily:
     models: ``--model`` names it offers.
     defaults: ``defaults[attack][preset]`` -> hyper-parameter defaults (see
       ``tff_residual.tasks.presets``).
-    load: ``load(config) -> TaskData``.
+    load: ``load(DataSettings) -> TaskData``.
     build_model: ``build_model(name, data, seed) -> ModelSpec``.
-    attack_targets: ``attack_targets(config, data) -> AttackTargets``.
+    attack_targets: ``attack_targets(TargetSettings, data) -> AttackTargets``.
     description: one line for ``--list_tasks``.
   """
 
@@ -149,7 +183,7 @@ class TaskFamily:
   attacks: tuple[str, ...]
   models: tuple[str, ...]
   defaults: Mapping[str, Mapping[str, Mapping[str, Any]]]
-  load: Callable[[Any], TaskData]
+  load: Callable[[DataSettings], TaskData]
   build_model: Callable[[str, TaskData, int], ModelSpec]
-  attack_targets: Callable[[Any, TaskData], AttackTargets]
+  attack_targets: Callable[[TargetSettings, TaskData], AttackTargets]
   description: str

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 
 from tff_residual.tasks import images
-from tff_residual.tasks.base import DataError, TaskData
+from tff_residual.tasks.base import DataError, DataSettings, TaskData
 from tff_residual.tasks.image_files import load_cifar_batches, load_image_path
 
 CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
@@ -40,10 +40,10 @@ DEFAULTS = {
 }
 
 
-def load(config) -> TaskData:
-  if config.data_path:
-    train, test = load_image_path(config.data_path, SPEC.input_shape)
-    return images.image_data(train, test, SPEC, f"cifar10 from {config.data_path}")
+def load(settings: DataSettings) -> TaskData:
+  if settings.data_path:
+    train, test = load_image_path(settings.data_path, SPEC.input_shape)
+    return images.image_data(train, test, SPEC, f"cifar10 from {settings.data_path}")
   cache = images.keras_cache("cifar-10-batches-py")
   if os.path.isfile(os.path.join(cache, "data_batch_1")):
     return images.image_data(*load_cifar_batches(cache), SPEC, f"cifar10 (Keras cache {cache})")

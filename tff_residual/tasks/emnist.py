@@ -20,7 +20,7 @@ import os
 import numpy as np
 
 from tff_residual.tasks import images
-from tff_residual.tasks.base import Arrays, DataError, TaskData
+from tff_residual.tasks.base import Arrays, DataError, DataSettings, TaskData
 
 DATABASE = "emnist_all.sqlite"
 SPEC = images.ImageSpec(
@@ -66,8 +66,8 @@ def _to_arrays(dataset) -> Arrays:
   return Arrays(x, np.concatenate(labels).astype(np.int64).reshape(-1))
 
 
-def load(config) -> TaskData:
-  directory = cache_directory(config.data_path)
+def load(settings: DataSettings) -> TaskData:
+  directory = cache_directory(settings.data_path)
   import sqlite3
   import tensorflow_federated as tff
   try:
@@ -77,10 +77,10 @@ def load(config) -> TaskData:
     raise DataError(f"{os.path.join(directory, DATABASE)} is not TFF's EMNIST database: "
                     f"{error}") from None
   writers = list(train_data.client_ids)
-  if config.num_clients > len(writers):
-    raise DataError(f"--num_clients={config.num_clients} but the EMNIST cache has "
+  if settings.num_clients > len(writers):
+    raise DataError(f"--num_clients={settings.num_clients} but the EMNIST cache has "
                     f"{len(writers)} writers.")
-  chosen = sorted(np.random.default_rng(config.seed).choice(writers, config.num_clients,
+  chosen = sorted(np.random.default_rng(settings.seed).choice(writers, settings.num_clients,
                                                             replace=False))
   parts = [_to_arrays(train_data.create_tf_dataset_for_client(w)) for w in chosen]
   tests = [_to_arrays(test_data.create_tf_dataset_for_client(w))

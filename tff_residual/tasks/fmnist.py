@@ -16,7 +16,7 @@ from __future__ import annotations
 
 
 from tff_residual.tasks import images
-from tff_residual.tasks.base import DataError, TaskData
+from tff_residual.tasks.base import DataError, DataSettings, TaskData
 from tff_residual.tasks.image_files import find_idx_files, load_idx_directory, load_image_path
 
 DEBIAN_DIR = "/usr/share/datasets/fashion-mnist"
@@ -36,10 +36,10 @@ def available() -> bool:
              for d in (DEBIAN_DIR, images.keras_cache("fashion-mnist")))
 
 
-def load(config) -> TaskData:
-  if config.data_path:
-    train, test = load_image_path(config.data_path, SPEC.input_shape)
-    return images.image_data(train, test, SPEC, f"fmnist from {config.data_path}")
+def load(settings: DataSettings) -> TaskData:
+  if settings.data_path:
+    train, test = load_image_path(settings.data_path, SPEC.input_shape)
+    return images.image_data(train, test, SPEC, f"fmnist from {settings.data_path}")
   for directory, source in ((DEBIAN_DIR, "fmnist (Debian dataset-fashion-mnist)"),
                             (images.keras_cache("fashion-mnist"), "fmnist (Keras cache)")):
     if find_idx_files(directory) is not None:

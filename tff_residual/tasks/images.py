@@ -17,7 +17,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from tff_residual.tasks.base import AttackTargets, DataError, ModelSpec, TaskData, TaskFamily, Trigger
+from tff_residual.tasks.base import (AttackTargets, DataError, ModelSpec, TargetSettings, TaskData,
+                                     TaskFamily, Trigger)
 
 TRIGGER_PIXELS = [(r, c) for r in (0, 2) for c in (0, 1, 2, 4, 5, 6)]
 TRIGGER_VALUES = ("reference", "white")
@@ -81,17 +82,18 @@ def trigger(spec: ImageSpec, value: str) -> Trigger:
 
 
 def image_targets(spec: ImageSpec):
-  """``attack_targets(config, data)`` for an image family."""
-  def attack_targets(config, data: TaskData) -> AttackTargets:
-    source = spec.flip_source if config.source_label is None else config.source_label
-    target = spec.flip_target if config.target_label is None else config.target_label
-    backdoor = spec.backdoor_target if config.backdoor_target is None else config.backdoor_target
+  """``attack_targets(settings, data)`` for an image family."""
+  def attack_targets(settings: TargetSettings, data: TaskData) -> AttackTargets:
+    source = spec.flip_source if settings.source_label is None else settings.source_label
+    target = spec.flip_target if settings.target_label is None else settings.target_label
+    backdoor = (spec.backdoor_target if settings.backdoor_target is None
+                else settings.backdoor_target)
     for name, label in (("--source_label", source), ("--target_label", target),
                         ("--backdoor_target", backdoor)):
       if not 0 <= int(label) < data.num_classes:
         raise DataError(f"{name}={label} is not a label of this dataset (0..{data.num_classes - 1}).")
     return AttackTargets(int(source), int(target), int(backdoor),
-                         trigger(spec, config.trigger_value))
+                         trigger(spec, settings.trigger_value))
   return attack_targets
 
 

