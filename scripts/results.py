@@ -385,7 +385,8 @@ def main(argv=None) -> int:
       minutes = sum(r["wall_seconds"] for runs in summaries.values() for s in runs
                     for r in s["results"].values()) / 60
     summaries = borrow_clean_baseline(experiment, summaries)
-    section = table(name, experiment, summaries, args.preset, aggregators, seeds, minutes)
+    section = table(name, experiment, summaries, args.preset, aggregators, seeds, minutes,
+                    in_pieces=bool(resumed))
     os.makedirs(os.path.join(base, name), exist_ok=True)
     with open(os.path.join(base, name, "tables.md"), "w") as f:
       f.write(section + "\n")
@@ -430,7 +431,7 @@ def our_cell(results: list[dict]) -> str:
 
 
 def table(name: str, experiment: Experiment, summaries: dict, preset: str, aggregators: str,
-          seeds: list[int], minutes: float | None = None) -> str:
+          seeds: list[int], minutes: float | None = None, in_pieces: bool = False) -> str:
   runs = [label for label, _ in experiment.runs]
   first = summaries[runs[0]][0]
   names = first["aggregators"]
@@ -471,7 +472,9 @@ def table(name: str, experiment: Experiment, summaries: dict, preset: str, aggre
   if experiment.note:
     lines += ["", experiment.note]
   if minutes is not None:
-    lines += ["", f"Wall time: {minutes:.1f} min for {len(runs) * len(seeds)} runs on this machine."]
+    how = ("the runs' own seconds, summed: the table was run in pieces (--resume), perhaps on "
+           "other machines" if in_pieces else "on this machine")
+    lines += ["", f"Wall time: {minutes:.1f} min for {len(runs) * len(seeds)} runs ({how})."]
   for heading, chosen in (("Commands (per seed S):", preset),
                           ("The paper's setup (for a GPU; not run here):", "paper")):
     lines += ["", heading, ""]

@@ -332,7 +332,7 @@ def test_results_resume_runs_only_the_missing_runs(tmp_path, monkeypatch):
   assert not os.path.exists(os.path.join(unfinished, "metrics.csv"))  # cleared, then run
   tables = open(os.path.join(base, "fmnist_backdoor", "tables.md")).read()
   assert "| median | 60.00 ± 8.16 |" in tables
-  assert "Wall time: 3.0 min for 3 runs" in tables
+  assert "Wall time: 3.0 min for 3 runs (the runs' own seconds, summed" in tables
   write_run(results.run_directory(base, "fmnist_backdoor", label, 1), 7, "median")
   with pytest.raises(SystemExit, match="resume into a fresh directory"):
     results.main(argv)
