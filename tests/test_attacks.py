@@ -179,7 +179,7 @@ def test_exactly_the_trigger_attacks_need_the_tasks_trigger():
   needing = set()
   for name in ATTACKS:
     try:
-      build_attack(name, config, no_trigger, 2)
+      build_attack(name, config.attack_settings(), no_trigger, 2)
     except ValueError as error:
       assert "trigger" in str(error), (name, error)
       needing.add(name)

@@ -4,5 +4,5 @@ omniscient model-poisoning attacks (``alie``, ``ipm``, ``sign_flip``,
 ``min_max``, ``min_sum``, ``adaptive_residual``; shared parts in
 ``omniscient``); ``registry`` maps attack names to them."""
 
-from tff_residual.attacks.base import Attack, UpdateContext
+from tff_residual.attacks.base import Attack, AttackSettings, UpdateContext
 from tff_residual.attacks.registry import ATTACKS, TRIGGER_ATTACKS, build_attack, check_settings

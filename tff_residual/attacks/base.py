@@ -24,6 +24,29 @@ import numpy as np
 Weights = list  # list[np.ndarray], one per model weight, in Keras' model.weights order
 
 
+@dataclasses.dataclass(frozen=True)
+class AttackSettings:
+  """What the attack table reads from the run's settings (the flags of the same names;
+  each is checked by the attack class that uses it, ``registry.check_settings``).
+
+  Attributes:
+    residual_params: ``lambda_`` and ``delta`` of the run's residual aggregator, for the
+      white-box ``adaptive_residual`` (only those set by flags; the rest default).
+  """
+
+  rounds: int
+  attack_round: int
+  backdoor_per_batch: int
+  scale_factor: float
+  noise_scale: float
+  mix_rate: float
+  mix_honest: str
+  alie_z: float | None
+  ipm_epsilon: float
+  perturbation: str
+  residual_params: dict
+
+
 def is_finite_number(value) -> bool:
   """Whether ``value`` is an int or float (not a bool) and finite: the attack flags' type."""
   return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

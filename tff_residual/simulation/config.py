@@ -90,6 +90,17 @@ class ExperimentConfig:
       return self.num_clients
     return self.clients_per_round
 
+  def attack_settings(self):
+    """The ``attacks.AttackSettings`` of this run."""
+    from tff_residual.attacks.base import AttackSettings
+    return AttackSettings(
+        rounds=self.rounds, attack_round=self.attack_round,
+        backdoor_per_batch=self.backdoor_per_batch, scale_factor=self.scale_factor,
+        noise_scale=self.noise_scale, mix_rate=self.mix_rate, mix_honest=self.mix_honest,
+        alie_z=self.alie_z, ipm_epsilon=self.ipm_epsilon, perturbation=self.perturbation,
+        residual_params={k: v for k, v in self.aggregator_params.items()
+                         if k in ("lambda_", "delta")})
+
   def to_json(self) -> dict[str, Any]:
     return dataclasses.asdict(self)
 
@@ -141,7 +152,7 @@ def validate(config: ExperimentConfig, family: TaskFamily) -> None:
            f"--client_train_fraction must be in (0, 1], got {config.client_train_fraction!r}.")
   from tff_residual.attacks import check_settings  # the attacks' own checks (imports TF)
   try:
-    check_settings(config)
+    check_settings(config.attack_settings(), config.attack)
   except (TypeError, ValueError) as error:
     raise ConfigError(str(error)) from None
   _require(config.optimizer in OPTIMIZERS,

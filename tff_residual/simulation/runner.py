@@ -144,7 +144,8 @@ def model_and_attack(prepared: Prepared):
   config, data = prepared.config, prepared.data
   model_spec = prepared.family.build_model(config.model, data, config.seed)
   try:
-    attack = build_attack(config.attack, config, prepared.targets, data.num_classes)
+    attack = build_attack(config.attack, config.attack_settings(), prepared.targets,
+                          data.num_classes)
   except ValueError as error:
     raise ConfigError(str(error)) from None
   return model_spec, attack
