@@ -189,12 +189,11 @@ def test_exactly_the_trigger_attacks_need_the_tasks_trigger():
 @pytest.mark.parametrize("needs_trigger", [False, True])
 def test_the_loan_task_builds_a_trigger_only_when_asked(needs_trigger):
   from task_helpers import make_config
-  from tff_residual.simulation.runner import data_settings, target_settings
   config, family = make_config("loan_label_flip")
-  data = family.load(data_settings(config))
-  settings = dataclasses.replace(target_settings(config), needs_trigger=needs_trigger)
+  data = family.load(config.data_settings())
+  settings = dataclasses.replace(config.target_settings(), needs_trigger=needs_trigger)
   targets = family.attack_targets(settings, data)
   assert (targets.trigger is not None) == needs_trigger
   assert any("backdoor target" in n for n in targets.notices) == needs_trigger
-  assert target_settings(config).needs_trigger is False  # label flipping stamps no trigger
-  assert target_settings(make_config("loan_model_replacement")[0]).needs_trigger is True
+  assert config.target_settings().needs_trigger is False  # label flipping stamps no trigger
+  assert make_config("loan_model_replacement")[0].target_settings().needs_trigger is True

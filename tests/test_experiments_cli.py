@@ -19,7 +19,6 @@ from task_helpers import (make_config, write_cifar_batches, write_emnist_sqlite,
                           write_idx_directory, write_loan_csv)
 from test_runtime import assert_gone, process_alive
 from tff_residual import cli as CLI  # the experiment CLI; experiments/run.py wraps it
-from tff_residual.simulation.runner import data_settings, target_settings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN_PY = os.path.join(ROOT, "experiments", "run.py")
@@ -379,10 +378,10 @@ def test_loan_standardized_features_on_the_2018_file(tmp_path):
   path = os.path.join(SHARED_DATA, "loan", "lendingclub_2018_creditmodel_31766x55.csv.gz")
   _, family = make_config("loan_backdoor", data_path=path)
   config, _ = make_config("loan_backdoor", data_path=path, feature_scaling="standardize")
-  data = family.load(data_settings(config))
+  data = family.load(config.data_settings())
   np.testing.assert_allclose(data.train.x.mean(axis=0), 0, atol=1e-4)
   assert np.abs(data.test.x.mean(axis=0)).max() < 0.1       # test rows use the train statistics
-  targets = family.attack_targets(target_settings(config), data)
+  targets = family.attack_targets(config.target_settings(), data)
   column = data.feature_names.index("num_tl_90g_dpd_24m")
   want = (80.0 - data.feature_scaling.mean[column]) / data.feature_scaling.std[column]
   assert targets.trigger.pattern[column] == pytest.approx(want, rel=1e-6)
@@ -409,52 +408,46 @@ def cli_process(*args, **kwargs):
                         timeout=120, **kwargs)
 
 
-def _bad_inputs(tmp_path):
-  wrong = tmp_path / "digits.csv"
-  wrong.write_text("1,2,3\n")
-  no_state = tmp_path / "loans.csv"
-  no_state.write_text("loan_amnt,loan_status\n100,Fully Paid\n")
-  return [
-      (["--task=mnist_teleport"], "unknown task 'mnist_teleport'; valid tasks: mnist_none"),
-      (["--task=amazon_backdoor"], "unknown task 'amazon_backdoor'"),
-      (["--task=mnist_backdoor", "--aggregator=fedavg,krumm"], "unknown aggregator(s) ['krumm']"),
-      (["--task=mnist_backdoor", "--aggregator=bulyan", "--num_byzantine=2", "--preset=smoke"],
-       "--aggregator=bulyan needs at least 11 clients per round for num_byzantine f = 2; the "
-       "run has 5"),
-      (["--task=mnist_backdoor", "--aggregator=krum", "--num_byzantine=-1"],
-       "--aggregator=krum: num_byzantine must be an integer >= 0"),
-      (["--task=mnist_backdoor", "--aggregator=nnm+fedavg"], "unknown aggregator(s) ['nnm+fedavg']"),
-      (["--task=mnist_backdoor", f"--data_path={tmp_path / 'nope.npz'}"], "does not exist"),
-      (["--task=mnist_backdoor", f"--data_path={wrong}"], "expected an .npz file or a directory"),
-      (["--task=loan_backdoor", f"--data_path={no_state}"], "lacks the column(s) ['addr_state']"),
-      (["--task=loan_backdoor", "--num_attackers=11"],
-       "--num_attackers=11 is more than the 10 clients"),
-      (["--task=mnist_label_flip", "--rounds=0"], "--rounds must be an integer >= 1"),
-      (["--task=mnist_backdoor", "--rounds=ten"], "argument --rounds: invalid int value"),
-      (["--task=mnist_model_replacement", "--rounds=3", "--attack_round=5"],
-       "--attack_round=5 is not among the 3 rounds"),
-      (["--task=loan_backdoor", "--clean_baseline=maybe"],
-       "argument --clean_baseline: expected true or false, got 'maybe'"),
-      (["--task=mnist_backdoor", "--feature_scaling=standardize"],
-       "--feature_scaling applies to loan tasks only, not mnist"),
-      (["--task=loan_backdoor", "--feature_scaling=minmax"],
-       "--feature_scaling must be one of ('reference', 'standardize'), got 'minmax'"),
-      (["--task=mnist_gaussian", "--noise_scale=-1"],
-       "--noise_scale must be a finite number >= 0 (percent), got -1.0"),
-      (["--task=mnist_backdoor", "--backdoor_per_batch=0"],
-       "--backdoor_per_batch must be an integer >= 1, got 0"),
-  ]
-
-
-NUM_BAD_INPUTS = 18
+# (flags, the message); "{tmp}" is the test's tmp_path, which holds digits.csv (not an image
+# file) and loans.csv (no addr_state column).
+BAD_INPUTS = [
+    (["--task=mnist_teleport"], "unknown task 'mnist_teleport'; valid tasks: mnist_none"),
+    (["--task=amazon_backdoor"], "unknown task 'amazon_backdoor'"),
+    (["--task=mnist_backdoor", "--aggregator=fedavg,krumm"], "unknown aggregator(s) ['krumm']"),
+    (["--task=mnist_backdoor", "--aggregator=bulyan", "--num_byzantine=2", "--preset=smoke"],
+     "--aggregator=bulyan needs at least 11 clients per round for num_byzantine f = 2; the "
+     "run has 5"),
+    (["--task=mnist_backdoor", "--aggregator=krum", "--num_byzantine=-1"],
+     "--aggregator=krum: num_byzantine must be an integer >= 0"),
+    (["--task=mnist_backdoor", "--aggregator=nnm+fedavg"], "unknown aggregator(s) ['nnm+fedavg']"),
+    (["--task=mnist_backdoor", "--data_path={tmp}/nope.npz"], "does not exist"),
+    (["--task=mnist_backdoor", "--data_path={tmp}/digits.csv"], "expected an .npz file or a directory"),
+    (["--task=loan_backdoor", "--data_path={tmp}/loans.csv"], "lacks the column(s) ['addr_state']"),
+    (["--task=loan_backdoor", "--num_attackers=11"],
+     "--num_attackers=11 is more than the 10 clients"),
+    (["--task=mnist_label_flip", "--rounds=0"], "--rounds must be an integer >= 1"),
+    (["--task=mnist_backdoor", "--rounds=ten"], "argument --rounds: invalid int value"),
+    (["--task=mnist_model_replacement", "--rounds=3", "--attack_round=5"],
+     "--attack_round=5 is not among the 3 rounds"),
+    (["--task=loan_backdoor", "--clean_baseline=maybe"],
+     "argument --clean_baseline: expected true or false, got 'maybe'"),
+    (["--task=mnist_backdoor", "--feature_scaling=standardize"],
+     "--feature_scaling applies to loan tasks only, not mnist"),
+    (["--task=loan_backdoor", "--feature_scaling=minmax"],
+     "--feature_scaling must be one of ('reference', 'standardize'), got 'minmax'"),
+    (["--task=mnist_gaussian", "--noise_scale=-1"],
+     "--noise_scale (percent) must be a finite number >= 0, got -1.0"),
+    (["--task=mnist_backdoor", "--backdoor_per_batch=0"],
+     "--backdoor_per_batch must be an integer >= 1, got 0"),
+]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", range(NUM_BAD_INPUTS))
-def test_bad_input_is_one_line_exit_2_no_traceback(tmp_path, case):
-  cases = _bad_inputs(tmp_path)
-  assert len(cases) == NUM_BAD_INPUTS
-  args, message = cases[case]
+@pytest.mark.parametrize("args,message", BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
+def test_bad_input_is_one_line_exit_2_no_traceback(tmp_path, args, message):
+  (tmp_path / "digits.csv").write_text("1,2,3\n")
+  (tmp_path / "loans.csv").write_text("loan_amnt,loan_status\n100,Fully Paid\n")
+  args = [arg.replace("{tmp}", str(tmp_path)) for arg in args]
   proc = cli_process(*args, f"--output_dir={tmp_path / 'out'}", "--preset=smoke")
   assert proc.returncode == 2, (args, proc.stderr)
   lines = proc.stderr.strip().splitlines()

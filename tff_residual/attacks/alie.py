@@ -21,8 +21,9 @@ from statistics import NormalDist
 
 import numpy as np
 
-from tff_residual.attacks.base import UpdateContext, is_finite_number
+from tff_residual.attacks.base import UpdateContext
 from tff_residual.attacks.omniscient import SharedMaliciousUpdate, mean_and_std
+from tff_residual.kernels.config import is_number
 
 
 def baruch_z(num_clients: int, num_attackers: int) -> float:
@@ -40,7 +41,7 @@ class ALittleIsEnough(SharedMaliciousUpdate):
 
   def __init__(self, z: float | None = None):
     super().__init__()
-    if z is not None and not is_finite_number(z):
+    if z is not None and not (is_number(z) and math.isfinite(z)):
       raise ValueError(f"--alie_z must be a finite number, got {z!r}.")
     self.z = z
     self.description = ("mu - z sigma of the honest updates, z = "

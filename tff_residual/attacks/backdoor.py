@@ -16,13 +16,13 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from tff_residual.kernels.config import check_int
 from tff_residual.tasks.base import Trigger
 
 
 def check_per_batch(per_batch) -> None:
   """ValueError unless ``per_batch`` (``--backdoor_per_batch``) is an int >= 1."""
-  if not isinstance(per_batch, int) or isinstance(per_batch, bool) or per_batch < 1:
-    raise ValueError(f"--backdoor_per_batch must be an integer >= 1, got {per_batch!r}.")
+  check_int("--backdoor_per_batch", per_batch, 1)
 
 
 class Backdoor:

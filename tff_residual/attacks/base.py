@@ -15,7 +15,6 @@ simulation) do differently from honest clients:
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -45,11 +44,6 @@ class AttackSettings:
   ipm_epsilon: float
   perturbation: str
   residual_params: dict
-
-
-def is_finite_number(value) -> bool:
-  """Whether ``value`` is an int or float (not a bool) and finite: the attack flags' type."""
-  return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class DataPoisoning(Protocol):

@@ -10,16 +10,15 @@ As an update (w = g + u): u' = w' - g = u + (s/100) n (g + u).
 from __future__ import annotations
 
 
-from tff_residual.attacks.base import UpdateContext, Weights, is_finite_number
+from tff_residual.attacks.base import UpdateContext, Weights
+from tff_residual.kernels.config import check_positive
 
 
 class MultiplicativeNoise:
   """``UpdatePoisoning``: multiplicative Gaussian noise on the client's full weights."""
 
   def __init__(self, scale_percent: float):
-    if not (is_finite_number(scale_percent) and scale_percent >= 0):
-      raise ValueError(f"--noise_scale must be a finite number >= 0 (percent), got "
-                       f"{scale_percent!r}.")
+    check_positive("--noise_scale (percent)", scale_percent, allow_zero=True)
     self.scale = float(scale_percent) / 100.0
     self.description = f"weights w -> w (1 + {self.scale:g} n), n ~ N(0, 1)"
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from tff_residual.attacks.base import UpdateContext, is_finite_number
+from tff_residual.attacks.base import UpdateContext
 from tff_residual.attacks.omniscient import SharedMaliciousUpdate
+from tff_residual.kernels.config import check_positive
 
 
 class InnerProductManipulation(SharedMaliciousUpdate):
@@ -21,8 +22,7 @@ class InnerProductManipulation(SharedMaliciousUpdate):
 
   def __init__(self, epsilon: float):
     super().__init__()
-    if not (is_finite_number(epsilon) and epsilon > 0):
-      raise ValueError(f"--ipm_epsilon must be a finite number > 0, got {epsilon!r}.")
+    check_positive("--ipm_epsilon", epsilon)
     self.epsilon = float(epsilon)
     self.description = f"-{epsilon:g} times the mean of the honest updates"
 

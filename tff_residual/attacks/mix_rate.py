@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from tff_residual.attacks.base import UpdateContext, Weights, is_finite_number
+from tff_residual.attacks.base import UpdateContext, Weights
+from tff_residual.kernels.config import is_number
 
 HONEST_ESTIMATES = ("residual", "mean")
 
@@ -22,7 +23,7 @@ class BlendWithHonest:
   """``UpdatePoisoning``: keep each coordinate of the poisoned update with probability ``rate``."""
 
   def __init__(self, rate: float, honest_estimate: str = "residual"):
-    if not (is_finite_number(rate) and 0.0 <= rate <= 1.0):
+    if not (is_number(rate) and 0.0 <= rate <= 1.0):
       raise ValueError(f"--mix_rate must be in [0, 1], got {rate!r}.")
     if honest_estimate not in HONEST_ESTIMATES:
       raise ValueError(f"--mix_honest must be one of {HONEST_ESTIMATES}, got {honest_estimate!r}.")

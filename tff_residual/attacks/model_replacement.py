@@ -7,15 +7,15 @@ epochs and learning rate, as the code does)."""
 
 from __future__ import annotations
 
-from tff_residual.attacks.base import UpdateContext, Weights, is_finite_number
+from tff_residual.attacks.base import UpdateContext, Weights
+from tff_residual.kernels.config import check_positive
 
 
 class ScaleUpdate:
   """``UpdatePoisoning``: the update times ``factor``."""
 
   def __init__(self, factor: float):
-    if not (is_finite_number(factor) and factor > 0):
-      raise ValueError(f"--scale_factor must be a finite number > 0, got {factor!r}.")
+    check_positive("--scale_factor", factor)
     self.factor = float(factor)
     self.description = f"update scaled by {factor:g}"
 

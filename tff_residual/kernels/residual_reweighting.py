@@ -162,9 +162,9 @@ def fit_line(sorted_values: tf.Tensor, config: ResidualReweightingConfig) -> tf.
   num_clients = tf.shape(sorted_values)[1]
   k = tf.cast(num_clients, dtype)
   positions = tf.range(k, dtype=dtype)
-  value_median = median_of_sorted(sorted_values)[:, None]
+  value_median = median_of_sorted(sorted_values)
   if config.estimator == "median":
-    return tf.broadcast_to(value_median, tf.shape(sorted_values))
+    return tf.broadcast_to(value_median[:, None], tf.shape(sorted_values))
   off_diagonal = tf.logical_not(tf.eye(num_clients, dtype=tf.bool))
   # eq. 1 terms: (y_(j) - y_(i)) / (j - i)
   slopes = _pairwise_ratios(sorted_values[:, None, :] - sorted_values[:, :, None],
@@ -176,7 +176,7 @@ def fit_line(sorted_values: tf.Tensor, config: ResidualReweightingConfig) -> tf.
     flat = tf.reshape(slopes, [tf.shape(slopes)[0], -1])
     slope = _median(flat, num_clients * (num_clients - 1), select)
   if config.variant == "reference":
-    return equations.reference_line(positions, slope, value_median[:, 0], num_clients, axis=1)
+    return equations.reference_line(positions, slope, value_median, num_clients, axis=1)
   slope = slope[:, None]
   if config.estimator == "repeated_median":
     # eq. 2: b0 = med_i med_{j!=i} (x_j y_i - x_i y_j) / (x_j - x_i)

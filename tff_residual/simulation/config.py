@@ -13,7 +13,7 @@ import math
 from typing import Any
 
 from tff_residual.tasks import presets
-from tff_residual.tasks.base import TaskFamily
+from tff_residual.tasks.base import DataSettings, TargetSettings, TaskFamily
 from tff_residual.tasks.loan import FEATURE_SCALINGS
 
 OPTIMIZERS = ("sgdm", "adam")
@@ -90,8 +90,22 @@ class ExperimentConfig:
       return self.num_clients
     return self.clients_per_round
 
+  def data_settings(self) -> DataSettings:
+    """What the task's ``load`` reads."""
+    return DataSettings(data_path=self.data_path, seed=self.seed, num_clients=self.num_clients,
+                        label_column=self.label_column, feature_scaling=self.feature_scaling)
+
+  def target_settings(self) -> TargetSettings:
+    """What the task's ``attack_targets`` reads."""
+    from tff_residual.attacks import TRIGGER_ATTACKS
+    return TargetSettings(source_label=self.source_label, target_label=self.target_label,
+                          backdoor_target=self.backdoor_target,
+                          trigger_features=self.trigger_features,
+                          trigger_value=self.trigger_value,
+                          needs_trigger=self.attack in TRIGGER_ATTACKS)
+
   def attack_settings(self):
-    """The ``attacks.AttackSettings`` of this run."""
+    """What the attack table reads (``attacks.AttackSettings``)."""
     from tff_residual.attacks.base import AttackSettings
     return AttackSettings(
         rounds=self.rounds, attack_round=self.attack_round,

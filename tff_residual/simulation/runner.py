@@ -19,8 +19,7 @@ import numpy as np
 from tff_residual.simulation.config import ConfigError, ExperimentConfig
 from tff_residual.simulation.federation import Federation, build_federation
 from tff_residual.tasks import presets
-from tff_residual.tasks.base import (AttackTargets, DataSettings, TargetSettings, TaskData,
-                                     TaskFamily)
+from tff_residual.tasks.base import AttackTargets, TaskData, TaskFamily
 
 
 @dataclasses.dataclass
@@ -36,27 +35,10 @@ def default_output_dir(task: str) -> str:
   return os.path.join("runs", f"{task}-{datetime.datetime.now():%Y%m%d-%H%M%S}")
 
 
-def data_settings(config: ExperimentConfig) -> DataSettings:
-  """The settings a task's ``load`` reads."""
-  return DataSettings(data_path=config.data_path, seed=config.seed,
-                      num_clients=config.num_clients, label_column=config.label_column,
-                      feature_scaling=config.feature_scaling)
-
-
-def target_settings(config: ExperimentConfig) -> TargetSettings:
-  """The settings a task's ``attack_targets`` reads."""
-  from tff_residual.attacks import TRIGGER_ATTACKS
-  return TargetSettings(source_label=config.source_label, target_label=config.target_label,
-                        backdoor_target=config.backdoor_target,
-                        trigger_features=config.trigger_features,
-                        trigger_value=config.trigger_value,
-                        needs_trigger=config.attack in TRIGGER_ATTACKS)
-
-
 def prepare(config: ExperimentConfig, family: TaskFamily) -> Prepared:
   """Loads and checks the data, partitions it, picks attackers."""
-  data = family.load(data_settings(config))
-  targets = family.attack_targets(target_settings(config), data)
+  data = family.load(config.data_settings())
+  targets = family.attack_targets(config.target_settings(), data)
   federation = build_federation(config, data, targets)
   return Prepared(config, family, data, targets, federation)
 

@@ -95,7 +95,9 @@ class TargetSettings:
     trigger_features: tabular features a trigger sets (LOAN).
     trigger_value: the image trigger's pixel value rule.
     needs_trigger: whether the run's attack stamps a backdoor trigger (the
-      attack table says which do; a task knows no attack names).
+      attack table says which do; a task knows no attack names). LOAN derives
+      its trigger from the data only then; an image family's trigger is a fixed
+      pattern, built (and its ``trigger_value`` checked) for every run.
   """
 
   source_label: int | None
