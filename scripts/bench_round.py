@@ -75,11 +75,11 @@ def bench_task(cli, task: str, names: list[str], follow: str, warmup_rounds: int
   num_workers, addresses = cli.parse_workers(args.workers)  # --workers, as for run.py
   timings["workers"] = args.workers
   with managed_tff_runtime(num_workers=num_workers, workers=addresses) as runtime:
-    experiment = Experiment(config, data, model_spec, attack, prepared.federation)
+    experiment = Experiment(config.round_settings(), data, model_spec, attack, prepared.federation)
     processes, states = {}, {}
     for name in names:
       start = time.perf_counter()
-      processes[name] = aggregator_table.build_factory(name, config).create(
+      processes[name] = aggregator_table.build_factory(name, config.aggregator_settings()).create(
           experiment.trainer.weights_type, tff.TensorType(np.float32))
       states[name] = processes[name].initialize()
       timings["create"][name] = time.perf_counter() - start

@@ -79,11 +79,8 @@ def bench_resnet_aggregation(repeats: int, num_clients: int, seed: int) -> dict[
   value_type = tff.types.to_type([tff.TensorType(np.float32, [n]) for n in sizes])
   values = [[rng.normal(size=n).astype(np.float32) for n in sizes] for _ in range(num_clients)]
 
-  class Config:
-    aggregator_params: dict = {}
-    num_attackers = 0
-    participants_per_round = num_clients
-
+  settings = table.AggregatorSettings(params={}, num_attackers=0,
+                                      participants_per_round=num_clients)
   from tff_residual.simulation.in_process import InProcessFactory
 
   def timed_next(process) -> float:
@@ -98,7 +95,7 @@ def bench_resnet_aggregation(repeats: int, num_clients: int, seed: int) -> dict[
     with ManagedTffRuntime(num_workers=workers) as runtime:
       cell = cells.setdefault(workers, {"next": {n: [] for n in AGGREGATORS}, "peak": 0.0})
       for name in AGGREGATORS:
-        factory = table.build_factory(name, Config())
+        factory = table.build_factory(name, settings)
         cell["next"][name].append(timed_next(factory.create(value_type,
                                                             tff.TensorType(np.float32))))
       cell["peak"] = max(cell["peak"], *map(bench_round.peak_mib, runtime.pids))
@@ -106,7 +103,7 @@ def bench_resnet_aggregation(repeats: int, num_clients: int, seed: int) -> dict[
         cell = cells.setdefault("in process", {"next": {n: [] for n in AGGREGATORS},
                                                "peak": float("nan")})
         for name in AGGREGATORS:
-          factory = InProcessFactory(table.build_factory(name, Config()))
+          factory = InProcessFactory(table.build_factory(name, settings))
           cell["next"][name].append(timed_next(factory.create(value_type,
                                                               tff.TensorType(np.float32))))
   return cells

@@ -59,7 +59,7 @@ def main(argv=None) -> int:
   print(f"task {config.task}: {runner.describe(prepared, attack.describe())['data_source']}, "
         f"clients {config.num_clients}, attackers {federation.attackers}")
   with managed_tff_runtime():
-    experiment = Experiment(config, prepared.data, model_spec, attack, federation)
+    experiment = Experiment(config.round_settings(), prepared.data, model_spec, attack, federation)
     process = tff.aggregators.MeanFactory().create(experiment.trainer.weights_type,
                                                    tff.TensorType(np.float32))
     state = process.initialize()
@@ -71,7 +71,7 @@ def main(argv=None) -> int:
         flat = [np.concatenate([np.ravel(u) for u in update]) for update in inputs.updates]
         columns = {}
         for name in names:  # the run's factories, with the run's --lambda_, --delta, --beta
-          factory = build_factory(name, config)
+          factory = build_factory(name, config.aggregator_settings())
           _, info = tff_residual.aggregate(flat, factory.method, **factory.params)
           columns[name] = info["client_weights"]
         accuracy = experiment.evaluator.evaluate(weights).accuracy

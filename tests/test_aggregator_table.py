@@ -1,20 +1,18 @@
 """The experiments' aggregator table: each name reaches the kernel options it
 stands for (the paper's Table 7 variants), through TFF and the eager API alike."""
 
-import types
-
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_federated as tff
 
 import tff_residual
-from tff_residual.simulation.aggregators import AGGREGATORS, build_factory
+from tff_residual.simulation.aggregators import AGGREGATORS, AggregatorSettings, build_factory
+
 
 def run_settings(**params):
-  """The parts of an ExperimentConfig the table reads."""
-  return types.SimpleNamespace(aggregator_params=params, num_attackers=2,
-                               participants_per_round=10)
+  """A run's aggregator settings: these flags set, 2 attackers, 10 clients per round."""
+  return AggregatorSettings(params=params, num_attackers=2, participants_per_round=10)
 
 
 SETTINGS = run_settings(lambda_=2.5, delta=0.05, beta=0.2)

@@ -554,10 +554,10 @@ def test_method_flags_reach_the_factories_of_the_methods_that_have_them():
       "--num_byzantine=2", "--tau=0.5", "--lambda_=3", "--preset=smoke", "--clients_per_round=9"])
   config, _ = CLI.config_from_args(args)
   assert config.aggregator_params == {"num_byzantine": 2, "tau": 0.5, "lambda_": 3.0}
-  assert build_factory("krum", config).config.num_byzantine == 2
-  mixed = build_factory("nnm+centered_clipping", config)
+  assert build_factory("krum", config.aggregator_settings()).config.num_byzantine == 2
+  mixed = build_factory("nnm+centered_clipping", config.aggregator_settings())
   assert mixed.config.num_byzantine == 2 and mixed.inner.config.tau == 0.5
-  residual = build_factory("residual", config)
+  residual = build_factory("residual", config.aggregator_settings())
   assert residual.config.lambda_ == 3.0 and residual.params == {"lambda_": 3.0}
 
 

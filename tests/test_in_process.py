@@ -7,18 +7,13 @@ import numpy as np
 import pytest
 import tensorflow_federated as tff
 
-from test_multi_worker import OUTLIER, SMOKE, VALUE_TYPE, assert_same_metrics, method_names
+from test_multi_worker import (OUTLIER, SETTINGS, SMOKE, VALUE_TYPE, assert_same_metrics,
+                               method_names)
 from test_byzantine_methods import honest_and_outliers, split
 from tff_residual.simulation.in_process import InProcessAggregation, InProcessFactory
 
 
 NUM_CLIENTS = 8  # 7 after the third round drops one: Bulyan's 4f + 3 with f = 1
-
-
-class _Config:
-  aggregator_params: dict = {}
-  num_attackers = 1
-  participants_per_round = NUM_CLIENTS
 
 
 def three_rounds(process, weights):
@@ -45,7 +40,7 @@ CASES = [(name, True) for name in method_names()] + [(name, False) for name in U
 @pytest.mark.slow
 def test_in_process_equals_the_factory_in_tff(tff_runtime, name, weighted):
   from tff_residual.simulation import aggregators as table
-  factory = table.build_factory(name, _Config())
+  factory = table.build_factory(name, SETTINGS)
   value_type = tff.types.to_type(VALUE_TYPE)
   weights = list(np.arange(1, NUM_CLIENTS + 1, dtype=np.float32)) if weighted else None
   if weighted:

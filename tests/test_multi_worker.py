@@ -20,6 +20,7 @@ from test_byzantine_methods import honest_and_outliers, split
 from test_experiments_cli import TIMING_COLUMNS, read_metrics, start_long_run, worker_children
 from test_runtime import assert_gone, process_alive
 from tff_residual.simulation import ordered_merge
+from tff_residual.simulation.aggregators import AggregatorSettings
 from tff_residual.simulation.runtime import ManagedTffRuntime, WorkerLostError
 
 NUM_CLIENTS = 7  # divisible by neither 2 nor 3 workers: blocks of 4 + 3 and 3 + 2 + 2
@@ -131,12 +132,8 @@ def workers_runtime(request):
     yield runtime
 
 
-class _Config:
-  """The fields ``build_factory`` reads from a run's config."""
-
-  aggregator_params: dict = {}
-  num_attackers = 1
-  participants_per_round = NUM_CLIENTS
+SETTINGS = AggregatorSettings(params={}, num_attackers=1, participants_per_round=NUM_CLIENTS)
+"""A run's aggregator settings: no flags set, f = 1."""
 
 
 def two_rounds(name):
@@ -145,7 +142,7 @@ def two_rounds(name):
   from tff_residual.simulation import aggregators as table
   x = honest_and_outliers(num_clients=NUM_CLIENTS, outliers=(OUTLIER,)).astype(np.float32)
   weights = list(np.arange(1, NUM_CLIENTS + 1, dtype=np.float32))  # the weighted rules use them
-  process = table.build_factory(name, _Config()).create(tff.types.to_type(VALUE_TYPE),
+  process = table.build_factory(name, SETTINGS).create(tff.types.to_type(VALUE_TYPE),
                                                         tff.TensorType(np.float32))
   state, outputs = process.initialize(), []
   for step in range(2):

@@ -229,7 +229,7 @@ def test_loan_synthetic_clients_fill_the_codes_31_batches(seed):
   from tff_residual.simulation.federation import build_federation
   data = family.load(config.data_settings())
   targets = family.attack_targets(config.target_settings(), data)
-  federation = build_federation(config, data, targets)
+  federation = build_federation(config.federation_settings(), data, targets)
   sizes = dict(zip(federation.names, map(len, federation.clients)))
   assert len(sizes) == 10
   assert all(n >= 30 * 64 for state, n in sizes.items() if state != "IA"), sizes

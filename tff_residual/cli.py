@@ -47,9 +47,11 @@ def _import_tensorflow_quietly():
 
 _import_tensorflow_quietly()
 
+from tff_residual.attacks.mix_rate import HONEST_ESTIMATES  # noqa: E402
 from tff_residual.simulation.aggregators import (AGGREGATORS, METHOD_FLAGS,  # noqa: E402
                                                  parse_aggregators)
 from tff_residual.simulation.config import ConfigError, build_config  # noqa: E402
+from tff_residual.simulation.runner import AGGREGATIONS  # noqa: E402
 from tff_residual.tasks import presets  # noqa: E402
 from tff_residual.tasks.base import DataError  # noqa: E402
 from tff_residual.tasks.registry import FAMILIES, attacks_of, parse_task, valid_tasks  # noqa: E402
@@ -154,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument("--label_column", default="loan_status", help="loan: the label column")
   parser.add_argument("--trigger_features", default=",".join(_loan_trigger_features()),
                       help="loan: comma-separated backdoor trigger columns")
-  parser.add_argument("--mix_honest", default="residual", choices=("residual", "mean"),
+  parser.add_argument("--mix_honest", default="residual", choices=HONEST_ESTIMATES,
                       help="mix_rate: the attacker's estimate of the honest update")
   parser.add_argument("--no_progress", action="store_true", help="no progress bars")
   parser.add_argument("--workers", default="1",
@@ -162,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "or host:port,... of workers started with `python -m "
                            "tff_residual.worker --port P`; each round's clients are split "
                            "across them, with the same results")
-  parser.add_argument("--aggregation", default="tff", choices=("tff", "in_process"),
+  parser.add_argument("--aggregation", default="tff", choices=AGGREGATIONS,
                       help="where each round's aggregation runs: in TFF's worker (tff, the "
                            "CPU: TFF 0.87's worker is CPU-only), or eagerly in this process "
                            "(in_process: TensorFlow's placement, the GPU when present); the "

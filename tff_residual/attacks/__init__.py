@@ -5,4 +5,5 @@ omniscient model-poisoning attacks (``alie``, ``ipm``, ``sign_flip``,
 ``omniscient``); ``registry`` maps attack names to them."""
 
 from tff_residual.attacks.base import Attack, AttackSettings, UpdateContext
-from tff_residual.attacks.registry import ATTACKS, TRIGGER_ATTACKS, build_attack, check_settings
+from tff_residual.attacks.registry import (ATTACKS, LABEL_FLIP_ATTACKS, TRIGGER_ATTACKS, build_attack,
+                                          check_settings)

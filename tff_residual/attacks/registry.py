@@ -22,6 +22,7 @@ from tff_residual.attacks.mix_rate import BlendWithHonest
 from tff_residual.attacks.model_replacement import ScaleUpdate
 from tff_residual.attacks.omniscient import check_perturbation
 from tff_residual.attacks.sign_flip import SignFlip
+from tff_residual.kernels.config import check_int
 from tff_residual.tasks.base import AttackTargets
 
 
@@ -106,12 +107,18 @@ TRIGGER_ATTACKS = frozenset({"backdoor", "model_replacement"})
 """The attacks that stamp the task's backdoor trigger (``_backdoor``): the task
 builds a trigger only for them (``TargetSettings.needs_trigger``)."""
 
+LABEL_FLIP_ATTACKS = frozenset({"label_flip", "mix_rate"})
+"""The attacks whose attackers relabel the task's flip source class: with the
+paper's ``class_shards`` split, the attackers are drawn among the clients that
+hold that class (``FederationSettings.attackers_hold_flip_source``)."""
+
 
 def check_settings(settings: AttackSettings, attack: str) -> None:
   """ValueError naming the first attack flag whose value cannot work, before any
   data is loaded. Each check is the attack class's own (the class is built from
   the flag here, whatever the run's attack), so every flag is checked in one place."""
   check_per_batch(settings.backdoor_per_batch)
+  check_int("--attack_round", settings.attack_round, 0)
   ScaleUpdate(settings.scale_factor)
   MultiplicativeNoise(settings.noise_scale)
   BlendWithHonest(settings.mix_rate, settings.mix_honest)

@@ -74,31 +74,65 @@ def parse_aggregators(text: str) -> tuple[str, ...]:
   return names
 
 
-def params_for_run(name: str, config) -> dict:
+@dataclasses.dataclass(frozen=True)
+class AggregatorSettings:
+  """What the aggregator table reads from the run's settings.
+
+  Attributes:
+    params: the methods' hyper-parameters set by flags (``METHOD_FLAGS``: ``--lambda_``,
+      ``--num_byzantine``, ...); each aggregator takes those its config has.
+    num_attackers, participants_per_round: the run's attackers and clients per round;
+      f defaults to the attackers a round can hold, and a method needing more
+      clients than a round has is refused (``check_aggregators``).
+  """
+
+  params: dict
+  num_attackers: int
+  participants_per_round: int
+
+
+def params_for_run(name: str, settings: AggregatorSettings) -> dict:
   """The hyper-parameters the run gives aggregator ``name``: the flags set that its
   config has, and ``num_byzantine`` from the attackers where it needs one."""
   fields = registry.fields_of(name)
-  params = {k: v for k, v in config.aggregator_params.items() if k in fields}
+  params = {k: v for k, v in settings.params.items() if k in fields}
   if "num_byzantine" in fields and "num_byzantine" not in params:
-    params["num_byzantine"] = min(config.num_attackers, config.participants_per_round)
+    params["num_byzantine"] = min(settings.num_attackers, settings.participants_per_round)
   return params
 
 
-def resolve_for_run(name: str, config):
+def resolve_for_run(name: str, settings: AggregatorSettings):
   """``registry.resolve`` of ``name`` with the run's parameters (validates them);
   None for fedavg."""
   if name == "fedavg":
     return None
-  return registry.resolve(name, **params_for_run(name, config))
+  return registry.resolve(name, **params_for_run(name, settings))
 
 
-def build_factory(name: str, config):
-  """The TFF factory of aggregator ``name`` for a run with ``config``."""
+def check_aggregators(names: tuple[str, ...], settings: AggregatorSettings) -> None:
+  """ValueError naming the first aggregator whose parameters cannot work, or that needs
+  more clients per round than the run has."""
+  if not names:
+    raise ValueError("--aggregator names no aggregator.")
+  for name in names:
+    try:
+      resolved = resolve_for_run(name, settings)
+    except (TypeError, ValueError) as error:
+      raise ValueError(f"--aggregator={name}: {error}") from None
+    if resolved is not None and minimum_clients(resolved) > settings.participants_per_round:
+      raise ValueError(
+          f"--aggregator={name} needs at least {minimum_clients(resolved)} clients per round "
+          f"for num_byzantine f = {getattr(resolved.config, 'num_byzantine', 0)}; the run has "
+          f"{settings.participants_per_round} (--clients_per_round, --num_clients).")
+
+
+def build_factory(name: str, settings: AggregatorSettings):
+  """The TFF factory of aggregator ``name`` for a run with ``settings``."""
   if name == "fedavg":
     import tensorflow_federated as tff
     return tff.aggregators.MeanFactory()
   from tff_residual.aggregators import FACTORIES, NNMFactory
-  params = params_for_run(name, config)
+  params = params_for_run(name, settings)
   if name.startswith(registry.NNM_PREFIX):
     inner_name = name[len(registry.NNM_PREFIX):]
     mixing = {k: v for k, v in params.items() if k in registry.NNM.config.field_names()}

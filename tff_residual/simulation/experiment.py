@@ -41,9 +41,9 @@ from tff_residual.attacks.base import Attack, UpdateContext
 from tff_residual.simulation import detection
 from tff_residual.simulation.client_data import client_dataset
 from tff_residual.simulation.client_training import ClientTrainer
-from tff_residual.simulation.config import ExperimentConfig
 from tff_residual.simulation.evaluation import Evaluator
-from tff_residual.simulation.federation import Federation, round_participants
+from tff_residual.simulation.federation import Federation
+from tff_residual.simulation.round_settings import RoundSettings
 from tff_residual.tasks.base import ModelSpec, TaskData
 
 WINDOW = 10
@@ -126,51 +126,53 @@ def summarize(name: str, rows: list[dict[str, Any]], shares: list[float],
 
 
 class Experiment:
-  """Everything the compared aggregators share."""
+  """Everything the compared aggregators share: the rounds' ``settings``, the data,
+  the model, the attack and the federation (the clients, attackers and each
+  round's participants)."""
 
-  def __init__(self, config: ExperimentConfig, data: TaskData, model_spec: ModelSpec,
+  def __init__(self, settings: RoundSettings, data: TaskData, model_spec: ModelSpec,
                attack: Attack, federation: Federation):
-    self.config, self.data, self.model_spec = config, data, model_spec
+    self.settings, self.data, self.model_spec = settings, data, model_spec
     self.attack, self.federation = attack, federation
-    tf.keras.utils.set_random_seed(config.seed)
+    tf.keras.utils.set_random_seed(settings.seed)
     self.initial_weights = [np.asarray(w) for w in model_spec.build().get_weights()]
     x = data.train.x
-    self.trainer = ClientTrainer(model_spec, x.dtype, x.shape[1:], config.optimizer,
-                                 config.momentum)
+    self.trainer = ClientTrainer(model_spec, x.dtype, x.shape[1:], settings.optimizer,
+                                 settings.momentum)
     self.evaluator = Evaluator(model_spec, self._test_set(), attack.success_metric)
     self.attackers = set(federation.attackers)
 
   def _test_set(self):
     test = self.data.test
-    cap = self.config.max_test_examples
+    cap = self.settings.max_test_examples
     if cap and cap < len(test):
-      keep = np.sort(np.random.default_rng([self.config.seed, 3]).choice(len(test), cap, False))
+      keep = np.sort(np.random.default_rng([self.settings.seed, 3]).choice(len(test), cap, False))
       return test.subset(keep)
     return test
 
   def client_plan(self, client: int, round_index: int) -> tuple[Any, float]:
     """(dataset, learning rate) of ``client`` in ``round_index``."""
-    config = self.config
+    settings = self.settings
     attacker = client in self.attackers
     boosted = attacker and self.attack.boosted_training
     poisoning = (self.attack.data_poisoning
                  if attacker and self.attack.poisons_in(round_index) else None)
     data = self.federation.clients[client]
     dataset = client_dataset(
-        data.x, data.y, batch_size=config.batch_size,
-        epochs=config.attacker_epochs if boosted else config.local_epochs,
-        max_batches=config.max_batches_per_epoch, seed=_seed(config.seed, round_index, client),
+        data.x, data.y, batch_size=settings.batch_size,
+        epochs=settings.attacker_epochs if boosted else settings.local_epochs,
+        max_batches=settings.max_batches_per_epoch, seed=_seed(settings.seed, round_index, client),
         augment=self.model_spec.augment, poisoning=poisoning)
-    rate = config.learning_rate * (config.attacker_lr_multiplier if boosted else 1.0)
+    rate = settings.learning_rate * (settings.attacker_lr_multiplier if boosted else 1.0)
     return dataset, rate
 
   def train_round(self, round_index: int, weights: list) -> tuple[list[int], list]:
     """Step 1 of a round: (the round's client ids, their ``ClientResult``s)."""
-    config = self.config
-    clients = round_participants(config, round_index)
+    settings = self.settings
+    clients = self.federation.participants(round_index)
     plans = [self.client_plan(c, round_index) for c in clients]
     results = self.trainer.train(weights, [p[0] for p in plans], [p[1] for p in plans],
-                                 [_seed(config.seed, round_index, c, 4) for c in clients])
+                                 [_seed(settings.seed, round_index, c, 4) for c in clients])
     return clients, results
 
   def aggregation_inputs(self, round_index: int, clients: list[int], results: list,
@@ -178,7 +180,7 @@ class Experiment:
     """Steps 2-3 of a round up to the aggregator: poisoned updates, the finite ones kept."""
     updates = self.poison_updates(round_index, clients, [r.update for r in results], weights)
     kept = [i for i, u in enumerate(updates) if _is_finite(u)]
-    client_weights = [np.float32(1.0 if self.config.client_weighting == "uniform"
+    client_weights = [np.float32(1.0 if self.settings.client_weighting == "uniform"
                                  else results[i].num_examples) for i in kept]
     return AggregationInputs([clients[i] for i in kept], [updates[i] for i in kept],
                              client_weights, len(updates) - len(kept))
@@ -203,14 +205,14 @@ class Experiment:
     and each row also holds ``clean_accuracy``, ``clean_attack_success_rate``
     and ``excess_attack_success_rate`` = attack success rate - clean one.
     """
-    config = self.config
+    settings = self.settings
     process = factory.create(self.trainer.weights_type, tff.TensorType(np.float32))
     attacked = _Track(process.initialize(), [w.copy() for w in self.initial_weights])
     twin = self.clean_twin() if clean_baseline else None
     clean = _Track(process.initialize(), [w.copy() for w in self.initial_weights]) if twin else None
     rows = []
     start = time.perf_counter()
-    for round_index in range(config.rounds):
+    for round_index in range(settings.rounds):
       row = dict(aggregator=name, **self._round(process, attacked, round_index))
       if twin is not None:
         clean_row = twin._round(process, clean, round_index)
@@ -266,7 +268,7 @@ class Experiment:
     for i, client in enumerate(clients):
       if client in self.attackers:
         context = UpdateContext(round_index, global_weights, honest,
-                                np.random.default_rng([self.config.seed, round_index, client, 2]),
+                                np.random.default_rng([self.settings.seed, round_index, client, 2]),
                                 num_clients=len(clients),
                                 num_attackers=len(clients) - len(honest))
         poisoned[i] = poisoning.poison_update(updates[i], context)

@@ -39,7 +39,7 @@ def prepare(config: ExperimentConfig, family: TaskFamily) -> Prepared:
   """Loads and checks the data, partitions it, picks attackers."""
   data = family.load(config.data_settings())
   targets = family.attack_targets(config.target_settings(), data)
-  federation = build_federation(config, data, targets)
+  federation = build_federation(config.federation_settings(), data, targets)
   return Prepared(config, family, data, targets, federation)
 
 
@@ -133,6 +133,10 @@ def model_and_attack(prepared: Prepared):
   return model_spec, attack
 
 
+AGGREGATIONS = ("tff", "in_process")
+"""Where each round's aggregation runs (``run``'s ``aggregation``)."""
+
+
 class RuntimeFailure(RuntimeError):
   """The TFF runtime failed under the run: a worker died, or never answered.
   ``during_run``: whether rounds may have finished (False: it failed to start)."""
@@ -197,13 +201,15 @@ def _run_aggregators(prepared: Prepared, model_spec, attack, outputs, progress: 
   from tff_residual.simulation import aggregators as aggregator_table
   from tff_residual.simulation.experiment import Experiment
   from tff_residual.simulation.in_process import InProcessFactory
-  if aggregation not in ("tff", "in_process"):
-    raise ConfigError(f"aggregation must be tff or in_process, got {aggregation!r}")
+  if aggregation not in AGGREGATIONS:
+    raise ConfigError(f"aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
   config = prepared.config
-  experiment = Experiment(config, prepared.data, model_spec, attack, prepared.federation)
+  experiment = Experiment(config.round_settings(), prepared.data, model_spec, attack,
+                          prepared.federation)
+  aggregator_settings = config.aggregator_settings()
   results = []
   for name in config.aggregators:
-    factory = aggregator_table.build_factory(name, config)
+    factory = aggregator_table.build_factory(name, aggregator_settings)
     if aggregation == "in_process":
       factory = InProcessFactory(factory)
     bar = _progress_bar(name, config.rounds) if progress else None
