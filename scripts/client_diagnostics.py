@@ -13,6 +13,10 @@ weight (``client_weights`` of the eager API; the median and trimmed mean
 report the share of coordinates each client supplies), computed by the eager API
 with the parameters of the run's own factory (``--lambda_``, ``--delta``, ...). The global model follows
 FedAvg (TFF's ``MeanFactory``) through all rounds, as in the attacked run.
+
+``--partition_only`` prints, instead, each client's training examples per class and
+the attackers' share of each class, and stops before TFF starts (a label-flipping
+attacker that holds much of its source class takes that class's data with it).
 """
 
 from __future__ import annotations
@@ -22,12 +26,25 @@ import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                "experiments"))
 
 import numpy as np  # noqa: E402
 
-import run as run_cli  # noqa: E402
+from tff_residual import cli as run_cli  # noqa: E402
+
+
+def print_partition(federation, num_classes: int) -> None:
+  """Per client: training examples per class; then the attackers' share of each class."""
+  counts = np.array([np.bincount(c.y, minlength=num_classes) for c in federation.clients])
+  print("| client | name | attacker | train examples | " + " | ".join(
+      f"class {k}" for k in range(num_classes)) + " |")
+  print("|---" * (4 + num_classes) + "|")
+  for client, row in enumerate(counts):
+    print(f"| {client} | {federation.names[client]} | "
+          f"{'yes' if client in federation.attackers else ''} | {row.sum()} | "
+          + " | ".join(str(n) for n in row) + " |")
+  held = counts[federation.attackers].sum(axis=0) / np.maximum(counts.sum(axis=0), 1)
+  print(f"attackers {federation.attackers}: share of each class's training examples: "
+        + ", ".join(f"{k} {share:.3f}" for k, share in enumerate(held)))
 
 
 def main(argv=None) -> int:
@@ -35,6 +52,8 @@ def main(argv=None) -> int:
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--rounds_to_show", default="0,9,29")
   parser.add_argument("--aggregator", default="median,trimmed_mean,residual")
+  parser.add_argument("--partition_only", action="store_true",
+                      help="print the clients' examples per class and stop")
   args, extra = parser.parse_known_args(argv)
   shown = sorted({int(r) for r in args.rounds_to_show.split(",")})
   from tff_residual.simulation.aggregators import build_factory, parse_aggregators
@@ -47,6 +66,9 @@ def main(argv=None) -> int:
   config, family = run_cli.config_from_args(cli_args)
   from tff_residual.simulation import runner
   prepared = runner.prepare(config, family)
+  if args.partition_only:
+    print_partition(prepared.federation, prepared.data.num_classes)
+    return 0
 
   import tensorflow_federated as tff
 

@@ -68,7 +68,9 @@ def describe(prepared: Prepared, attack_description: str) -> dict[str, Any]:
       "preset_scaling": {k: {"paper": a, config.preset: b} for k, (a, b) in scaling.items()},
       "code_vs_paper_choices": {k: {"value": getattr(config, k, None), "meaning": text}
                                 for k, text in presets.CHOICES.items()},
-      "notices": list(data.notices) + list(prepared.targets.notices) + size_notices(sizes),
+      "notices": (list(data.notices) + list(prepared.targets.notices) + size_notices(sizes)
+                  + coverage_notices(data.train.y, [c.y for c in prepared.federation.clients],
+                                     data.class_names)),
   }
 
 
@@ -90,6 +92,36 @@ def size_notices(sizes: list[int]) -> list[str]:
           "aggregators follow the typical client's update and give the large clients, whose "
           "updates are longer, little weight, which can cost accuracy against FedAvg; "
           "scripts/client_diagnostics.py prints each client's update norm and weights."]
+
+
+SPARSE_CLASS = 0.25
+"""A class gets a notice when the clients train on less than this share of what an even cut
+would leave them of it."""
+
+
+def coverage_notices(pool_labels: np.ndarray, client_labels: list[np.ndarray],
+                     class_names: list[str]) -> list[str]:
+  """A notice naming the classes the clients hardly train on: for class k, the clients'
+  training examples of k over the pool's, below ``SPARSE_CLASS`` times the same ratio over
+  all classes. Each client trains on the leading part of its list (``--client_train_fraction``,
+  as the reference does); a partition that lists a client's examples class by class
+  (Dirichlet) then loses the last classes (RESULTS.md, "Class coverage", has the measured case)."""
+  num_classes = len(class_names)
+  pool = np.bincount(np.asarray(pool_labels).reshape(-1), minlength=num_classes)
+  held = np.bincount(np.concatenate([np.asarray(y).reshape(-1) for y in client_labels] or [[]])
+                     .astype(np.int64), minlength=num_classes)
+  if not pool.sum():
+    return []
+  even = held.sum() / pool.sum()
+  sparse = [k for k in range(num_classes) if pool[k] and held[k] < SPARSE_CLASS * even * pool[k]]
+  if not sparse:
+    return []
+  listed = ", ".join(f"{k} '{class_names[k]}' ({held[k]} of {pool[k]})" for k in sparse)
+  return [f"class coverage: the clients train on few or no examples of class(es) {listed}, against "
+          f"{100 * even:.0f}% of every class on average: each client keeps the leading part of its "
+          "example list (--client_train_fraction), which for a list ordered by class drops the "
+          "last classes, so the model can hardly learn them; --client_train_fraction=1.0 keeps "
+          "every example."]
 
 
 def header_lines(prepared: Prepared, info: dict[str, Any], output_dir: str) -> list[str]:
