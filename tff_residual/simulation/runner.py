@@ -118,10 +118,10 @@ def coverage_notices(pool_labels: np.ndarray, client_labels: list[np.ndarray],
     return []
   listed = ", ".join(f"{k} '{class_names[k]}' ({held[k]} of {pool[k]})" for k in sparse)
   return [f"class coverage: the clients train on few or no examples of class(es) {listed}, against "
-          f"{100 * even:.0f}% of every class on average: each client keeps the leading part of its "
-          "example list (--client_train_fraction), which for a list ordered by class drops the "
-          "last classes, so the model can hardly learn them; --client_train_fraction=1.0 keeps "
-          "every example."]
+          f"{100 * even:.0f}% of every class on average, so the model can hardly learn them. Each "
+          "client trains on the leading part of its example list (--client_train_fraction, "
+          "--max_examples_per_client), which drops the last classes of a list ordered by class "
+          "(the Dirichlet split's); --client_train_fraction=1.0 keeps every example."]
 
 
 def header_lines(prepared: Prepared, info: dict[str, Any], output_dir: str) -> list[str]:
