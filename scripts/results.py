@@ -94,20 +94,23 @@ def borrow_clean_baseline(experiment: Experiment, summaries: dict) -> dict:
   as the run itself would report it)."""
   if not experiment.clean_from or experiment.clean_from not in summaries:
     return summaries
-  sources = summaries[experiment.clean_from]
+  sources = {}
+  for source in summaries[experiment.clean_from]:
+    sources[source["seed"]] = source
   filled = {}
   for label, runs in summaries.items():
+    seeds = [summary["seed"] for summary in runs]
+    if len(set(seeds)) != len(seeds):
+      raise ValueError(f"{label!r} holds a seed twice: {seeds}")
     if label == experiment.clean_from:
       filled[label] = runs
       continue
-    if len(runs) != len(sources):
-      raise ValueError(f"{label!r} has {len(runs)} seeds but its clean baseline "
-                       f"{experiment.clean_from!r} has {len(sources)}")
     filled[label] = []
-    for summary, source in zip(runs, sources):
-      if summary["seed"] != source["seed"]:
-        raise ValueError(f"{label!r} seed {summary['seed']} paired with "
-                         f"{experiment.clean_from!r} seed {source['seed']}")
+    for summary in runs:
+      source = sources.get(summary["seed"])
+      if source is None:
+        raise ValueError(f"{label!r} seed {summary['seed']} has no {experiment.clean_from!r} "
+                         "run of the same seed (its clean baseline)")
       results = {}
       for aggregator, result in summary["results"].items():
         accuracy, rate = clean_numbers(source["results"][aggregator])
@@ -326,7 +329,8 @@ def main(argv=None) -> int:
   parser.add_argument("--list", action="store_true", help="print the experiments and exit")
   parser.add_argument("--from_runs", default=None,
                       help="write the tables from the summaries of an earlier "
-                           "runs/results-<timestamp> directory instead of running")
+                           "runs/results-<timestamp> directory (or results/) instead of "
+                           "running; runs not there are named under their table")
   parser.add_argument("--resume", default=None,
                       help="run into an earlier runs/results-<timestamp> directory, skipping "
                            "every run whose summary.json is there (a long table in pieces)")
@@ -352,7 +356,7 @@ def main(argv=None) -> int:
   for name in names:
     experiment = EXPERIMENTS[name]
     aggregators = args.aggregator or experiment.aggregators
-    summaries = {}
+    summaries, missing = {}, []
     resumed = 0
     start = datetime.datetime.now()
     for label, flags in experiment.runs:
@@ -365,7 +369,11 @@ def main(argv=None) -> int:
         if args.resume and done:
           check_resumed(output_dir, command)
           resumed += 1
-        elif cli is not None:
+        elif cli is None:  # --from_runs: a table of the runs there, naming the missing ones
+          if not done:
+            missing.append((label, seed))
+            continue
+        else:
           if args.resume and os.path.exists(os.path.join(output_dir, "metrics.csv")):
             print(f"--resume: {output_dir} holds an unfinished run (no summary.json); "
                   "running it again", flush=True)
@@ -385,8 +393,10 @@ def main(argv=None) -> int:
       minutes = sum(r["wall_seconds"] for runs in summaries.values() for s in runs
                     for r in s["results"].values()) / 60
     summaries = borrow_clean_baseline(experiment, summaries)
+    if not summaries:
+      parser.error(f"{base} holds no run of {name} for seeds {args.seeds}")
     section = table(name, experiment, summaries, args.preset, aggregators, seeds, minutes,
-                    in_pieces=bool(resumed))
+                    in_pieces=bool(resumed), missing=missing)
     os.makedirs(os.path.join(base, name), exist_ok=True)
     with open(os.path.join(base, name, "tables.md"), "w") as f:
       f.write(section + "\n")
@@ -431,9 +441,13 @@ def our_cell(results: list[dict]) -> str:
 
 
 def table(name: str, experiment: Experiment, summaries: dict, preset: str, aggregators: str,
-          seeds: list[int], minutes: float | None = None, in_pieces: bool = False) -> str:
+          seeds: list[int], minutes: float | None = None, in_pieces: bool = False,
+          missing: list[tuple[str, int]] = ()) -> str:
+  """The Markdown section of one experiment. ``missing``: (run, seed) pairs not run yet
+  (``--from_runs`` of a table in pieces); a cell then averages the seeds it has, and the
+  section names the missing ones ("n/a" where a run has none)."""
   runs = [label for label, _ in experiment.runs]
-  first = summaries[runs[0]][0]
+  first = next(summaries[label][0] for label in runs if summaries.get(label))
   names = first["aggregators"]
   rows, columns = (runs, names) if experiment.runs_as_rows else (names, runs)
   paper = experiment.paper
@@ -461,10 +475,13 @@ def table(name: str, experiment: Experiment, summaries: dict, preset: str, aggre
     cells = []
     for column in columns:
       run, aggregator = (row, column) if experiment.runs_as_rows else (column, row)
-      cells.append(our_cell([s["results"][aggregator] for s in summaries[run]]))
+      cells.append(our_cell([s["results"][aggregator] for s in summaries.get(run, [])]))
       if paper:
         cells.append(paper.get(row, {}).get(column, "-"))
     lines.append(f"| {row} | " + " | ".join(cells) + " |")
+  if missing:
+    lines += ["", "Not run yet (their cells average the other seeds): " + ", ".join(
+        f"{label} seed {seed}" for label, seed in missing) + "."]
   if experiment.clean_from:
     lines += ["", f"Clean baseline of every run: the {experiment.clean_from!r} run's training "
               "without attackers (the same clients and seeds); the other runs skip their own "
@@ -474,7 +491,8 @@ def table(name: str, experiment: Experiment, summaries: dict, preset: str, aggre
   if minutes is not None:
     how = ("the runs' own seconds, summed: the table was run in pieces (--resume), perhaps on "
            "other machines" if in_pieces else "on this machine")
-    lines += ["", f"Wall time: {minutes:.1f} min for {len(runs) * len(seeds)} runs ({how})."]
+    lines += ["", f"Wall time: {minutes:.1f} min for {len(runs) * len(seeds) - len(missing)} "
+                  f"runs ({how})."]
   for heading, chosen in (("Commands (per seed S):", preset),
                           ("The paper's setup (for a GPU; not run here):", "paper")):
     lines += ["", heading, ""]

@@ -365,6 +365,37 @@ def test_results_resume_runs_only_the_missing_runs(tmp_path, monkeypatch):
     results.main(argv)
 
 
+def test_results_from_runs_of_a_table_in_pieces_names_the_missing_runs(tmp_path, capsys):
+  """--from_runs writes the table of the runs there: a cell averages the seeds it has, a run
+  with none reads n/a, and the missing (run, seed) pairs are named under the table."""
+  results = load_results_script()
+  experiment = results.EXPERIMENTS["table1_cifar10_label_flip"]
+  base = str(tmp_path / "runs")
+  labels = [label for label, _ in experiment.runs]
+  done = {(labels[0], 0): 0.30, (labels[0], 1): 0.40, (labels[1], 0): 0.36}
+  for (label, seed), accuracy in done.items():
+    output_dir = results.run_directory(base, "table1_cifar10_label_flip", label, seed)
+    os.makedirs(output_dir)
+    outcome = dict(window_accuracy=accuracy, window_attack_success_rate=0.2,
+                   window_clean_accuracy=None, attackers_weight_share=None, wall_seconds=60.0)
+    json.dump(dict(seed=seed, aggregators=["median"], data_source="cifar10", rounds=30,
+                   majority_class_accuracy=0.1, results={"median": outcome}),
+              open(os.path.join(output_dir, "summary.json"), "w"))
+  argv = ["--from_runs", base, "--only", "table1_cifar10_label_flip", "--seeds", "0,1",
+          "--aggregator=median"]
+  assert results.main(argv) == 0
+  tables = open(os.path.join(base, "table1_cifar10_label_flip", "tables.md")).read()
+  row = next(line for line in tables.splitlines() if line.startswith("| median"))
+  assert row.split(" | ")[1] == "35.00 ± 5.00 / 20.00 ± 0.00"  # seeds 0 and 1
+  assert row.split(" | ")[3] == "36.00 / 20.00 [+0.00; 30.00]"  # seed 0 only
+  assert row.split(" | ")[5] == "n/a"
+  assert ("Not run yet (their cells average the other seeds): 1 attackers seed 1, "
+          "2 attackers seed 0, 2 attackers seed 1, 3 attackers seed 0") in tables
+  with pytest.raises(SystemExit):
+    results.main(["--from_runs", str(tmp_path / "empty"), "--only", "table1_cifar10_label_flip"])
+  assert "holds no run of table1_cifar10_label_flip" in capsys.readouterr().err
+
+
 def test_results_experiments_name_real_runs():
   """Every experiment's runs parse as run.py settings (flags, tasks, aggregators)."""
   results = load_results_script()
@@ -667,7 +698,12 @@ def test_results_borrows_the_clean_baseline_of_its_clean_from_run():
   (two,) = results.borrow_clean_baseline(flip, zero)["2 attackers"]
   assert two["results"]["median"]["window_clean_accuracy"] == 0.5
   assert two["results"]["median"]["window_excess_attack_success_rate"] == pytest.approx(0.28)
-  with pytest.raises(ValueError, match="seed 1 paired with '0 attackers' seed 0"):
+  with pytest.raises(ValueError, match="'2 attackers' seed 1 has no '0 attackers' run of the same"):
     results.borrow_clean_baseline(flip, {**zero, "2 attackers": [summary(1, window_accuracy=0.4)]})
-  with pytest.raises(ValueError, match="has 2 seeds but its clean baseline"):
+  with pytest.raises(ValueError, match="'1 attackers' holds a seed twice"):
     results.borrow_clean_baseline(flip, {**zero, "1 attackers": zero["2 attackers"] * 2})
+  # A table in pieces: a run with fewer seeds than its clean baseline pairs by seed.
+  two_seeds = {"0 attackers": [summary(1, window_accuracy=0.6, window_attack_success_rate=0.1),
+                               *zero["0 attackers"]], "2 attackers": zero["2 attackers"]}
+  (two,) = results.borrow_clean_baseline(flip, two_seeds)["2 attackers"]
+  assert two["results"]["median"]["window_clean_accuracy"] == 0.5
