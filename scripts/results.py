@@ -94,9 +94,7 @@ def borrow_clean_baseline(experiment: Experiment, summaries: dict) -> dict:
   as the run itself would report it)."""
   if not experiment.clean_from or experiment.clean_from not in summaries:
     return summaries
-  sources = {}
-  for source in summaries[experiment.clean_from]:
-    sources[source["seed"]] = source
+  sources = {source["seed"]: source for source in summaries[experiment.clean_from]}
   filled = {}
   for label, runs in summaries.items():
     seeds = [summary["seed"] for summary in runs]

@@ -130,7 +130,8 @@ NARROW_MODULES = ("tasks", "attacks", "simulation/federation.py", "simulation/ex
 def test_tasks_attacks_the_federation_and_the_round_loop_never_see_the_run_config(module):
   path = PACKAGE / module
   for file in sorted(path.glob("*.py")) if path.is_dir() else [path]:
-    names = {node.id for node in ast.walk(ast.parse(file.read_text())) if isinstance(node, ast.Name)}
-    names |= {alias.name for node in ast.walk(ast.parse(file.read_text()))
-              if isinstance(node, ast.ImportFrom) for alias in node.names}
+    nodes = list(ast.walk(ast.parse(file.read_text())))
+    names = {node.id for node in nodes if isinstance(node, ast.Name)}
+    names |= {alias.name for node in nodes if isinstance(node, ast.ImportFrom)
+              for alias in node.names}
     assert "ExperimentConfig" not in names, file
