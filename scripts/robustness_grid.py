@@ -3,7 +3,7 @@
 
     .venv/bin/python scripts/robustness_grid.py --quick           # minutes (smoke preset)
     .venv/bin/python scripts/robustness_grid.py [--datasets fmnist,loan] [--seeds 0,1,2]
-        [--attacks ...] [--num_attackers 1,2] [--aggregators ...] [--resume DIR]
+        [--attacks ...] [--num_attackers 1,2] [--aggregators ...] [--resume DIR] [--jobs 2]
 
 Each (dataset, attack, number of attackers f, seed) is one ``experiments/run.py``
 call with every aggregator that can run with f (Krum needs K >= 2f + 3, Bulyan
@@ -23,7 +23,10 @@ seeds of the last-10-round mean accuracy. Writes to the output directory:
   reports it);
 * ``grid.md``: the same as Markdown tables, for RESULTS.md.
 
-Runs whose summary.json is in ``--resume DIR`` are not run again.
+Runs whose summary.json is in ``--resume DIR`` are not run again, so the grid
+can be run in pieces (a run killed midway is run again). ``--jobs 2`` runs two
+run.py processes at a time (each logs to run.log in its output directory); the
+numbers equal those of ``--jobs 1`` (tested), only the order of the runs changes.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import math
 import os
 import shutil
 import sys
+import time
 
 import numpy as np
 
@@ -101,7 +105,12 @@ def main(argv=None) -> int:
                            "rounds; 0 = each task's preset)")
   parser.add_argument("--output_dir", default=None, help="default runs/grid-<timestamp>")
   parser.add_argument("--resume", default=None, help="an earlier output directory to finish")
+  parser.add_argument("--jobs", type=int, default=1,
+                      help="run.py processes at a time (1: in this process; more: subprocesses, "
+                           "each logging to run.log in its output directory)")
   args = parser.parse_args(argv)
+  if args.jobs < 1:
+    parser.error(f"--jobs must be >= 1, got {args.jobs}")
   if args.quick:
     for key, value in QUICK.items():
       if getattr(args, key) == parser.get_default(key):
@@ -116,23 +125,17 @@ def main(argv=None) -> int:
   os.makedirs(base, exist_ok=True)
   cli = results_script.load_cli()
   start = datetime.datetime.now()
-  rows, skipped = [], {}
+  rows, skipped, pairs, commands = [], {}, [], {}
 
-  def run(task, f, names, seed, output_dir, *extra):
-    """summary.json of one run.py call (run unless its summary is there)."""
+  def planned(task, f, names, seed, output_dir, *extra):
+    """Plans one run.py call (once per output directory); returns its directory."""
     command = [f"--task={task}", f"--num_attackers={f}", f"--aggregator={','.join(names)}",
                f"--preset={args.preset}", f"--seed={seed}", f"--output_dir={output_dir}",
                "--no_progress", "--clean_baseline=false", *extra]
     if args.rounds:
       command.append(f"--rounds={args.rounds}")
-    if not os.path.exists(os.path.join(output_dir, "summary.json")):
-      if os.path.exists(os.path.join(output_dir, "metrics.csv")):
-        shutil.rmtree(output_dir)  # killed before its summary: run it again
-      print(f"\n### run.py {' '.join(command)}", flush=True)
-      if cli.main(command) != 0:
-        raise SystemExit(1)
-    with open(os.path.join(output_dir, "summary.json")) as fh:
-      return json.load(fh)["results"]
+    commands.setdefault(output_dir, command)
+    return output_dir
 
   for dataset in datasets:
     for attack in attacks:
@@ -142,24 +145,40 @@ def main(argv=None) -> int:
         names, why = runnable(aggregators, f, k)
         skipped.update({(dataset, attack, f, name): text for name, text in why.items()})
         for seed in seeds:
-          clean = run(f"{dataset}_{attack}", 0, names, seed,
-                      results_script.run_directory(base, dataset, f"clean_{setup}_f{f}", seed),
-                      f"--num_byzantine={f}")
-          attacked = run(f"{dataset}_{attack}", f, names, seed,
-                         results_script.run_directory(base, dataset, f"{attack}_f{f}", seed))
-          for name, result in attacked.items():
-            baseline = clean[name]
-            asr, clean_asr = (result.get("window_attack_success_rate"),
-                              baseline.get("window_attack_success_rate"))
-            rows.append(dict(
-                dataset=dataset, attack=attack, num_attackers=f, aggregator=name, seed=seed,
-                accuracy=result["window_accuracy"], clean_accuracy=baseline["window_accuracy"],
-                accuracy_drop=baseline["window_accuracy"] - result["window_accuracy"],
-                attack_success_rate=asr,
-                excess_attack_success_rate=None if asr is None or clean_asr is None
-                else asr - clean_asr,
-                attackers_weight_share=result.get("attackers_weight_share"),
-                detection_auc=result.get("detection_auc")))
+          clean = planned(f"{dataset}_{attack}", 0, names, seed,
+                          results_script.run_directory(base, dataset, f"clean_{setup}_f{f}", seed),
+                          f"--num_byzantine={f}")
+          attacked = planned(f"{dataset}_{attack}", f, names, seed,
+                             results_script.run_directory(base, dataset, f"{attack}_f{f}", seed))
+          pairs.append((dataset, attack, f, seed, clean, attacked))
+
+  to_run = [d for d in commands if not os.path.exists(os.path.join(d, "summary.json"))]
+  print(f"{len(commands)} runs, {len(commands) - len(to_run)} already done, "
+        f"{len(to_run)} to run ({args.jobs} at a time)", flush=True)
+  if not execute(cli, [commands[d] for d in to_run], args.jobs):
+    return 1
+
+  def summary(output_dir):
+    with open(os.path.join(output_dir, "summary.json")) as fh:
+      return json.load(fh)["results"]
+
+  run_seconds = sum(r["wall_seconds"] for d in commands for r in summary(d).values())
+
+  for dataset, attack, f, seed, clean_dir, attacked_dir in pairs:
+    clean = summary(clean_dir)
+    for name, result in summary(attacked_dir).items():
+      baseline = clean[name]
+      asr, clean_asr = (result.get("window_attack_success_rate"),
+                        baseline.get("window_attack_success_rate"))
+      rows.append(dict(
+          dataset=dataset, attack=attack, num_attackers=f, aggregator=name, seed=seed,
+          accuracy=result["window_accuracy"], clean_accuracy=baseline["window_accuracy"],
+          accuracy_drop=baseline["window_accuracy"] - result["window_accuracy"],
+          attack_success_rate=asr,
+          excess_attack_success_rate=None if asr is None or clean_asr is None
+          else asr - clean_asr,
+          attackers_weight_share=result.get("attackers_weight_share"),
+          detection_auc=result.get("detection_auc")))
   minutes = (datetime.datetime.now() - start).total_seconds() / 60
   with open(os.path.join(base, "grid.csv"), "w", newline="") as fh:
     writer = csv.DictWriter(fh, CSV_COLUMNS)
@@ -170,11 +189,65 @@ def main(argv=None) -> int:
   for dataset in datasets:
     heatmap(os.path.join(base, f"heatmap_{dataset}.png"), dataset, rows, aggregators, attacks,
             counts)
-  text = "\n\n".join(report) + f"\n\nWall time: {minutes:.1f} min ({len(rows)} rows).\n"
+  text = "\n\n".join(report) + (
+      f"\n\nWall time: {minutes:.1f} min for this call ({len(to_run)} of {len(commands)} runs; "
+      f"{len(rows)} rows); the runs' own time, summed over every run and aggregator: "
+      f"{run_seconds / 60:.1f} min.\n")
   with open(os.path.join(base, "grid.md"), "w") as fh:
     fh.write(text)
   print("\n" + text + f"\n(grid.csv, grid.md and heatmaps in {base})")
   return 0
+
+
+def execute(cli, commands: list[list[str]], jobs: int) -> bool:
+  """Runs each run.py command line: in this process (jobs = 1) or as ``jobs``
+  subprocesses at a time, each writing its output to run.log in its output
+  directory. A run that fails stops the grid: no new run starts, the running
+  ones finish, and its log's last lines are printed. A directory left without
+  summary.json (a run killed before its end) is cleared and run again."""
+  def output_dir(command):
+    return next(a.split("=", 1)[1] for a in command if a.startswith("--output_dir="))
+
+  for command in commands:
+    if os.path.exists(output_dir(command)):
+      shutil.rmtree(output_dir(command))  # killed before its summary: run it again
+  if jobs == 1:
+    for command in commands:
+      print(f"\n### run.py {' '.join(command)}", flush=True)
+      if cli.main(command) != 0:
+        print(f"run failed: {output_dir(command)}", flush=True)
+        return False
+    return True
+  import subprocess
+  script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "experiments", "run.py")
+  waiting, running, failed = list(commands), [], []
+  while waiting or running:
+    while waiting and len(running) < jobs and not failed:
+      command = waiting.pop(0)
+      os.makedirs(output_dir(command))
+      log = open(os.path.join(output_dir(command), "run.log"), "w")
+      print(f"### run.py {' '.join(command)}", flush=True)
+      running.append((subprocess.Popen([sys.executable, script, *command], stdout=log,
+                                       stderr=subprocess.STDOUT), command, log))
+    if failed and not running:
+      break
+    finished = next((r for r in running if r[0].poll() is not None), None)
+    if finished is None:
+      time.sleep(1)
+      continue
+    running.remove(finished)
+    process, command, log = finished
+    log.close()
+    if process.returncode != 0:
+      failed.append(command)
+      with open(os.path.join(output_dir(command), "run.log")) as fh:
+        tail = fh.read().splitlines()[-15:]
+      print(f"run failed (exit {process.returncode}): {output_dir(command)}\n  "
+            + "\n  ".join(tail), flush=True)
+    else:
+      print(f"done: {output_dir(command)}", flush=True)
+  return not failed
 
 
 def cell_means(rows, dataset, aggregators, attacks, counts):

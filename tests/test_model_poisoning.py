@@ -240,13 +240,8 @@ def test_bad_attack_settings_are_one_line_errors(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_robustness_grid_quick_writes_csv_markdown_and_heatmap(tmp_path):
-  import importlib.util
   from test_experiments_cli import run_cli
-  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  spec = importlib.util.spec_from_file_location(
-      "robustness_grid", os.path.join(root, "scripts", "robustness_grid.py"))
-  grid = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(grid)
+  grid = load_grid()
   out = str(tmp_path / "grid")
   argv = ["--quick", "--attacks", "ipm,backdoor", "--aggregators", "fedavg,krum,bulyan"]
   assert grid.main([*argv, "--output_dir", out]) == 0
@@ -275,3 +270,31 @@ def test_robustness_grid_quick_writes_csv_markdown_and_heatmap(tmp_path):
   assert grid.main([*argv, "--resume", out]) == 0
   assert open(os.path.join(out, "grid.md")).read().split("Wall time")[0] == text.split(
       "Wall time")[0]
+  # two run.py subprocesses at a time: the same numbers, and each run's log beside it
+  parallel = str(tmp_path / "grid_jobs2")
+  assert grid.main([*argv, "--output_dir", parallel, "--jobs", "2"]) == 0
+  assert open(os.path.join(parallel, "grid.csv")).read() == open(
+      os.path.join(out, "grid.csv")).read()
+  assert "krum: accuracy" in open(os.path.join(parallel, "fmnist", "ipm_f1", "seed0",
+                                               "run.log")).read()
+
+
+def load_grid():
+  import importlib.util
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  spec = importlib.util.spec_from_file_location(
+      "robustness_grid", os.path.join(root, "scripts", "robustness_grid.py"))
+  grid = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(grid)
+  return grid
+
+
+def test_robustness_grid_jobs_stop_at_a_failed_run_and_print_its_error(tmp_path, capsys):
+  grid = load_grid()
+  commands = [[f"--task=fmnist_no_such_attack_{i}", f"--output_dir={tmp_path / str(i)}"]
+              for i in range(3)]
+  assert grid.execute(None, commands, jobs=2) is False
+  printed = capsys.readouterr().out
+  assert "run failed (exit 2): " + str(tmp_path / "0") in printed
+  assert "fmnist_no_such_attack_0" in printed.split("run failed")[1]  # the log's own error
+  assert not (tmp_path / "2").exists()   # no new run starts after a failure
