@@ -412,12 +412,15 @@ def main(argv=None) -> int:
 
 def check_resumed(output_dir: str, command: list[str]) -> None:
   """Refuses to resume a run whose config.json came from another seed, preset or
-  aggregator list than ``command`` asks for."""
+  aggregator list than ``command`` asks for, or other rounds or batches per epoch
+  where ``command`` sets them."""
   with open(os.path.join(output_dir, "config.json")) as f:
     settings = json.load(f)["settings"]
   flags = dict(a[2:].split("=", 1) for a in command if a.startswith("--") and "=" in a)
   saved = {"seed": str(settings["seed"]), "preset": settings["preset"],
            "aggregator": ",".join(settings["aggregators"])}
+  saved.update({key: str(settings[key]) for key in ("rounds", "max_batches_per_epoch")
+                if key in flags})
   wanted = {key: flags[key] for key in saved}
   if saved != wanted:
     raise SystemExit(f"--resume: {output_dir} holds a run with {saved}, not {wanted}; "

@@ -298,3 +298,17 @@ def test_robustness_grid_jobs_stop_at_a_failed_run_and_print_its_error(tmp_path,
   assert "run failed (exit 2): " + str(tmp_path / "0") in printed
   assert "fmnist_no_such_attack_0" in printed.split("run failed")[1]  # the log's own error
   assert not (tmp_path / "2").exists()   # no new run starts after a failure
+
+
+def test_robustness_grid_refuses_to_resume_runs_made_with_other_batches(tmp_path):
+  grid = load_grid()
+  done = tmp_path / "loan" / "clean_model_poisoning_f1" / "seed0"
+  done.mkdir(parents=True)
+  (done / "summary.json").write_text(json.dumps({"results": {}}))
+  (done / "config.json").write_text(json.dumps({"settings": {
+      "seed": 0, "preset": "cpu", "aggregators": ["fedavg"], "rounds": 30,
+      "max_batches_per_epoch": 31}}))
+  argv = ["--datasets", "loan", "--attacks", "alie", "--num_attackers", "1", "--seeds", "0",
+          "--aggregators", "fedavg", "--resume", str(tmp_path)]
+  with pytest.raises(SystemExit, match="'max_batches_per_epoch': '31'}, not .*'10'}"):
+    grid.main(argv)
