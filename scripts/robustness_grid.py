@@ -24,10 +24,8 @@ seeds of the last-10-round mean accuracy. Writes to the output directory:
 * ``grid.md``: the same as Markdown tables, for RESULTS.md.
 
 Every run trains at most ``--max_batches_per_epoch`` (default 10) local batches per
-epoch, the cpu preset's CIFAR-10 value: with 31 (the cpu preset's Fashion-MNIST and
-LOAN value) the default grid, 1,794 aggregator runs, measured 31 s (Fashion-MNIST)
-and 15 s (LOAN) per aggregator run, about 11.5 hours; with 10 and ``--jobs 2`` a
-measured piece ran 14.9 s per aggregator run, about 7.4 hours for the grid.
+epoch, the cpu preset's CIFAR-10 value, against its 31 for Fashion-MNIST and LOAN, to
+shorten the grid (its measured cost: RESULTS.md, "Model-poisoning attacks").
 
 Runs whose summary.json is in ``--resume DIR`` are not run again, so the grid
 can be run in pieces (a run killed midway is run again). ``--jobs 2`` runs two
@@ -114,8 +112,8 @@ def main(argv=None) -> int:
                            "rounds; 0 = each task's preset)")
   parser.add_argument("--max_batches_per_epoch", type=int, default=10,
                       help="local batches per epoch of every run (default 10, the cpu preset's "
-                           "CIFAR-10 value, against 31 for Fashion-MNIST and LOAN: it keeps the "
-                           "full grid near 6 hours; 0 = each task's preset)")
+                           "CIFAR-10 value, against 31 for Fashion-MNIST and LOAN; 0 = each "
+                           "task's preset)")
   parser.add_argument("--output_dir", default=None, help="default runs/grid-<timestamp>")
   parser.add_argument("--resume", default=None, help="an earlier output directory to finish")
   parser.add_argument("--jobs", type=int, default=1,
@@ -172,18 +170,17 @@ def main(argv=None) -> int:
     results_script.check_resumed(done, commands[done])
   print(f"{len(commands)} runs, {len(commands) - len(to_run)} already done, "
         f"{len(to_run)} to run ({args.jobs} at a time)", flush=True)
-  if not execute(cli, [commands[d] for d in to_run], args.jobs):
+  if not execute(cli, {d: commands[d] for d in to_run}, args.jobs):
     return 1
-
-  def summary(output_dir):
+  summaries = {}
+  for output_dir in commands:
     with open(os.path.join(output_dir, "summary.json")) as fh:
-      return json.load(fh)["results"]
-
-  run_seconds = sum(r["wall_seconds"] for d in commands for r in summary(d).values())
+      summaries[output_dir] = json.load(fh)["results"]
+  run_seconds = sum(r["wall_seconds"] for s in summaries.values() for r in s.values())
 
   for dataset, attack, f, seed, clean_dir, attacked_dir in pairs:
-    clean = summary(clean_dir)
-    for name, result in summary(attacked_dir).items():
+    clean = summaries[clean_dir]
+    for name, result in summaries[attacked_dir].items():
       baseline = clean[name]
       asr, clean_asr = (result.get("window_attack_success_rate"),
                         baseline.get("window_attack_success_rate"))
@@ -216,37 +213,35 @@ def main(argv=None) -> int:
   return 0
 
 
-def execute(cli, commands: list[list[str]], jobs: int) -> bool:
-  """Runs each run.py command line: in this process (jobs = 1) or as ``jobs``
-  subprocesses at a time, each writing its output to run.log in its output
-  directory. A run that fails stops the grid: no new run starts, the running
-  ones finish, and its log's last lines are printed. A directory left without
-  summary.json (a run killed before its end) is cleared and run again."""
-  def output_dir(command):
-    return next(a.split("=", 1)[1] for a in command if a.startswith("--output_dir="))
-
-  for command in commands:
-    if os.path.exists(output_dir(command)):
-      shutil.rmtree(output_dir(command))  # killed before its summary: run it again
+def execute(cli, commands: dict[str, list[str]], jobs: int) -> bool:
+  """Runs each run.py command line of ``{output directory: command}``: in this
+  process (jobs = 1) or as ``jobs`` subprocesses at a time, each writing its
+  output to run.log in its output directory. A run that fails stops the grid: no
+  new run starts, the running ones finish, and its log's last lines are printed.
+  A directory left without summary.json (a run killed before its end) is cleared
+  and run again."""
+  for output_dir in commands:
+    if os.path.exists(output_dir):
+      shutil.rmtree(output_dir)  # killed before its summary: run it again
   if jobs == 1:
-    for command in commands:
+    for output_dir, command in commands.items():
       print(f"\n### run.py {' '.join(command)}", flush=True)
       if cli.main(command) != 0:
-        print(f"run failed: {output_dir(command)}", flush=True)
+        print(f"run failed: {output_dir}", flush=True)
         return False
     return True
   import subprocess
   script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                         "experiments", "run.py")
-  waiting, running, failed = list(commands), [], []
+  waiting, running, failed = list(commands.items()), [], []
   while waiting or running:
     while waiting and len(running) < jobs and not failed:
-      command = waiting.pop(0)
-      os.makedirs(output_dir(command))
-      log = open(os.path.join(output_dir(command), "run.log"), "w")
+      output_dir, command = waiting.pop(0)
+      os.makedirs(output_dir)
+      log = open(os.path.join(output_dir, "run.log"), "w")
       print(f"### run.py {' '.join(command)}", flush=True)
       running.append((subprocess.Popen([sys.executable, script, *command], stdout=log,
-                                       stderr=subprocess.STDOUT), command, log))
+                                       stderr=subprocess.STDOUT), output_dir, log))
     if failed and not running:
       break
     finished = next((r for r in running if r[0].poll() is not None), None)
@@ -254,16 +249,16 @@ def execute(cli, commands: list[list[str]], jobs: int) -> bool:
       time.sleep(1)
       continue
     running.remove(finished)
-    process, command, log = finished
+    process, output_dir, log = finished
     log.close()
     if process.returncode != 0:
-      failed.append(command)
-      with open(os.path.join(output_dir(command), "run.log")) as fh:
+      failed.append(output_dir)
+      with open(os.path.join(output_dir, "run.log")) as fh:
         tail = fh.read().splitlines()[-15:]
-      print(f"run failed (exit {process.returncode}): {output_dir(command)}\n  "
+      print(f"run failed (exit {process.returncode}): {output_dir}\n  "
             + "\n  ".join(tail), flush=True)
     else:
-      print(f"done: {output_dir(command)}", flush=True)
+      print(f"done: {output_dir}", flush=True)
   return not failed
 
 

@@ -291,8 +291,8 @@ def load_grid():
 
 def test_robustness_grid_jobs_stop_at_a_failed_run_and_print_its_error(tmp_path, capsys):
   grid = load_grid()
-  commands = [[f"--task=fmnist_no_such_attack_{i}", f"--output_dir={tmp_path / str(i)}"]
-              for i in range(3)]
+  commands = {str(tmp_path / str(i)): [f"--task=fmnist_no_such_attack_{i}",
+                                        f"--output_dir={tmp_path / str(i)}"] for i in range(3)}
   assert grid.execute(None, commands, jobs=2) is False
   printed = capsys.readouterr().out
   assert "run failed (exit 2): " + str(tmp_path / "0") in printed
