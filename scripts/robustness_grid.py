@@ -21,7 +21,9 @@ seeds of the last-10-round mean accuracy. Writes to the output directory:
 * ``heatmap_<dataset>.png``: mean accuracy per (aggregator, attack x f) with a
   worst-case column (the lowest cell over the attacks, as ByzFL's benchmark
   reports it);
-* ``grid.md``: the same as Markdown tables, for RESULTS.md.
+* ``grid.md``: the same as Markdown tables, for RESULTS.md, each ending with the
+  aggregator(s) of the highest accuracy and, for targeted attacks, of the lowest
+  excess attack success rate per column.
 
 Every run trains at most ``--max_batches_per_epoch`` (default 10) local batches per
 epoch, the cpu preset's CIFAR-10 value, against its 31 for Fashion-MNIST and LOAN, to
@@ -284,7 +286,8 @@ def markdown(dataset, rows, skipped, aggregators, attacks, counts, seeds, preset
            "", "Cells: accuracy % (mean of the last 10 rounds, mean over seeds) [drop in points "
            "against the same run without attackers; for targeted attacks the excess attack "
            "success rate in points; detection AUC of 1 - client weight]. worst case = the "
-           "lowest accuracy over the attacks.", "",
+           "lowest accuracy over the attacks. The last two rows name the best aggregator(s) "
+           "per column (ties at the shown precision are listed).", "",
            "| aggregator | " + " | ".join(f"{a}, f = {f}" for a, f in columns)
            + " | worst case |", "|---|" + "---|" * (len(columns) + 1)]
   for name in aggregators:
@@ -304,7 +307,35 @@ def markdown(dataset, rows, skipped, aggregators, attacks, counts, seeds, preset
       cells.append(f"{100 * accuracy:.1f} [{100 * drop:+.1f}{extra}]")
     worst_text = f"{100 * min(worst):.1f}" if worst else "-"
     lines.append(f"| {name} | " + " | ".join(cells) + f" | {worst_text} |")
+  lines += best_rows(means, aggregators, columns)
   return "\n".join(lines)
+
+
+def leaders(scores: dict[str, float], highest: bool) -> str:
+  """The names whose score, rounded to 0.1 point as the table shows it, is the
+  best (the highest or the lowest); "-" when no score is finite."""
+  shown = {name: round(100 * value, 1) for name, value in scores.items() if math.isfinite(value)}
+  if not shown:
+    return "-"
+  best = (max if highest else min)(shown.values())
+  return ", ".join(name for name, value in shown.items() if value == best)
+
+
+def best_rows(means, aggregators, columns) -> list[str]:
+  """Two rows under the grid: per column, the aggregator(s) with the highest mean
+  accuracy (worst-case column: the highest worst case) and, for targeted attacks,
+  the lowest mean excess attack success rate ("n/a" for untargeted ones)."""
+  accuracy = [leaders({n: means[(n, a, f)][0] for n in aggregators if (n, a, f) in means}, True)
+              for a, f in columns]
+  worst_cases = {n: min(means[(n, a, f)][0] for a, f in columns if (n, a, f) in means)
+                 for n in aggregators if any((n, a, f) in means for a, f in columns)}
+  excess = []
+  for a, f in columns:
+    scores = {n: means[(n, a, f)][3] for n in aggregators if (n, a, f) in means}
+    excess.append(leaders(scores, False) if any(map(math.isfinite, scores.values())) else "n/a")
+  return ["| **highest accuracy** | " + " | ".join(accuracy)
+          + f" | {leaders(worst_cases, True)} |",
+          "| **lowest excess ASR** | " + " | ".join(excess) + " | |"]
 
 
 def heatmap(path, dataset, rows, aggregators, attacks, counts) -> None:

@@ -312,3 +312,24 @@ def test_robustness_grid_refuses_to_resume_runs_made_with_other_batches(tmp_path
           "--aggregators", "fedavg", "--resume", str(tmp_path)]
   with pytest.raises(SystemExit, match="'max_batches_per_epoch': '31'}, not .*'10'}"):
     grid.main(argv)
+
+
+def test_robustness_grid_names_the_best_aggregator_per_column():
+  grid = load_grid()
+  rows = []
+  for aggregator, attack, accuracies, excess in (
+      ("fedavg", "ipm", (0.50, 0.50), None), ("krum", "ipm", (0.80, 0.80), None),
+      ("residual", "ipm", (0.79, 0.81), None),            # mean 0.80: a tie with krum
+      ("fedavg", "backdoor", (0.90, 0.90), 0.60), ("krum", "backdoor", (0.70, 0.70), 0.02),
+      ("residual", "backdoor", (0.84, 0.86), 0.02)):
+    for seed, accuracy in enumerate(accuracies):
+      rows.append(dict(dataset="loan", attack=attack, num_attackers=1, aggregator=aggregator,
+                       seed=seed, accuracy=accuracy, accuracy_drop=0.0, detection_auc=None,
+                       excess_attack_success_rate=excess))
+  skipped = {("loan", attack, 1, "bulyan"): "needs K >= 7" for attack in ("ipm", "backdoor")}
+  text = grid.markdown("loan", rows, skipped, ["fedavg", "krum", "residual", "bulyan"],
+                       ["ipm", "backdoor"], [1], [0, 1], "cpu")
+  lines = text.splitlines()
+  assert lines[-2] == "| **highest accuracy** | krum, residual | fedavg | residual |"
+  assert lines[-1] == "| **lowest excess ASR** | n/a | krum, residual | |"
+  assert "| residual | 80.0 [+0.0] | 85.0 [+0.0; ASR +2.0] | 80.0 |" in lines
