@@ -30,7 +30,11 @@ epoch, the cpu preset's CIFAR-10 value, against its 31 for Fashion-MNIST and LOA
 shorten the grid (its measured cost: RESULTS.md, "Model-poisoning attacks").
 
 Runs whose summary.json is in ``--resume DIR`` are not run again, so the grid
-can be run in pieces (a run killed midway is run again). ``--jobs 2`` runs two
+can be run in pieces (a run killed midway is run again). ``--archive DIR`` (e.g.
+results/robustness_grid) keeps each finished run's summary.json and config.json
+there as soon as it ends, and the grid's CSV, Markdown and heatmaps at the end; a
+run archived there counts as done, so a grid whose output directory was lost (runs/
+is not committed) resumes from the archive. ``--jobs 2`` runs two
 run.py processes at a time (each logs to run.log in its output directory); the
 numbers equal those of ``--jobs 1`` (tested), only the order of the runs changes.
 A resumed run made with another seed, preset, aggregator list, rounds or batches per
@@ -42,6 +46,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
+import functools
 import json
 import math
 import os
@@ -118,6 +123,10 @@ def main(argv=None) -> int:
                            "task's preset)")
   parser.add_argument("--output_dir", default=None, help="default runs/grid-<timestamp>")
   parser.add_argument("--resume", default=None, help="an earlier output directory to finish")
+  parser.add_argument("--archive", default=None,
+                      help="also keep each run's summary.json and config.json, and the grid's "
+                           "outputs, in this directory (e.g. results/robustness_grid); runs "
+                           "archived there are not run again")
   parser.add_argument("--jobs", type=int, default=1,
                       help="run.py processes at a time (1: in this process; more: subprocesses, "
                            "each logging to run.log in its output directory)")
@@ -167,12 +176,21 @@ def main(argv=None) -> int:
                              results_script.run_directory(base, dataset, f"{attack}_f{f}", seed))
           pairs.append((dataset, attack, f, seed, clean, attacked))
 
+  if args.archive:
+    restored = restore_archived(list(commands), base, args.archive)
+    if restored:
+      print(f"{restored} runs restored from {args.archive}", flush=True)
   to_run = [d for d in commands if not os.path.exists(os.path.join(d, "summary.json"))]
   for done in set(commands) - set(to_run):
     results_script.check_resumed(done, commands[done])
   print(f"{len(commands)} runs, {len(commands) - len(to_run)} already done, "
         f"{len(to_run)} to run ({args.jobs} at a time)", flush=True)
-  if not execute(cli, {d: commands[d] for d in to_run}, args.jobs):
+  keep = None
+  if args.archive:
+    for done in set(commands) - set(to_run):  # done here but perhaps not archived yet
+      archive_run(done, base, args.archive)
+    keep = functools.partial(archive_run, base=base, archive=args.archive)
+  if not execute(cli, {d: commands[d] for d in to_run}, args.jobs, keep):
     return 1
   summaries = {}
   for output_dir in commands:
@@ -211,14 +229,47 @@ def main(argv=None) -> int:
       f"{run_seconds / 60:.1f} min.\n")
   with open(os.path.join(base, "grid.md"), "w") as fh:
     fh.write(text)
+  if args.archive:
+    for name in ["grid.csv", "grid.md"] + [f"heatmap_{dataset}.png" for dataset in datasets]:
+      shutil.copyfile(os.path.join(base, name), os.path.join(args.archive, name))
   print("\n" + text + f"\n(grid.csv, grid.md and heatmaps in {base})")
   return 0
 
 
-def execute(cli, commands: dict[str, list[str]], jobs: int) -> bool:
+ARCHIVED_FILES = ("summary.json", "config.json")
+
+
+def archive_run(output_dir: str, base: str, archive: str) -> None:
+  """Copies a finished run's summary.json and config.json from ``base/X`` to
+  ``archive/X``."""
+  kept = os.path.join(archive, os.path.relpath(output_dir, base))
+  os.makedirs(kept, exist_ok=True)
+  for name in ARCHIVED_FILES:
+    shutil.copyfile(os.path.join(output_dir, name), os.path.join(kept, name))
+
+
+def restore_archived(output_dirs: list[str], base: str, archive: str) -> int:
+  """Copies back into ``base`` the archived files of each run that has no
+  summary.json there but has one in ``archive``; returns how many."""
+  restored = 0
+  for output_dir in output_dirs:
+    kept = os.path.join(archive, os.path.relpath(output_dir, base))
+    if (not os.path.exists(os.path.join(output_dir, "summary.json"))
+        and os.path.exists(os.path.join(kept, "summary.json"))):
+      if os.path.exists(output_dir):
+        shutil.rmtree(output_dir)  # a run killed before its summary
+      os.makedirs(output_dir)
+      for name in ARCHIVED_FILES:
+        shutil.copyfile(os.path.join(kept, name), os.path.join(output_dir, name))
+      restored += 1
+  return restored
+
+
+def execute(cli, commands: dict[str, list[str]], jobs: int, on_done=None) -> bool:
   """Runs each run.py command line of ``{output directory: command}``: in this
   process (jobs = 1) or as ``jobs`` subprocesses at a time, each writing its
-  output to run.log in its output directory. A run that fails stops the grid: no
+  output to run.log in its output directory; ``on_done(output directory)`` is
+  called as each run ends well (the grid archives it). A run that fails stops the grid: no
   new run starts, the running ones finish, and its log's last lines are printed.
   A directory left without summary.json (a run killed before its end) is cleared
   and run again."""
@@ -231,6 +282,8 @@ def execute(cli, commands: dict[str, list[str]], jobs: int) -> bool:
       if cli.main(command) != 0:
         print(f"run failed: {output_dir}", flush=True)
         return False
+      if on_done:
+        on_done(output_dir)
     return True
   import subprocess
   script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -261,6 +314,8 @@ def execute(cli, commands: dict[str, list[str]], jobs: int) -> bool:
             + "\n  ".join(tail), flush=True)
     else:
       print(f"done: {output_dir}", flush=True)
+      if on_done:
+        on_done(output_dir)
   return not failed
 
 

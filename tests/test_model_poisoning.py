@@ -272,9 +272,12 @@ def test_robustness_grid_quick_writes_csv_markdown_and_heatmap(tmp_path):
       "Wall time")[0]
   # two run.py subprocesses at a time: the same numbers, and each run's log beside it
   parallel = str(tmp_path / "grid_jobs2")
-  assert grid.main([*argv, "--output_dir", parallel, "--jobs", "2"]) == 0
+  kept = str(tmp_path / "kept")
+  assert grid.main([*argv, "--output_dir", parallel, "--jobs", "2", "--archive", kept]) == 0
   assert open(os.path.join(parallel, "grid.csv")).read() == open(
-      os.path.join(out, "grid.csv")).read()
+      os.path.join(out, "grid.csv")).read() == open(os.path.join(kept, "grid.csv")).read()
+  assert sorted(os.listdir(os.path.join(kept, "fmnist", "ipm_f1", "seed0"))) == [
+      "config.json", "summary.json"]   # archived by the subprocess path too
   assert "krum: accuracy" in open(os.path.join(parallel, "fmnist", "ipm_f1", "seed0",
                                                "run.log")).read()
 
@@ -296,7 +299,9 @@ def test_robustness_grid_jobs_stop_at_a_failed_run_and_print_its_error(tmp_path,
   assert grid.execute(None, commands, jobs=2) is False
   printed = capsys.readouterr().out
   assert "run failed (exit 2): " + str(tmp_path / "0") in printed
-  assert "fmnist_no_such_attack_0" in printed.split("run failed")[1]  # the log's own error
+  # the log's own error under each failed run (runs 0 and 1 end in either order)
+  own = printed.split("run failed (exit 2): " + str(tmp_path / "0"))[1].split("run failed")[0]
+  assert "fmnist_no_such_attack_0" in own and "fmnist_no_such_attack_1" not in own
   assert not (tmp_path / "2").exists()   # no new run starts after a failure
 
 
@@ -333,3 +338,56 @@ def test_robustness_grid_names_the_best_aggregator_per_column():
   assert lines[-2] == "| **highest accuracy** | krum, residual | fedavg | residual |"
   assert lines[-1] == "| **lowest excess ASR** | n/a | krum, residual | |"
   assert "| residual | 80.0 [+0.0] | 85.0 [+0.0; ASR +2.0] | 80.0 |" in lines
+
+
+def test_robustness_grid_archives_each_run_and_resumes_from_the_archive(tmp_path, monkeypatch):
+  """--archive keeps summary.json and config.json of each run as it ends; a grid whose
+  output directory is gone resumes from the archive and runs nothing again."""
+  grid = load_grid()
+  settings = {"seed": 0, "preset": "cpu", "aggregators": ["fedavg"], "rounds": 30,
+              "max_batches_per_epoch": 10}
+  accuracies = {"clean_model_poisoning_f1": 0.8, "alie_f1": 0.6}
+
+  class FakeCli:
+    """Stands in for run.py: writes the two archived files and a model file."""
+    calls = []
+
+    def main(self, command):
+      flags = dict(a[2:].split("=", 1) for a in command if "=" in a)
+      out = flags["output_dir"]
+      self.calls.append(out)
+      os.makedirs(out, exist_ok=True)
+      label = os.path.basename(os.path.dirname(out))
+      json.dump({"results": {"fedavg": {"window_accuracy": accuracies[label],
+                                        "wall_seconds": 60.0}}},
+                open(os.path.join(out, "summary.json"), "w"))
+      json.dump({"settings": settings}, open(os.path.join(out, "config.json"), "w"))
+      open(os.path.join(out, "model.keras"), "w").write("weights")
+      return 0
+
+  archive, first, second = (str(tmp_path / name) for name in ("archive", "first", "second"))
+  real_cli = grid.results_script.load_cli()
+  fake = FakeCli()
+  fake.build_parser, fake.config_from_args = real_cli.build_parser, real_cli.config_from_args
+  monkeypatch.setattr(grid.results_script, "load_cli", lambda: fake)
+  argv = ["--datasets", "loan", "--attacks", "alie", "--num_attackers", "1", "--seeds", "0",
+          "--aggregators", "fedavg", "--archive", archive]
+  assert grid.main([*argv, "--output_dir", first]) == 0
+  assert sorted(fake.calls) == [os.path.join(first, "loan", label, "seed0")
+                                for label in ("alie_f1", "clean_model_poisoning_f1")]
+  kept = sorted(os.path.relpath(os.path.join(d, f), archive)
+                for d, _, files in os.walk(archive) for f in files)
+  assert kept == ["grid.csv", "grid.md", "heatmap_loan.png",
+                  "loan/alie_f1/seed0/config.json", "loan/alie_f1/seed0/summary.json",
+                  "loan/clean_model_poisoning_f1/seed0/config.json",
+                  "loan/clean_model_poisoning_f1/seed0/summary.json"]   # no model file
+  row = next(csv.DictReader(open(os.path.join(archive, "grid.csv"))))
+  assert float(row["accuracy_drop"]) == pytest.approx(0.2)
+  # the first output directory is lost: a new one resumes from the archive, running nothing
+  fake.calls.clear()
+  assert grid.main([*argv, "--output_dir", second]) == 0
+  assert fake.calls == []
+  assert open(os.path.join(second, "grid.csv")).read() == open(
+      os.path.join(archive, "grid.csv")).read()
+  assert "the runs' own time, summed over every run and aggregator: 2.0 min" in open(
+      os.path.join(archive, "grid.md")).read()

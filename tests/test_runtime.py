@@ -1,6 +1,7 @@
 """No TFF worker process outlives a script, whatever way the script ends."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -124,28 +125,63 @@ def test_a_disposal_cut_off_by_the_stop_is_silent_and_other_failures_are_not(mon
 SIGINT_MASK = 1 << (signal.SIGINT - 1)  # its bit in /proc/PID/status SigIgn
 
 
-def ignored_signals(pid: int) -> int:
+def process_status(pid: int, field: str) -> str:
   with open(f"/proc/{pid}/status") as status:
-    line = next(line for line in status if line.startswith("SigIgn:"))
-  return int(line.split()[1], 16)
+    return next(line for line in status if line.startswith(field + ":")).split()[1]
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc, Linux only")
 def test_worker_stops_at_once_when_python_started_with_sigint_ignored():
   """`make test &` from a script starts Python with SIGINT ignored, and exec keeps
-  SIG_IGN. The worker, stopped by SIGINT, must not inherit it: it used to ignore
-  the signal and every stop waited 5 s for the SIGKILL."""
+  SIG_IGN: the worker ignores SIGINT too. It used to be stopped by SIGINT, and
+  every stop waited 5 s for the SIGKILL; SIGTERM stops it at once."""
   from tff_residual.simulation.runtime import ManagedTffRuntime
   previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
   try:
     runtime = ManagedTffRuntime().start()
-    assert ignored_signals(os.getpid()) & SIGINT_MASK  # the condition is really there
-    assert not ignored_signals(runtime.pid) & SIGINT_MASK
+    assert int(process_status(os.getpid(), "SigIgn"), 16) & SIGINT_MASK  # the condition
+    assert int(process_status(runtime.pid, "SigIgn"), 16) & SIGINT_MASK  # inherited
     start = time.monotonic()
     runtime.stop()
     assert time.monotonic() - start < 2.5  # the SIGKILL fallback comes after 5 s
   finally:
     signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc, Linux only")
+@pytest.mark.skipif(shutil.which("setpriv") is None,
+                    reason="util-linux's setpriv is missing: the worker is started with a "
+                           "preexec_fn (worker_process.die_with_parent)")
+def test_worker_is_the_binary_itself_started_without_a_fork_hook(monkeypatch):
+  """The worker's PID is the binary's (``setpriv`` sets the parent-death signal and
+  execs it; test_worker_stopped_and_pipe_closed[hard] checks that it dies with
+  Python), and no ``preexec_fn`` runs: Python then forks instead of vfork, and a
+  child forked beside busy gRPC threads once died of SIGSEGV before exec."""
+  import portpicker
+  from tff_residual.simulation import worker_process
+  seen = {}
+  original = subprocess.Popen
+
+  def recording_popen(args, **kwargs):
+    seen.update(kwargs, program=args[0])
+    return original(args, **kwargs)
+
+  monkeypatch.setattr(worker_process.subprocess, "Popen", recording_popen)
+  process = worker_process.start_worker(portpicker.pick_unused_port())
+  try:
+    assert seen["preexec_fn"] is None and seen["program"].endswith("setpriv")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # setpriv execs the binary under the same PID
+      with open(f"/proc/{process.pid}/cmdline", "rb") as cmdline:
+        program = cmdline.read().split(b"\0")[0]
+      if program.endswith(b"worker_binary"):
+        break
+      time.sleep(0.05)
+    assert program.endswith(b"worker_binary")
+    assert int(process_status(process.pid, "PPid")) == os.getpid()
+  finally:
+    worker_process.stop_process(process)
+  assert process.returncode == -signal.SIGTERM
 
 
 def test_tff_worker_runs_jit_compiled_functions_without_xla():

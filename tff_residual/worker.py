@@ -6,7 +6,7 @@ computations there, so keep it on a private network. A run reaches it with
 ``--workers=host:P[,host2:P2...]`` (or ``managed_tff_runtime(workers=[...])``)
 and does not stop it.
 
-SIGTERM or SIGINT stop the worker binary (SIGINT, then SIGKILL after 5 s) and
+SIGTERM or SIGINT stop the worker binary (SIGTERM, then SIGKILL after 5 s) and
 exit 0; the binary also dies with this process (``PR_SET_PDEATHSIG``). The
 binary's own output goes to ``--log`` (default: discarded).
 """

@@ -9,7 +9,7 @@ dies. ``managed_tff_runtime()`` starts the worker itself and guarantees it ends:
 * on Linux the kernel kills the worker when the process that started it dies
   (``PR_SET_PDEATHSIG``), even on SIGKILL of Python;
 * leaving the ``with`` block (normally, on an exception or on Ctrl-C) and
-  interpreter exit (``atexit``) stop it by PID: SIGINT, then SIGKILL;
+  interpreter exit (``atexit``) stop it by PID: SIGTERM, then SIGKILL;
 * a worker that dies during a run ends it with ``WorkerLostError`` naming the
   worker, instead of TFF's endless retries.
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 import ctypes
 import importlib.util
 import os
+import shutil
 import signal
 import subprocess
 import sys
 
 _PR_SET_PDEATHSIG = 1
 STOP_TIMEOUT_SECONDS = 5.0
-"""SIGINT, then SIGKILL after this long."""
+"""SIGTERM, then SIGKILL after this long."""
 
 
 def worker_binary_path() -> str:
@@ -30,41 +31,55 @@ def worker_binary_path() -> str:
   return path
 
 
-def prepare_worker_process() -> None:  # runs in the child between fork and exec
-  """``preexec_fn`` of a worker: SIGINT at its default, and dies with its parent."""
-  # We stop the worker with SIGINT. A process started as `cmd &` by a
-  # non-interactive shell has SIGINT ignored, and exec keeps SIG_IGN: the
-  # worker would ignore our SIGINT and every stop would wait for the SIGKILL.
-  signal.signal(signal.SIGINT, signal.SIG_DFL)
-  if sys.platform.startswith("linux"):  # the kernel kills the worker when we die
-    try:
-      libc = ctypes.CDLL("libc.so.6", use_errno=True)
-      libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except OSError:
-      pass
+def die_with_parent() -> None:  # runs in the child between fork and exec
+  """``preexec_fn`` of a worker where ``setpriv`` is missing: SIGKILL when we die."""
+  try:
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+  except OSError:
+    pass
 
 
 def start_worker(port: int, max_concurrent_computation_calls: int = -1,
                  log_path: str | None = None) -> subprocess.Popen:
   """``worker_binary --port=PORT``, serving on ``[::]:PORT``; output to ``log_path``
-  or discarded (never to our pipes, which an orphan would hold open)."""
+  or discarded (never to our pipes, which an orphan would hold open).
+
+  On Linux the kernel kills the worker when the thread that started it dies
+  (``PR_SET_PDEATHSIG``), set by util-linux's ``setpriv --pdeathsig KILL``, which
+  then execs the binary (same PID). No Python code runs between fork and exec, so
+  Python starts it with vfork: a ``preexec_fn`` makes Python fork instead, and a
+  child forked while TensorFlow's gRPC threads are busy could crash (SIGSEGV)
+  before exec. Only where ``setpriv`` is missing does a ``preexec_fn`` set the
+  signal."""
   args = [worker_binary_path(), f"--port={port}",
           f"--max_concurrent_computation_calls={max_concurrent_computation_calls}"]
+  preexec_fn = None
+  if sys.platform.startswith("linux"):
+    setpriv = shutil.which("setpriv")
+    if setpriv:
+      args = [setpriv, "--pdeathsig", "KILL", "--", *args]
+    else:
+      preexec_fn = die_with_parent
   log = open(log_path, "ab") if log_path else subprocess.DEVNULL
   try:
     return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                            preexec_fn=prepare_worker_process, close_fds=True)
+                            preexec_fn=preexec_fn, close_fds=True)
   finally:
     if log is not subprocess.DEVNULL:
       log.close()
 
 
 def stop_process(process: subprocess.Popen) -> None:
-  """SIGINT, then SIGKILL after ``STOP_TIMEOUT_SECONDS``; reaps the process."""
+  """SIGTERM, then SIGKILL after ``STOP_TIMEOUT_SECONDS``; reaps the process.
+
+  SIGTERM, not SIGINT: a process started as ``cmd &`` by a non-interactive shell
+  has SIGINT ignored, exec keeps SIG_IGN, and a worker started from it would
+  ignore SIGINT (every stop waited for the SIGKILL)."""
   if process.poll() is not None:
     return
   try:
-    process.send_signal(signal.SIGINT)
+    process.terminate()
     process.wait(timeout=STOP_TIMEOUT_SECONDS)
   except subprocess.TimeoutExpired:
     process.kill()
