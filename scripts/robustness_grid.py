@@ -4,6 +4,7 @@
     .venv/bin/python scripts/robustness_grid.py --quick           # minutes (smoke preset)
     .venv/bin/python scripts/robustness_grid.py [--datasets fmnist,loan] [--seeds 0,1,2]
         [--attacks ...] [--num_attackers 1,2] [--aggregators ...] [--resume DIR] [--jobs 2]
+        [--archive results/robustness_grid] [--table_only]
 
 Each (dataset, attack, number of attackers f, seed) is one ``experiments/run.py``
 call with every aggregator that can run with f (Krum needs K >= 2f + 3, Bulyan
@@ -34,7 +35,8 @@ can be run in pieces (a run killed midway is run again). ``--archive DIR`` (e.g.
 results/robustness_grid) keeps each finished run's summary.json and config.json
 there as soon as it ends, and the grid's CSV, Markdown and heatmaps at the end; a
 run archived there counts as done, so a grid whose output directory was lost (runs/
-is not committed) resumes from the archive. ``--jobs 2`` runs two
+is not committed) resumes from the archive. ``--table_only`` runs nothing and
+writes the outputs of the runs already there, naming the missing ones. ``--jobs 2`` runs two
 run.py processes at a time (each logs to run.log in its output directory); the
 numbers equal those of ``--jobs 1`` (tested), only the order of the runs changes.
 A resumed run made with another seed, preset, aggregator list, rounds or batches per
@@ -127,6 +129,10 @@ def main(argv=None) -> int:
                       help="also keep each run's summary.json and config.json, and the grid's "
                            "outputs, in this directory (e.g. results/robustness_grid); runs "
                            "archived there are not run again")
+  parser.add_argument("--table_only", action="store_true",
+                      help="run nothing: write the CSV, tables and heatmaps of the runs already "
+                           "in --resume / --archive (a grid in pieces); the missing runs are "
+                           "counted under the tables")
   parser.add_argument("--jobs", type=int, default=1,
                       help="run.py processes at a time (1: in this process; more: subprocesses, "
                            "each logging to run.log in its output directory)")
@@ -190,12 +196,16 @@ def main(argv=None) -> int:
     for done in set(commands) - set(to_run):  # done here but perhaps not archived yet
       archive_run(done, base, args.archive)
     keep = functools.partial(archive_run, base=base, archive=args.archive)
-  if not execute(cli, {d: commands[d] for d in to_run}, args.jobs, keep):
+  missing = to_run if args.table_only else []
+  if args.table_only and len(missing) == len(commands):
+    parser.error(f"--table_only: {base} holds no run of this grid")
+  if not args.table_only and not execute(cli, {d: commands[d] for d in to_run}, args.jobs, keep):
     return 1
   summaries = {}
-  for output_dir in commands:
+  for output_dir in set(commands) - set(missing):
     with open(os.path.join(output_dir, "summary.json")) as fh:
       summaries[output_dir] = json.load(fh)["results"]
+  pairs = [p for p in pairs if p[4] in summaries and p[5] in summaries]
   run_seconds = sum(r["wall_seconds"] for s in summaries.values() for r in s.values())
 
   for dataset, attack, f, seed, clean_dir, attacked_dir in pairs:
@@ -224,7 +234,10 @@ def main(argv=None) -> int:
     heatmap(os.path.join(base, f"heatmap_{dataset}.png"), dataset, rows, aggregators, attacks,
             counts)
   text = "\n\n".join(report) + (
-      f"\n\nWall time: {minutes:.1f} min for this call ({len(to_run)} of {len(commands)} runs; "
+      (f"\n\nNot run yet ({len(missing)} of {len(commands)} runs; their cells are missing or "
+       f"averaged over fewer seeds): {not_run(missing, base)}." if missing else "")
+      + f"\n\nWall time: {minutes:.1f} min for this call ({len(to_run) - len(missing)} of "
+      f"{len(commands)} runs; "
       f"{len(rows)} rows); the runs' own time, summed over every run and aggregator: "
       f"{run_seconds / 60:.1f} min.\n")
   with open(os.path.join(base, "grid.md"), "w") as fh:
@@ -234,6 +247,16 @@ def main(argv=None) -> int:
       shutil.copyfile(os.path.join(base, name), os.path.join(args.archive, name))
   print("\n" + text + f"\n(grid.csv, grid.md and heatmaps in {base})")
   return 0
+
+
+def not_run(output_dirs: list[str], base: str) -> str:
+  """``dataset/label seeds a,b`` per setting, for the runs of ``output_dirs``."""
+  seeds = {}
+  for output_dir in output_dirs:
+    setting, seed = os.path.split(os.path.relpath(output_dir, base))
+    seeds.setdefault(setting, []).append(seed.removeprefix("seed"))
+  return "; ".join(f"{setting} seed(s) {','.join(sorted(found))}"
+                   for setting, found in sorted(seeds.items()))
 
 
 ARCHIVED_FILES = ("summary.json", "config.json")

@@ -391,3 +391,16 @@ def test_robustness_grid_archives_each_run_and_resumes_from_the_archive(tmp_path
       os.path.join(archive, "grid.csv")).read()
   assert "the runs' own time, summed over every run and aggregator: 2.0 min" in open(
       os.path.join(archive, "grid.md")).read()
+  # --table_only: the tables of a grid in pieces, running nothing and naming what is missing
+  os.remove(os.path.join(archive, "loan", "alie_f1", "seed0", "summary.json"))
+  third = str(tmp_path / "third")
+  assert grid.main([*argv, "--output_dir", third, "--table_only"]) == 0
+  assert fake.calls == []
+  text = open(os.path.join(third, "grid.md")).read()
+  assert "Not run yet (1 of 2 runs; their cells are missing or averaged over fewer seeds): " \
+         "loan/alie_f1 seed(s) 0." in text
+  assert "| fedavg | - | - |" in text
+  with pytest.raises(SystemExit):   # nothing to tabulate
+    grid.main(["--datasets", "loan", "--attacks", "alie", "--num_attackers", "1", "--seeds", "0",
+               "--aggregators", "fedavg", "--output_dir", str(tmp_path / "empty"),
+               "--table_only"])
