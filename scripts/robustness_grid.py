@@ -46,6 +46,7 @@ epoch stops the grid (``results.check_resumed``).
 from __future__ import annotations
 
 import argparse
+import collections
 import csv
 import datetime
 import functools
@@ -206,7 +207,9 @@ def main(argv=None) -> int:
     with open(os.path.join(output_dir, "summary.json")) as fh:
       summaries[output_dir] = json.load(fh)["results"]
   pairs = [p for p in pairs if p[4] in summaries and p[5] in summaries]
-  run_seconds = sum(r["wall_seconds"] for s in summaries.values() for r in s.values())
+  def own_minutes(directories):
+    """The runs' own time: each run's wall_seconds summed over its aggregators."""
+    return sum(r["wall_seconds"] for d in directories for r in summaries[d].values()) / 60
 
   for dataset, attack, f, seed, clean_dir, attacked_dir in pairs:
     clean = summaries[clean_dir]
@@ -238,8 +241,10 @@ def main(argv=None) -> int:
        f"averaged over fewer seeds): {not_run(missing, base)}." if missing else "")
       + f"\n\nWall time: {minutes:.1f} min for this call ({len(to_run) - len(missing)} of "
       f"{len(commands)} runs; "
-      f"{len(rows)} rows); the runs' own time, summed over every run and aggregator: "
-      f"{run_seconds / 60:.1f} min.\n")
+      f"{len(rows)} rows; {sum(map(len, summaries.values()))} aggregator runs); the runs' own "
+      f"time, summed over every run and aggregator: {own_minutes(summaries):.1f} min (this "
+      f"call's runs: {own_minutes([d for d in to_run if d in summaries]):.1f} min). Own time "
+      f"per run, baselines included: {own_time_by_setup(summaries, base, own_minutes)}.\n")
   with open(os.path.join(base, "grid.md"), "w") as fh:
     fh.write(text)
   if args.archive:
@@ -340,6 +345,18 @@ def execute(cli, commands: dict[str, list[str]], jobs: int, on_done=None) -> boo
       if on_done:
         on_done(output_dir)
   return not failed
+
+
+def own_time_by_setup(summaries, base, own_minutes) -> str:
+  """'dataset setup M min (n runs)' per setup: an attack, or the model-poisoning six together,
+  with their baselines (what --jobs and --max_batches_per_epoch trade against)."""
+  groups = collections.defaultdict(list)
+  for directory in summaries:
+    dataset, label = os.path.relpath(directory, base).split(os.sep)[:2]
+    setup = label.rsplit("_f", 1)[0].removeprefix("clean_")
+    groups[dataset, "model_poisoning" if setup in MODEL_POISONING else setup].append(directory)
+  return "; ".join(f"{dataset} {setup} {own_minutes(dirs) / len(dirs):.2f} min ({len(dirs)} runs)"
+                   for (dataset, setup), dirs in sorted(groups.items()))
 
 
 def cell_means(rows, dataset, aggregators, attacks, counts):

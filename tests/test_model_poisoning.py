@@ -383,14 +383,17 @@ def test_robustness_grid_archives_each_run_and_resumes_from_the_archive(tmp_path
                   "loan/clean_model_poisoning_f1/seed0/summary.json"]   # no model file
   row = next(csv.DictReader(open(os.path.join(archive, "grid.csv"))))
   assert float(row["accuracy_drop"]) == pytest.approx(0.2)
+  assert ("2 aggregator runs); the runs' own time, summed over every run and aggregator: 2.0 min "
+          "(this call's runs: 2.0 min). Own time per run, baselines included: "
+          "loan model_poisoning 1.00 min (2 runs).") in open(os.path.join(first, "grid.md")).read()
   # the first output directory is lost: a new one resumes from the archive, running nothing
   fake.calls.clear()
   assert grid.main([*argv, "--output_dir", second]) == 0
   assert fake.calls == []
   assert open(os.path.join(second, "grid.csv")).read() == open(
       os.path.join(archive, "grid.csv")).read()
-  assert "the runs' own time, summed over every run and aggregator: 2.0 min" in open(
-      os.path.join(archive, "grid.md")).read()
+  assert "the runs' own time, summed over every run and aggregator: 2.0 min (this call's runs: " \
+         "0.0 min)" in open(os.path.join(archive, "grid.md")).read()
   # --table_only: the tables of a grid in pieces, running nothing and naming what is missing
   os.remove(os.path.join(archive, "loan", "alie_f1", "seed0", "summary.json"))
   third = str(tmp_path / "third")
