@@ -12,6 +12,9 @@ share this one (no TensorFlow import per cell).
     .venv/bin/python scripts/bench_kernels.py --sizes 1e6,resnet18 --clients 10 \
         --kernels residual,residual_sort,median --tff residual,median
 
+"--huge_client" sets client 0 to 1e20 in every coordinate (float32 squares
+overflow): the distance-based rules then take their overflow-safe paths.
+
 "--tff NAME,..." also measures those kernels through their TFF factory (one
 ``AggregationProcess.next`` in an owned TFF runtime, the same values as K client
 values; the time includes TFF moving K x N floats to the server stack; TFF's
@@ -170,12 +173,19 @@ def tff_server_step(name: str, values: list):
   return (lambda: float(timed(stack))), worker
 
 
+HUGE_VALUE = 1e20
+"""``--huge_client``: client 0's value in every coordinate (its squares overflow float32)."""
+
+
 def measure(name: str, size: str, k: int, repeats: int, budget: float, seed: int,
-            path: str = "eager") -> dict:
+            path: str = "eager", huge_client: bool = False) -> dict:
   """Seconds (median) and peak RSS above the input of one cell (in a fresh process,
   except the eager cells of --quick)."""
   values = [tf.random.stateless_normal([k, n], seed=[seed, i], dtype=tf.float32)
             for i, n in enumerate(model_shapes(size))]
+  if huge_client:
+    values = [tf.concat([tf.fill([1, int(v.shape[1])], HUGE_VALUE), v[1:]], axis=0)
+              for v in values]
   pids = ["self"]
   if path in ("tff", "tff_server"):
     call, workers = (tff_call if path == "tff" else tff_server_step)(name, values)
@@ -210,6 +220,8 @@ def run_isolated(name: str, n: str, k: int, args, path: str = "eager") -> dict:
   command = [sys.executable, os.path.abspath(__file__), "--worker", name, "--sizes", str(n),
              "--clients", str(k), "--repeats", str(args.repeats), "--budget", str(args.budget),
              "--seed", str(args.seed), "--worker_path", path, "--workers", args.workers]
+  if args.huge_client:
+    command.append("--huge_client")
   proc = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
   if proc.returncode != 0:
     raise RuntimeError(f"{name} N={n} K={k} failed:\n{proc.stderr[-2000:]}")
@@ -233,6 +245,10 @@ def main():
   parser.add_argument("--workers", default="1",
                       help="TFF workers of the --tff cells: N local, or host:port,... (as "
                            "experiments/run.py --workers)")
+  parser.add_argument("--huge_client", action="store_true",
+                      help=f"client 0 sends {HUGE_VALUE:g} in every coordinate: times the "
+                           "overflow-safe paths of the distance-based rules (scaled Gram, the "
+                           "medoid as centre)")
   parser.add_argument("--worker", help=argparse.SUPPRESS)
   parser.add_argument("--worker_path", default="eager", help=argparse.SUPPRESS)
   args = parser.parse_args()
@@ -240,7 +256,7 @@ def main():
   TFF_WORKERS = args.workers
   if args.worker:
     print(json.dumps(measure(args.worker, args.sizes, int(args.clients), args.repeats,
-                             args.budget, args.seed, args.worker_path)))
+                             args.budget, args.seed, args.worker_path, args.huge_client)))
     return
   sizes = args.sizes.split(",")
   clients = [int(k) for k in args.clients.split(",")]
@@ -263,7 +279,8 @@ def main():
   print(f"machine: {platform.machine()}, {os.cpu_count()} cores, TF {tf.__version__}, "
         f"float32, median of {args.repeats} runs after 1 warm-up run; {where}; peak MB = RSS "
         f"high-water mark of the timed runs minus RSS with the input [K, N] held; TFF cells "
-        f"on {args.workers} worker(s)")
+        f"on {args.workers} worker(s)"
+        + (f"; client 0 at {HUGE_VALUE:g} in every coordinate" if args.huge_client else ""))
   header = f"| {'N':>9} | {'K':>4} | {'kernel':<28} | {'seconds':>9} | {'x mean':>8} | {'peak MB':>8} |"
   print(header)
   print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
@@ -276,7 +293,8 @@ def main():
         runs += [(name, path) for name in tff_kernels for path in ("tff", "tff_server")]
       for name, path in runs:
         if args.quick and path == "eager":  # no fresh process (TF import) per cell
-          result = measure(name, n, k, args.repeats, args.budget, args.seed)
+          result = measure(name, n, k, args.repeats, args.budget, args.seed,
+                           huge_client=args.huge_client)
         else:
           result = run_isolated(name, n, k, args, path)
         seconds, peak, single = result["seconds"], result["peak_bytes"], result["single"]

@@ -61,9 +61,13 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import results as results_script  # noqa: E402  (load_cli, run_directory)
+from tff_residual.tasks.presets import MODEL_POISONING_ATTACKS  # noqa: E402
 
 PAPER_ATTACKS = ("label_flip", "backdoor", "gaussian")
-MODEL_POISONING = ("alie", "ipm", "sign_flip", "min_max", "min_sum", "adaptive_residual")
+MODEL_POISONING = MODEL_POISONING_ATTACKS
+DEFAULT_ATTACKS = PAPER_ATTACKS + tuple(a for a in MODEL_POISONING if a != "large_value")
+"""The attacks of the archived grid (results/robustness_grid); ``--attacks large_value``
+runs the large-value attack, which came after it."""
 AGGREGATORS = ("fedavg", "median", "trimmed_mean", "foolsgold", "residual", "residual_paper",
                "krum", "multi_krum", "geometric_median", "centered_clipping", "bulyan",
                "nnm+residual")
@@ -112,7 +116,7 @@ def main(argv=None) -> int:
   parser.add_argument("--quick", action="store_true",
                       help="fmnist, seed 0, 1 attacker, smoke preset: minutes")
   parser.add_argument("--datasets", default="fmnist,loan")
-  parser.add_argument("--attacks", default=",".join(PAPER_ATTACKS + MODEL_POISONING))
+  parser.add_argument("--attacks", default=",".join(DEFAULT_ATTACKS))
   parser.add_argument("--num_attackers", default="1,2")
   parser.add_argument("--aggregators", default=",".join(AGGREGATORS))
   parser.add_argument("--seeds", default="0,1,2")

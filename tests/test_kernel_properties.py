@@ -178,6 +178,24 @@ def test_foolsgold_matches_oracle_and_punishes_sybils():
   assert info["client_weights"][7:].max() < 0.01
 
 
+def test_foolsgold_max_norm_clips_every_update_first_as_fung_et_al():
+  rng = np.random.default_rng(22)
+  updates = rng.normal(size=(8, 6, 4))
+  updates[3] *= 1e20  # honest in direction, huge in magnitude
+  bias = rng.normal(size=(8, 3))
+  clients = [[u, b] for u, b in zip(updates, bias)]
+  agg, info = tff_residual.aggregate(clients, "foolsgold", max_norm=1.0)
+  norms = np.sqrt((updates.reshape(8, -1) ** 2).sum(1) + (bias ** 2).sum(1))
+  factor = np.minimum(1.0, 1.0 / norms)
+  clipped = updates * factor[:, None, None]
+  wv = oracle.foolsgold_weights(clipped.reshape(8, -1))
+  np.testing.assert_allclose(info["client_weights"], wv / wv.sum(), atol=1e-6)
+  np.testing.assert_allclose(agg[0], np.tensordot(wv, clipped, 1) / 8, atol=1e-9)
+  assert np.abs(agg[0]).max() <= 1.0  # no update reaches past the bound
+  unbounded, _ = tff_residual.aggregate(clients, "foolsgold")
+  assert np.abs(unbounded[0]).max() > 1e18  # FoolsGold alone bounds no magnitude
+
+
 def test_foolsgold_history_keyed_by_client_id():
   import tensorflow as tf
   from tff_residual.kernels.foolsgold import FoolsGoldConfig, foolsgold
@@ -198,8 +216,15 @@ def test_foolsgold_history_keyed_by_client_id():
   np.testing.assert_allclose(out.client_weights.numpy()[:2], want / want.sum(), atol=1e-6)
 
 
-@pytest.mark.parametrize("method", [m for m in METHODS if m not in ("repeated_median", "krum")])
+EXACT_SAMPLE_WEIGHTING = ("residual", "mean", "foolsgold")
+"""Methods whose weighted client weights are the plain ones times the sample weights."""
+
+
+@pytest.mark.parametrize("method", [
+    m if m in EXACT_SAMPLE_WEIGHTING else pytest.param(m, marks=pytest.mark.slow)
+    for m in METHODS if m not in ("repeated_median", "krum")])
 def test_multiply_sample_weights(method):
+  """The fast tier: the methods with an exact expectation; the slow tier: every method."""
   rng = np.random.default_rng(21)
   models = rng.normal(size=(6, 30))
   weights = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
@@ -207,7 +232,7 @@ def test_multiply_sample_weights(method):
   _, plain = tff_residual.aggregate(models_list(models), method, **params)
   agg, info = tff_residual.aggregate(models_list(models), method, sample_weights=weights,
                                      sample_weighting="multiply", **params)
-  if method in ("residual", "mean", "foolsgold"):
+  if method in EXACT_SAMPLE_WEIGHTING:
     want = plain["client_weights"] * weights
     np.testing.assert_allclose(info["client_weights"], want / want.sum(), atol=1e-6)
   else:

@@ -1,5 +1,6 @@
 """The omniscient model-poisoning attacks (ALIE, IPM, sign flip, Min-Max,
-Min-Sum, the adaptive attack on residual reweighting) and the detection AUC:
+Min-Sum, the adaptive attack on residual reweighting), the large-value attack
+and the detection AUC:
 exact outputs on hand-made honest updates, the searches' constraints, the AUC
 arithmetic, and one CLI smoke run per attack."""
 
@@ -17,6 +18,7 @@ from tff_residual.attacks.adaptive_residual import AdaptiveResidual
 from tff_residual.attacks.alie import ALittleIsEnough, baruch_z
 from tff_residual.attacks.base import UpdateContext
 from tff_residual.attacks.ipm import InnerProductManipulation
+from tff_residual.attacks.large_value import PATTERNS, LargeValue
 from tff_residual.attacks.min_max import MinMax
 from tff_residual.attacks.min_sum import MinSum
 from tff_residual.attacks.registry import ATTACKS
@@ -96,6 +98,50 @@ def test_attackers_of_a_round_share_one_update_and_the_next_round_recomputes():
   # no honest update in the round: the attacker's own update goes through
   alone = UpdateContext(5, [], [], np.random.default_rng(0), num_clients=2, num_attackers=2)
   np.testing.assert_array_equal(flat(attack.poison_update(own_update(), alone)), [7, -1])
+
+
+def test_large_value_sends_the_largest_value_the_rounds_mean_keeps_finite():
+  update = [np.array([7.0, 1.0, 2.0], np.float32), np.array([[-1.0, 4.0]], np.float32)]
+  for weight in (1.0, 600.0):
+    round_ = UpdateContext(0, [], [], np.random.default_rng(0), num_clients=10, weight=weight)
+    poisoned = LargeValue().poison_update(update, round_)
+    magnitude = np.finfo(np.float32).max / (2 * 10 * weight)
+    assert [t.shape for t in poisoned] == [(3,), (1, 2)]
+    assert all(t.dtype == np.float32 for t in poisoned)
+    np.testing.assert_allclose(flat(poisoned), np.full(5, magnitude), rtol=1e-7)
+    # The round's undefended weighted sum stays finite: 10 such values, weight w each.
+    total = np.float32(0.0)
+    for _ in range(10):
+      total = total + np.float32(weight) * poisoned[0][0]
+    assert np.isfinite(total)
+  wide = LargeValue().poison_update([np.zeros(4)], context(num_clients=4))
+  np.testing.assert_allclose(wide[0], np.full(4, np.finfo(np.float64).max / 8))
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_large_value_patterns(pattern):
+  update = [np.arange(1.0, 4.0, dtype=np.float32), np.array([[5.0, 6.0]], np.float32)]
+  poisoned = flat(LargeValue(1e20, pattern).poison_update(update, context()))
+  own = flat(update)
+  if pattern == "one":
+    changed = np.flatnonzero(poisoned != own)
+    assert len(changed) == 1 and poisoned[changed[0]] == np.float32(1e20)
+  else:
+    signs = {"positive": [1] * 5, "negative": [-1] * 5, "alternating": [1, -1, 1, -1, 1]}
+    want = signs.get(pattern, np.sign(poisoned))
+    np.testing.assert_array_equal(poisoned, np.float32(1e20) * np.asarray(want, np.float32))
+    assert set(np.abs(poisoned)) == {np.float32(1e20)}
+  again = flat(LargeValue(1e20, pattern).poison_update(update, context()))
+  np.testing.assert_array_equal(poisoned, again)  # the same seed, the same update
+
+
+def test_large_value_settings_are_checked():
+  with pytest.raises(ValueError, match="--large_value_pattern"):
+    LargeValue(0.0, "up")
+  with pytest.raises(ValueError, match="--large_value_magnitude"):
+    LargeValue(-1.0)
+  capped = LargeValue(1e300).poison_update([np.zeros(2, np.float32)], context())
+  assert np.all(np.isfinite(capped[0])) and capped[0][0] == np.finfo(np.float32).max
 
 
 @pytest.mark.parametrize("kind", omniscient.PERTURBATIONS)

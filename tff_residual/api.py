@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -11,6 +11,36 @@ import tensorflow as tf
 from tff_residual.kernels import registry
 
 FLOAT_DTYPES = (np.float16, np.float32, np.float64)
+
+
+def flatten(value, like=None) -> list:
+  """The leaves of ``value`` in TFF's order: a dict's in insertion order (as
+  ``tff.structure.from_container`` keeps them; ``tf.nest`` sorts the keys), so that
+  a method that reads one tensor by position (FoolsGold's ``feature_index``) reads
+  the same tensor here as in a TFF factory. ``like``: a structure of the same
+  shape whose dicts give the key order (client 0's, for every client)."""
+  like = value if like is None else like
+  if isinstance(value, Mapping):
+    return [leaf for key in like for leaf in flatten(value[key], like[key])]
+  if isinstance(value, (list, tuple)):
+    return [leaf for item, model in zip(value, like) for leaf in flatten(item, model)]
+  return [value]
+
+
+def pack_like(template, leaves: list):
+  """Inverse of ``flatten``: ``leaves`` in ``template``'s structure and containers."""
+  remaining = iter(leaves)
+
+  def pack(value):
+    if isinstance(value, Mapping):
+      return type(value)((key, pack(item)) for key, item in value.items())
+    if isinstance(value, tuple) and hasattr(value, "_fields"):  # a namedtuple
+      return type(value)(*[pack(item) for item in value])
+    if isinstance(value, (list, tuple)):
+      return type(value)(pack(item) for item in value)
+    return next(remaining)
+
+  return pack(template)
 
 
 def stack_client_values(client_values: Sequence[Any]) -> tuple[Any, list[np.ndarray], list[tuple]]:
@@ -25,7 +55,7 @@ def stack_client_values(client_values: Sequence[Any]) -> tuple[Any, list[np.ndar
   if len(client_values) == 0:
     raise ValueError("client_values is empty: need at least one client (K >= 1).")
   template = client_values[0]
-  leaves0 = tf.nest.flatten(template)
+  leaves0 = flatten(template)
   if not leaves0:
     raise ValueError("client 0 holds no tensors.")
   per_client = []
@@ -34,7 +64,7 @@ def stack_client_values(client_values: Sequence[Any]) -> tuple[Any, list[np.ndar
       tf.nest.assert_same_structure(template, value)
     except (ValueError, TypeError) as error:
       raise ValueError(f"client {k} has a different structure than client 0: {error}") from None
-    per_client.append([np.asarray(leaf) for leaf in tf.nest.flatten(value)])
+    per_client.append([np.asarray(leaf) for leaf in flatten(value, like=template)])
   matrices, shapes = [], []
   for index in range(len(leaves0)):
     first = per_client[0][index]
@@ -86,7 +116,7 @@ def aggregate(client_values: Sequence[Any], method: str = "residual",
     for f is a ValueError naming both numbers.
   """
   resolved = registry.resolve(method, **params)
-  kernel = registry.compile_kernel(resolved)
+  kernel = registry.eager_kernel(resolved)
   template, matrices, shapes = stack_client_values(client_values)
   weights = None
   if sample_weights is not None:
@@ -100,8 +130,15 @@ def aggregate(client_values: Sequence[Any], method: str = "residual",
     if not resolved.stateful:
       raise ValueError(f"center is for centered clipping; method={method!r} keeps no state.")
     _, center_matrices, _ = stack_client_values([center])
-    state = {"center": [tf.constant(m[0], dtype=matrix.dtype)
-                        for m, matrix in zip(center_matrices, matrices)]}
+    state = {"center": [m[0].astype(matrix.dtype) for m, matrix in zip(center_matrices, matrices)]}
+  sizes = [m.shape[1] for m in matrices]
+  joined = registry.takes_one_matrix(resolved, [m.dtype for m in matrices])
+  if joined:  # as the TFF factory gathers the model: the same kernel on the same matrix
+    matrices = [np.concatenate(matrices, axis=1)]
+    if state:
+      state["center"] = [np.concatenate(state["center"])]
+  if state:
+    state["center"] = [tf.constant(c) for c in state["center"]]
   try:
     output = kernel([tf.constant(m) for m in matrices], weights, **state)
   except tf.errors.InvalidArgumentError as error:
@@ -110,13 +147,16 @@ def aggregate(client_values: Sequence[Any], method: str = "residual",
       raise
     text = lines[0].split("assertion failed:", 1)[1].strip()
     raise ValueError(text.replace("] [", " ").strip("[]")) from None
-  leaves = tf.nest.flatten(template)
-  result = [np.asarray(a.numpy(), dtype=np.asarray(leaf).dtype).reshape(shape)
-            for a, leaf, shape in zip(output.aggregate, leaves, shapes)]
+  aggregate = [a.numpy() for a in output.aggregate]
+  if joined:
+    aggregate = np.split(aggregate[0], np.cumsum(sizes)[:-1])
+  leaves = flatten(template)
+  result = [np.asarray(a, dtype=np.asarray(leaf).dtype).reshape(shape)
+            for a, leaf, shape in zip(aggregate, leaves, shapes)]
   info = {
       "client_weights": output.client_weights.numpy().astype(np.float32),
       "corrected_fraction": output.corrected_fraction.numpy().astype(np.float32),
       "num_dropped_clients": int(output.num_dropped_clients.numpy()),
       **{name: value.numpy() for name, value in output.extra.items()},
   }
-  return tf.nest.pack_sequence_as(template, result), info
+  return pack_like(template, result), info

@@ -104,6 +104,10 @@ SETTINGS = (
     ("ipm_epsilon", float, "ipm: the attackers send -epsilon times the honest mean"),
     ("perturbation", str, "min_max, min_sum, adaptive_residual: deviation from the honest mean: "
                           "std (-sigma), unit (-mu/|mu|) or sign (-sign mu)"),
+    ("large_value_magnitude", float, "large_value: the attackers' magnitude M (0 = the largest "
+                                     "value the round's weighted mean keeps finite)"),
+    ("large_value_pattern", str, "large_value: positive, negative, alternating, random (signs "
+                                 "of M) or one (one coordinate set to M)"),
     ("feature_scaling", str, "loan: reference (the code's divide-by-10/100/10,000) or "
                              "standardize (z-scores from the training rows)"),
     ("clean_baseline", _boolean, "true/false: also run every aggregator without attackers (the "

@@ -18,6 +18,11 @@ class FoolsGoldFactory(RobustAggregationFactory):
       None = all tensors.
     normalize: "clients" (default, the reference: sum_c wv_c u_c / K) or
       "weights" (sum_c wv_c u_c / sum_c wv_c).
+    max_norm: None (default, the reference) or a bound: each update is scaled to
+      norm at most ``max_norm`` before FoolsGold sees it (Fung et al.'s own code
+      uses 1). FoolsGold weighs directions, not magnitudes: without a bound, one
+      client sending 1e20 times an honest direction moves the aggregate by about
+      1e20 / K.
     sample_weighting: "ignore" (default) or "multiply".
 
   State: ``()``. Measurements: ``client_weights`` = wv / sum(wv),

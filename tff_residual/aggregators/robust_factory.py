@@ -64,7 +64,9 @@ def kernel_gets_one_matrix(resolved: registry.Resolved, value_type: tff.types.Ty
   """Whether the factory hands the kernel the model as one [K, N] matrix: the
   model travels as one vector (``gather.flat_type``) and the kernel is
   coordinatewise (``registry.Method.coordinatewise``)."""
-  return gather_lib.flat_type(value_type) is not None and resolved.coordinatewise
+  leaves = tff.structure.flatten(value_type)
+  return (gather_lib.flat_type(value_type) is not None
+          and registry.takes_one_matrix(resolved, [leaf.dtype for leaf in leaves]))
 
 
 def _signature_from_config(config_class, extra=()) -> inspect.Signature:

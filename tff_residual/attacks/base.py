@@ -43,6 +43,8 @@ class AttackSettings:
   alie_z: float | None
   ipm_epsilon: float
   perturbation: str
+  large_value_magnitude: float
+  large_value_pattern: str
   residual_params: dict
 
 
@@ -72,6 +74,8 @@ class UpdateContext:
     rng: the attacker's random stream for this round (seeded).
     num_clients: K, the round's participants, attackers included.
     num_attackers: f, the round's attackers.
+    weight: the weight the aggregator gives this attacker's update (1 under
+      ``--client_weighting=uniform``, else its example count).
   """
 
   round_index: int
@@ -80,6 +84,7 @@ class UpdateContext:
   rng: np.random.Generator
   num_clients: int = 0
   num_attackers: int = 0
+  weight: float = 1.0
 
 
 class UpdatePoisoning(Protocol):

@@ -15,6 +15,7 @@ from tff_residual.attacks.backdoor import Backdoor, check_per_batch
 from tff_residual.attacks.base import Attack, AttackSettings
 from tff_residual.attacks.gaussian import MultiplicativeNoise
 from tff_residual.attacks.ipm import InnerProductManipulation
+from tff_residual.attacks.large_value import LargeValue
 from tff_residual.attacks.label_flip import LabelFlip
 from tff_residual.attacks.min_max import MinMax
 from tff_residual.attacks.min_sum import MinSum
@@ -100,6 +101,8 @@ ATTACKS: dict[str, Callable[..., Attack]] = {
     "min_max": _model_poisoning("min_max", lambda settings: MinMax(settings.perturbation)),
     "min_sum": _model_poisoning("min_sum", lambda settings: MinSum(settings.perturbation)),
     "adaptive_residual": _model_poisoning("adaptive_residual", _adaptive_residual),
+    "large_value": _model_poisoning("large_value", lambda settings: LargeValue(
+        settings.large_value_magnitude, settings.large_value_pattern)),
 }
 
 
@@ -125,6 +128,7 @@ def check_settings(settings: AttackSettings, attack: str) -> None:
   ALittleIsEnough(settings.alie_z)
   InnerProductManipulation(settings.ipm_epsilon)
   check_perturbation(settings.perturbation)
+  LargeValue(settings.large_value_magnitude, settings.large_value_pattern)
   if attack == "model_replacement":
     _check_attack_round(settings)
 

@@ -5,7 +5,8 @@ With f = ``num_byzantine`` and K >= 4f + 3 clients:
 
 1. Selection: theta = K - 2f clients, by Krum applied again and again, each
    time to the clients not yet selected (a set of n clients scores each of
-   them over its max(1, n - f - 2) nearest others, at most the n - 1 there are).
+   them over its max(1, n - f - 2) nearest others, at most the n - 1 there are;
+   ties to the lower client index).
 2. Aggregation, per coordinate: of the theta selected values, the
    beta = theta - 2f closest to their median are averaged (weighted by their
    sample weights under ``sample_weighting="multiply"``).
@@ -54,8 +55,9 @@ def iterated_krum(squared: tf.Tensor, num_byzantine: int, num_selected) -> tf.Te
     nearest = tf.sort(others, axis=1)
     scores = tf.reduce_sum(tf.where(positions[None, :] < count, nearest,
                                     tf.zeros_like(nearest)), axis=1)
-    scores = tf.where(remaining, scores, infinity)
-    best = tf.cast(tf.argmin(scores), tf.int32)
+    # The best among the remaining (a score may be +inf: never pick a chosen one).
+    candidates = tf.cast(tf.where(remaining)[:, 0], tf.int32)
+    best = candidates[distances.first_smallest(tf.gather(scores, candidates))]
     return (step + 1, tf.logical_and(remaining, tf.not_equal(positions, best)),
             chosen.write(step, best))
 
@@ -84,7 +86,7 @@ def bulyan(values: Sequence[tf.Tensor], sample_weights: tf.Tensor | None,
     num_clients = tf.shape(v[0])[0]
     with tf.control_dependencies(distances.require_clients(num_clients,
                                                            config.minimum_clients(), rule)):
-      squared = distances.squared_distances(distances.centred_gram(v))
+      squared = distances.pairwise_squared_distances(v)
     num_selected = num_clients - 2 * f
     num_kept = num_selected - 2 * f
     chosen = iterated_krum(squared, f, num_selected)
@@ -93,7 +95,8 @@ def bulyan(values: Sequence[tf.Tensor], sample_weights: tf.Tensor | None,
 
     def chunk_fn(chunk):  # [c, theta]: the selected values of c coordinates
       ordered = tf.sort(chunk, axis=1)
-      middle = 0.5 * (ordered[:, (num_selected - 1) // 2] + ordered[:, num_selected // 2])
+      # Halves first: the sum of two huge values of one sign would overflow.
+      middle = 0.5 * ordered[:, (num_selected - 1) // 2] + 0.5 * ordered[:, num_selected // 2]
       _, nearest = tf.math.top_k(-tf.abs(chunk - middle[:, None]), k=num_kept)
       used = tf.reduce_sum(tf.one_hot(nearest, num_selected, dtype=tf.float64), axis=1)
       share = used * chosen_weights[None, :]

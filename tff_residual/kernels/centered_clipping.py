@@ -18,7 +18,9 @@ and the models are read twice: once for the norms, once for the result
 (1 - sum a) v_0 + sum_k a_k x_k. The first iteration (a_0 = 0) needs only
 H_kk = ||x_k - v_0||^2, so ``num_iters = 1`` (the default, and ByzFL's L = 1)
 computes K norms, O(K N); more iterations build H once, O(K^2 N), and then
-iterate on K x K numbers.
+iterate on K x K numbers. Norms and H come from ``distances``: summed in
+float64, scaled where a client's values would overflow (its norm is then +inf
+or huge, and its clip factor 0 or tiny).
 """
 
 from __future__ import annotations
@@ -52,10 +54,11 @@ class CenteredClippingConfig(MethodConfig):
     check_int("num_iters", self.num_iters, 1)
 
 
-def clipping_coefficients(diagonal: tf.Tensor, gram: tf.Tensor | None, p: tf.Tensor,
+def clipping_coefficients(norms: tf.Tensor, gram: distances.Gram | None, p: tf.Tensor,
                           config: CenteredClippingConfig):
-  """(a [K], c [K] of the last iteration) from H's diagonal ||x_k - v_0||^2 and,
-  where ``config.num_iters`` > 1, the whole Gram matrix H of x_k - v_0."""
+  """(a [K], c [K] of the last iteration) from the norms ||x_k - v_0|| and, where
+  ``config.num_iters`` > 1, the Gram matrix of x_k - v_0 (a norm beyond float64's
+  range is +inf: c = 0)."""
 
   def step(a, norms):
     c = tf.where(norms > config.tau, config.tau / tf.where(norms > 0, norms, 1.0),
@@ -63,14 +66,12 @@ def clipping_coefficients(diagonal: tf.Tensor, gram: tf.Tensor | None, p: tf.Ten
     pc = p * c
     return a + pc - tf.reduce_sum(pc) * a, c
 
-  a, c = step(tf.zeros_like(p), tf.sqrt(tf.maximum(diagonal, 0.0)))  # a_0 = 0: H a_0 = 0
+  a, c = step(tf.zeros_like(p), norms)  # a_0 = 0
   if config.num_iters == 1:
     return a, c
 
   def body(index, a, _):
-    ha = tf.linalg.matvec(gram, a)
-    return (index + 1, *step(a, tf.sqrt(tf.maximum(diagonal - 2.0 * ha + tf.tensordot(a, ha, 1),
-                                                   0.0))))
+    return (index + 1, *step(a, distances.combination_distances(gram, a)))
 
   _, a, c = tf.while_loop(lambda index, a, c: index < config.num_iters, body,
                           (tf.constant(1), a, c))
@@ -108,11 +109,11 @@ def centered_clipping(values: Sequence[tf.Tensor], sample_weights: tf.Tensor | N
     p = clients.apply_sample_weights(
         tf.ones([num_clients], tf.float64) / tf.cast(num_clients, tf.float64), w)
     if config.num_iters == 1:
-      gram, diagonal = None, distances.squared_norms(v, start)
+      gram, norms = None, distances.center_norms(v, start)
     else:
-      gram = distances.centred_gram(v, start)
-      diagonal = tf.linalg.diag_part(gram)
-    a, c = clipping_coefficients(diagonal, gram, p, config)
+      gram = distances.client_gram(v, center=start)
+      norms = distances.combination_distances(gram, tf.zeros_like(p))
+    a, c = clipping_coefficients(norms, gram, p, config)
     kept = 1.0 - tf.reduce_sum(a)
     aggregate = [s * tf.cast(kept, s.dtype) + part
                  for s, part in zip(start, distances.weighted_sum(v, a))]

@@ -60,11 +60,15 @@ def finite_client_mask(values: Sequence[tf.Tensor]) -> tf.Tensor:
 
 
 def normalize_weights(weights: tf.Tensor) -> tf.Tensor:
-  """weights / sum(weights); uniform if the sum is not positive and finite."""
-  total = tf.reduce_sum(weights)
+  """weights / sum(weights) for finite weights >= 0, computed as (w / max w) / sum(w /
+  max w) so that huge weights do not overflow the sum; uniform (the stated fallback)
+  when every weight is 0."""
+  largest = tf.reduce_max(weights)
+  relative = weights / tf.where(largest > 0, largest, tf.ones_like(largest))
+  total = tf.reduce_sum(relative)
   uniform = tf.ones_like(weights) / tf.cast(tf.size(weights), weights.dtype)
   ok = tf.logical_and(total > 0, tf.math.is_finite(total))
-  return tf.where(ok, weights / tf.where(ok, total, tf.ones_like(total)), uniform)
+  return tf.where(ok, relative / tf.where(ok, total, tf.ones_like(total)), uniform)
 
 
 def apply_sample_weights(weights: tf.Tensor, sample_weights: tf.Tensor | None) -> tf.Tensor:
@@ -73,6 +77,16 @@ def apply_sample_weights(weights: tf.Tensor, sample_weights: tf.Tensor | None) -
   if sample_weights is None:
     return weights
   return normalize_weights(weights * tf.cast(sample_weights, weights.dtype))
+
+
+def usable_sample_weights(sample_weights: tf.Tensor) -> tf.Tensor:
+  """The finite, non-negative sample weights of the kept clients, divided by their
+  largest (every method uses them only up to scale, and 1e308 + 1e308 overflows);
+  all 1 where every one is 0 (the stated fallback: weights that say nothing are
+  ignored, as under ``sample_weighting="ignore"``)."""
+  largest = tf.reduce_max(sample_weights)
+  return tf.where(largest > 0, sample_weights / tf.where(largest > 0, largest, 1.0),
+                  tf.ones_like(sample_weights))
 
 
 def run_on_finite_clients(
@@ -90,8 +104,12 @@ def run_on_finite_clients(
 
   ``valid_kernel(values, sample_weights, kept)`` gets the finite clients'
   values, their sample weights (or None) and their indices ``kept`` [K_valid]
-  among the K clients. Where ``sample_weights`` (float [K]) are given, clients
-  whose sample weight is negative or non-finite are dropped as well.
+  among the K clients. Where ``sample_weights`` (float [K]) are given, the kept
+  clients' sample weights reach ``valid_kernel`` divided by their
+  largest, or all 1 where every one is 0 (``usable_sample_weights``); a sample
+  weight of +inf, -inf, NaN or below 0 drops its client, and when every client
+  is dropped the aggregate is zeros (``num_dropped_clients`` says so): a broken
+  client never stops the server.
   ``per_client_extras`` (names) and ``scalar_extras`` ((name, dtype) pairs)
   name the entries of the valid kernel's ``per_client`` and ``scalars`` that go
   into ``KernelOutput.extra`` (per-client ones scattered to [K]; zeros where
@@ -107,6 +125,8 @@ def run_on_finite_clients(
   kept = tf.cast(tf.where(mask)[:, 0], tf.int32)
   num_kept = tf.size(kept)
   num_dropped = num_clients - num_kept
+  if sample_weights is not None:
+    sample_weights = usable_sample_weights(tf.gather(sample_weights, kept))
 
   def run_kernel():
     everyone = tf.equal(num_kept, num_clients)
@@ -115,8 +135,7 @@ def run_on_finite_clients(
         tf.cond(everyone, lambda v=v: v, lambda v=v: tf.gather(v, kept))
         for v in values
     ]
-    weights = None if sample_weights is None else tf.gather(sample_weights, kept)
-    out = valid_kernel(subset, weights, kept)
+    out = valid_kernel(subset, sample_weights, kept)
     scatter = lambda x: tf.scatter_nd(kept[:, None], tf.cast(x, tf.float32), [num_clients])
     return (list(out.aggregate), scatter(out.client_weights),
             scatter(out.corrected_fraction),

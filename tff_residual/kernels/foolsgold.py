@@ -11,9 +11,19 @@ the update, the final dense layer's kernel, as in the reference) is compared:
     aggregate = (1/K) sum_c wv_c u_c    (normalize="clients", the reference)
               or sum_c wv_c u_c / sum_c wv_c   (normalize="weights")
 
+FoolsGold bounds similarity, not magnitude: wv depends on directions only, so
+one client sending 1e20 times an honest direction gets an honest weight and
+moves the aggregate by about 1e20 / K. ``max_norm`` (off by default, as in the
+residual paper's reference) is the bound of Fung et al.'s own code (their
+``ML_main.py`` scales every update to norm at most 1 before FoolsGold): each
+update u_c becomes u_c min(1, max_norm / ||u_c||) (its norm over the whole
+update) before the features, the history and the aggregate see it.
+
 Zero feature vectors have cosine similarity 0 with everything (as in
 scikit-learn); 1 - max_j cs_ij below 1e-5 (a similarity within rounding of 1)
-counts as 0. With ``sample_weighting="multiply"``, wv <- wv n / max(wv n) (n the
+counts as 0. Similarities come from the Gram matrix of ``distances`` (summed in
+float64, scaled where values would overflow: the scales cancel in a cosine).
+With ``sample_weighting="multiply"``, wv <- wv n / max(wv n) (n the
 sample weights), so the largest coefficient keeps the reference's scale. Where
 every wv is 0 (e.g. all clients identical; the reference divides by zero) all
 wv are set to 1, i.e. the plain mean. ``client_weights`` reports wv / sum(wv),
@@ -34,7 +44,8 @@ from collections.abc import Sequence
 import tensorflow as tf
 
 from tff_residual.kernels import clients
-from tff_residual.kernels.config import MethodConfig, check_choice, hyper
+from tff_residual.kernels import distances
+from tff_residual.kernels.config import MethodConfig, check_choice, check_positive, hyper
 
 NORMALIZATIONS = ("clients", "weights")
 SIMILARITY_TOLERANCE = 1e-5
@@ -48,10 +59,14 @@ class FoolsGoldConfig(MethodConfig):
                                         "final dense kernel); None = all")
   normalize: str = hyper("clients", "clients (the reference: sum_c wv_c u_c / K) or weights "
                                     "(sum_c wv_c u_c / sum_c wv_c)")
+  max_norm: float | None = hyper(None, "foolsgold: clip each update to this norm first (Fung "
+                                       "et al.'s code: 1); None = no bound", flag=True)
 
   def __post_init__(self):
     super().__post_init__()
     check_choice("normalize", self.normalize, NORMALIZATIONS)
+    if self.max_norm is not None:
+      check_positive("max_norm", self.max_norm)
     if self.feature_index is not None and (not isinstance(self.feature_index, int)
                                            or isinstance(self.feature_index, bool)):
       raise TypeError(f"feature_index must be an int or None, got {self.feature_index!r}.")
@@ -68,20 +83,13 @@ def feature_tensors(values: Sequence[tf.Tensor], feature_index: int | None) -> l
   return [values[feature_index]]
 
 
-def gram_matrix(features: Sequence[tf.Tensor]) -> tf.Tensor:
-  """float64 [K, K] = sum_t F_t F_t^T, in each tensor's own dtype (no float64 copy of F)."""
-  return tf.add_n([tf.cast(tf.matmul(f, f, transpose_b=True), tf.float64) for f in features])
-
-
-def foolsgold_weights_from_gram(gram: tf.Tensor) -> tf.Tensor:
-  """wv [K] from the features' Gram matrix [K, K] (float64)."""
-  num_clients = tf.shape(gram)[0]
-  norms = tf.sqrt(tf.maximum(tf.linalg.diag_part(gram), 0.0))
-  safe_norms = tf.where(norms > 0, norms, tf.ones_like(norms))
+def foolsgold_weights_from_similarities(cs: tf.Tensor) -> tf.Tensor:
+  """wv [K] from the features' cosine similarities [K, K] (float64)."""
+  num_clients = tf.shape(cs)[0]
   eye = tf.eye(num_clients, dtype=tf.bool)
   # cs - I with an exact 0 diagonal (1 - 1 can leave +-1e-16 noise that the
   # pardoning step would divide by).
-  cs = tf.where(eye, tf.zeros([], tf.float64), gram / (safe_norms[:, None] * safe_norms[None, :]))
+  cs = tf.where(eye, tf.zeros([], tf.float64), cs)
   maxcs = tf.reduce_max(cs, axis=1)
   pardon = tf.logical_and(maxcs[:, None] < maxcs[None, :], tf.logical_not(eye))
   safe_max_j = tf.where(maxcs[None, :] != 0, maxcs[None, :], tf.ones_like(cs))
@@ -105,7 +113,17 @@ def foolsgold_weights_from_gram(gram: tf.Tensor) -> tf.Tensor:
 
 def foolsgold_weights(features: tf.Tensor) -> tf.Tensor:
   """wv [K] from features [K, d]."""
-  return foolsgold_weights_from_gram(gram_matrix([tf.cast(features, tf.float64)]))
+  gram = distances.client_gram([tf.convert_to_tensor(features)])
+  return foolsgold_weights_from_similarities(distances.cosine_similarities(gram))
+
+
+def clip_to_norm(values: Sequence[tf.Tensor], max_norm: float) -> list[tf.Tensor]:
+  """Each client's update (a row of every [K, n_t]) scaled to norm <= ``max_norm``
+  over the whole update; the norms cannot overflow (``distances.center_norms``)."""
+  norms = distances.center_norms(values, None)
+  factor = tf.where(norms > max_norm, max_norm / tf.where(norms > 0, norms, 1.0),
+                    tf.ones_like(norms))
+  return [m * tf.cast(factor, m.dtype)[:, None] for m in values]
 
 
 def foolsgold(values: Sequence[tf.Tensor], sample_weights: tf.Tensor | None = None,
@@ -121,6 +139,12 @@ def foolsgold(values: Sequence[tf.Tensor], sample_weights: tf.Tensor | None = No
     raise ValueError("FoolsGold history needs both `history` and `client_ids`.")
   values = [tf.convert_to_tensor(v) for v in values]
   feature_tensors(values, feature_index)  # raises now if feature_index is out of range
+  if config.max_norm is not None:
+    # Non-finite rows stay non-finite (and are dropped below): scale the finite ones only.
+    finite = clients.finite_client_mask(values)
+    clipped = clip_to_norm([tf.where(finite[:, None], m, tf.zeros_like(m)) for m in values],
+                           config.max_norm)
+    values = [tf.where(finite[:, None], c, m) for c, m in zip(clipped, values)]
   weights = config.used_weights(sample_weights)
   if history is not None:
     client_ids = tf.cast(tf.convert_to_tensor(client_ids), tf.int32)
@@ -132,11 +156,12 @@ def foolsgold(values: Sequence[tf.Tensor], sample_weights: tf.Tensor | None = No
   def valid(v, w, kept):
     num_clients = tf.shape(v[0])[0]
     if history is None:
-      gram = gram_matrix(feature_tensors(v, feature_index))
+      gram = distances.client_gram(feature_tensors(v, feature_index))
     else:
       summed = tf.gather(history, tf.gather(client_ids, kept)) + tf.gather(features, kept)
-      gram = gram_matrix([summed])
-    wv = clients.apply_sample_weights(foolsgold_weights_from_gram(gram), w)
+      gram = distances.client_gram([summed])
+    wv = clients.apply_sample_weights(
+        foolsgold_weights_from_similarities(distances.cosine_similarities(gram)), w)
     if w is not None:
       wv = wv / tf.reduce_max(wv)  # keep the reference's scale: the largest wv stays <= 1
     share = clients.normalize_weights(wv)

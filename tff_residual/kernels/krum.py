@@ -8,8 +8,9 @@ sum of its squared distances to its K - f - 2 nearest other clients:
 Krum returns the client model of smallest score; Multi-Krum averages the m
 (``num_selected``, default K - f) models of smallest score, weighted by their
 sample weights under ``sample_weighting="multiply"``. Distances are over the
-whole model, from one K x K Gram matrix (``distances``). Ties in the score go
-to the lower client index.
+whole model, from one K x K Gram matrix (``distances``: overflow-safe, a
+client too far for float64 scores +inf). Ties in the score go to the lower
+client index.
 """
 
 from __future__ import annotations
@@ -49,14 +50,9 @@ class MultiKrumConfig(KrumConfig):
 
 def krum_scores(squared: tf.Tensor, num_byzantine: int) -> tf.Tensor:
   """float64 [K]: each client's sum of squared distances to its K - f - 2
-  nearest other clients (``squared``: [K, K] with a zero diagonal)."""
-  num_clients = tf.shape(squared)[0]
-  others = tf.linalg.set_diag(squared, tf.fill([num_clients], tf.constant(float("inf"),
-                                                                          tf.float64)))
-  nearest = tf.sort(others, axis=1)
-  count = num_clients - num_byzantine - 2
-  used = tf.range(num_clients) < count
-  return tf.reduce_sum(tf.where(used[None, :], nearest, tf.zeros_like(nearest)), axis=1)
+  nearest other clients (``squared``: [K, K] with a zero diagonal; a distance
+  beyond float64's range is +inf, and so is every score that sums it)."""
+  return distances.neighbourhood_scores(squared, tf.shape(squared)[0] - num_byzantine - 2)
 
 
 def rule_text(method: str, config: KrumConfig) -> str:
@@ -76,8 +72,7 @@ def select(values: Sequence[tf.Tensor], sample_weights: tf.Tensor | None, method
         f"{method} averages num_selected = {config.num_selected} clients, so needs K >= "
         f"{config.num_selected}")
   with tf.control_dependencies(checks):
-    scores = krum_scores(distances.squared_distances(distances.centred_gram(values)),
-                         config.num_byzantine)
+    scores = krum_scores(distances.pairwise_squared_distances(values), config.num_byzantine)
   order = tf.argsort(scores, stable=True)
   chosen = tf.scatter_nd(order[:num_selected, None], tf.ones([num_selected], tf.float64),
                          [num_clients])

@@ -37,7 +37,7 @@ class NNMConfig(ByzantineConfig):
 def mixing_matrix(values: Sequence[tf.Tensor], num_byzantine: int) -> tf.Tensor:
   """float64 [K, K]: row i has 1 / (K - f) on the K - f nearest clients of i."""
   num_clients = tf.shape(values[0])[0]
-  squared = distances.squared_distances(distances.centred_gram(values))
+  squared = distances.pairwise_squared_distances(values)
   count = num_clients - num_byzantine
   # A stable sort with the client itself first (distance 0, and -1 on the diagonal).
   keyed = tf.linalg.set_diag(squared, -tf.ones([num_clients], tf.float64))

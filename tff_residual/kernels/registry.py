@@ -9,13 +9,16 @@ paper's variants; ``fedavg`` is the mean). ``"nnm+NAME"`` is nearest-neighbour
 mixing around the method or setting NAME.
 
 ``build_kernel(name, **params)`` validates the hyper-parameters once and
-returns a ``tf.function`` ``kernel(values, sample_weights, **state)`` that the
-eager API and the TFF factories both call.
+returns a ``tf.function`` ``kernel(values, sample_weights, **state)`` (the TFF
+factories' ``compile_kernel``; the eager API's ``eager_kernel`` is the same
+function, kept across calls). ``takes_one_matrix`` says whether both hand it the
+model as one ``[K, N]`` matrix.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 
 import tensorflow as tf
@@ -237,6 +240,15 @@ def fields_of(name: str) -> list[str]:
                    f"'{NNM_PREFIX}NAME'.")
 
 
+def takes_one_matrix(resolved: Resolved, dtypes) -> bool:
+  """Whether the kernel gets a model of tensors with ``dtypes`` as one ``[K, N]``
+  matrix (every tensor flattened and concatenated) rather than one ``[K, n_t]``
+  per tensor: for a coordinatewise method and one dtype. The TFF factories and
+  the eager API both ask this, so that both run the kernel on the same matrix and
+  compute the same thing, to the last bit."""
+  return resolved.coordinatewise and len({tf.as_dtype(d) for d in dtypes}) == 1
+
+
 def compile_kernel(resolved: Resolved) -> Kernel:
   """One graph per input signature; shapes relax to unknown after the first
   retrace (so K and n may vary without more tracing) unless the method needs
@@ -244,6 +256,14 @@ def compile_kernel(resolved: Resolved) -> Kernel:
   exact = resolved.method.exact_shapes(resolved.config) or (
       resolved.inner is not None and resolved.inner.method.exact_shapes(resolved.inner.config))
   return tf.function(resolved.run, reduce_retracing=not exact, autograph=False)
+
+
+@functools.lru_cache(maxsize=64)
+def eager_kernel(resolved: Resolved) -> Kernel:
+  """The compiled kernel the eager API calls, one per resolved method and settings,
+  kept across calls: it traces once per input signature (exact shapes, so the graph
+  that runs an input never depends on which inputs came before it)."""
+  return tf.function(resolved.run, reduce_retracing=False, autograph=False)
 
 
 def build_kernel(name: str, **params) -> Kernel:

@@ -65,6 +65,8 @@ class ExperimentConfig:
   alie_z: float | None
   ipm_epsilon: float
   perturbation: str
+  large_value_magnitude: float
+  large_value_pattern: str
   feature_scaling: str
   clean_baseline: bool
   aggregator_params: dict

@@ -178,12 +178,13 @@ class Experiment:
   def aggregation_inputs(self, round_index: int, clients: list[int], results: list,
                          weights: list) -> AggregationInputs:
     """Steps 2-3 of a round up to the aggregator: poisoned updates, the finite ones kept."""
-    updates = self.poison_updates(round_index, clients, [r.update for r in results], weights)
+    all_weights = [np.float32(1.0 if self.settings.client_weighting == "uniform"
+                              else r.num_examples) for r in results]
+    updates = self.poison_updates(round_index, clients, [r.update for r in results], weights,
+                                  all_weights)
     kept = [i for i, u in enumerate(updates) if _is_finite(u)]
-    client_weights = [np.float32(1.0 if self.settings.client_weighting == "uniform"
-                                 else results[i].num_examples) for i in kept]
     return AggregationInputs([clients[i] for i in kept], [updates[i] for i in kept],
-                             client_weights, len(updates) - len(kept))
+                             [all_weights[i] for i in kept], len(updates) - len(kept))
 
   def clean_twin(self) -> "Experiment":
     """The same experiment with no attackers: the attackers' clients train
@@ -258,8 +259,9 @@ class Experiment:
                 train_seconds=trained - round_start, aggregation_seconds=aggregated - trained)
 
   def poison_updates(self, round_index: int, clients: list[int], updates: list,
-                     global_weights: list) -> list:
-    """Attackers' updates through the attack's update poisoning (this round's)."""
+                     global_weights: list, client_weights: list | None = None) -> list:
+    """Attackers' updates through the attack's update poisoning (this round's);
+    ``client_weights``: the weights the aggregator will give the updates (default 1)."""
     poisoning = self.attack.update_poisoning
     if poisoning is None or not self.attack.poisons_in(round_index):
       return updates
@@ -270,7 +272,9 @@ class Experiment:
         context = UpdateContext(round_index, global_weights, honest,
                                 np.random.default_rng([self.settings.seed, round_index, client, 2]),
                                 num_clients=len(clients),
-                                num_attackers=len(clients) - len(honest))
+                                num_attackers=len(clients) - len(honest),
+                                weight=float(1.0 if client_weights is None
+                                             else client_weights[i]))
         poisoned[i] = poisoning.poison_update(updates[i], context)
     return poisoned
 

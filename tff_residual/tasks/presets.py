@@ -55,11 +55,14 @@ COMMON: dict[str, Any] = dict(
     alie_z=None,                  # ALIE: None = Baruch et al.'s z for the round's K and f
     ipm_epsilon=0.5,              # IPM: -epsilon mu (FLPoison's default; ByzFL's 2)
     perturbation="std",           # min_max, min_sum, adaptive_residual: deviation p
+    large_value_magnitude=0.0,    # large_value: M; 0 = the largest the round's mean keeps finite
+    large_value_pattern="positive",  # large_value: sign pattern (or one coordinate)
     feature_scaling="reference",  # LOAN: the code's divide-by-10/100/10,000
     clean_baseline=True,          # every attacked run also runs without attackers
 )
 
-MODEL_POISONING_ATTACKS = ("alie", "ipm", "sign_flip", "min_max", "min_sum", "adaptive_residual")
+MODEL_POISONING_ATTACKS = ("alie", "ipm", "sign_flip", "min_max", "min_sum", "adaptive_residual",
+                           "large_value")
 """The omniscient model-poisoning attacks: they act on updates only, so every
 task family offers them (``tasks.registry``)."""
 
