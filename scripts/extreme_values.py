@@ -11,7 +11,7 @@ a single coordinate +M (the rest an honest-like update of its own).
 The far outlier sends the same pattern with M = 100.
 
 A cell is ``ok`` when the aggregate is finite, every client weight is a number, and
-the attacker's weight is at most the far outlier's weight + ``TOLERANCE`` (for
+the attacker's weight is at most the far outlier's weight + ``TOLERANCE`` (1e-6; for
 coordinate-wise rules, its weight averaged over the coordinates); otherwise it says
 what failed: ``nan`` (a non-finite aggregate or weight) or ``w=0.50>0.00`` (the
 attacker's weight against the outlier's). The last column is the largest |aggregate|
@@ -39,11 +39,12 @@ from tff_residual.kernels import registry  # noqa: E402
 
 NUM_HONEST = 10
 ATTACKER = 0
-TOLERANCE = 0.01
-"""One percent of the aggregate: with ``one``, nearest-neighbour mixing picks the
-attacker's own neighbours by index where its distances to them all round to the
-same number (or +inf), so a coordinate-wise inner rule weighs its mixed row's
-honest coordinates slightly otherwise than the outlier's (0.001 against 1e-9)."""
+TOLERANCE = 1e-6
+"""Weights within this of the far outlier's count as no more: with ``one``, nearest-
+neighbour mixing picks the attacker's neighbours by index where its distances to
+them all round to the same number (or +inf), so an inner residual rule weighs the
+mixed row's honest coordinates a little otherwise than the outlier's (both weights
+far below 1e-6)."""
 PATTERNS = ("+", "-", "+-", "one")
 CASES = [(np.float32, magnitude, pattern) for magnitude in (1e20, float(np.finfo(np.float32).max))
          for pattern in PATTERNS] + [

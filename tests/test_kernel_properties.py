@@ -194,6 +194,11 @@ def test_foolsgold_max_norm_clips_every_update_first_as_fung_et_al():
   assert np.abs(agg[0]).max() <= 1.0  # no update reaches past the bound
   unbounded, _ = tff_residual.aggregate(clients, "foolsgold")
   assert np.abs(unbounded[0]).max() > 1e18  # FoolsGold alone bounds no magnitude
+  # A NaN or Inf client is still dropped after the clip, and the rest unchanged.
+  broken = clients + [[np.full((6, 4), np.inf), bias[0]], [updates[0], np.full(3, np.nan)]]
+  kept, info = tff_residual.aggregate(broken, "foolsgold", max_norm=1.0)
+  assert info["num_dropped_clients"] == 2
+  np.testing.assert_allclose(kept[0], agg[0], atol=1e-9)
 
 
 def test_foolsgold_history_keyed_by_client_id():

@@ -131,6 +131,8 @@ def test_large_value_patterns(pattern):
     want = signs.get(pattern, np.sign(poisoned))
     np.testing.assert_array_equal(poisoned, np.float32(1e20) * np.asarray(want, np.float32))
     assert set(np.abs(poisoned)) == {np.float32(1e20)}
+    if pattern == "random":  # seeded signs of both kinds, not one sign everywhere
+      assert set(np.sign(poisoned)) == {-1.0, 1.0}
   again = flat(LargeValue(1e20, pattern).poison_update(update, context()))
   np.testing.assert_array_equal(poisoned, again)  # the same seed, the same update
 

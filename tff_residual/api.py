@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -43,8 +43,12 @@ def pack_like(template, leaves: list):
   return pack(template)
 
 
-def stack_client_values(client_values: Sequence[Any]) -> tuple[Any, list[np.ndarray], list[tuple]]:
-  """Checks K structures and stacks each leaf into a [K, n] matrix.
+def stack_client_values(client_values: Sequence[Any],
+                        join: Callable[[list], bool] | None = None,
+                        ) -> tuple[Any, list[np.ndarray], list[tuple]]:
+  """Checks K structures and stacks each leaf into a [K, n] matrix, or, where
+  ``join(leaf dtypes)`` is true, every leaf into one [K, N] matrix (written in
+  place: one copy of the clients' values either way).
 
   Returns (structure of client 0, matrices, leaf shapes). Raises ValueError or
   TypeError naming the first problem found.
@@ -65,7 +69,7 @@ def stack_client_values(client_values: Sequence[Any]) -> tuple[Any, list[np.ndar
     except (ValueError, TypeError) as error:
       raise ValueError(f"client {k} has a different structure than client 0: {error}") from None
     per_client.append([np.asarray(leaf) for leaf in flatten(value, like=template)])
-  matrices, shapes = [], []
+  dtypes, shapes = [], []
   for index in range(len(leaves0)):
     first = per_client[0][index]
     if first.dtype.type not in FLOAT_DTYPES:
@@ -79,10 +83,20 @@ def stack_client_values(client_values: Sequence[Any]) -> tuple[Any, list[np.ndar
       if leaf.dtype != first.dtype:
         raise TypeError(f"leaf {index}: client {k} has dtype {leaf.dtype}, "
                         f"client 0 has {first.dtype}.")
-    dtype = np.float32 if first.dtype == np.float16 else first.dtype
-    stacked = np.stack([per_client[k][index] for k in range(len(per_client))]).astype(dtype, copy=False)
-    matrices.append(stacked.reshape(len(per_client), -1))
+    dtypes.append(np.dtype(np.float32 if first.dtype == np.float16 else first.dtype))
     shapes.append(first.shape)
+  num_clients = len(per_client)
+  if join is not None and join(dtypes):
+    sizes = [int(np.prod(shape)) for shape in shapes]
+    matrix = np.empty((num_clients, sum(sizes)), dtypes[0])
+    ends = np.cumsum(sizes)
+    for k, leaves in enumerate(per_client):
+      for leaf, end, size in zip(leaves, ends, sizes):
+        matrix[k, end - size:end] = np.ravel(leaf)
+    return template, [matrix], shapes
+  matrices = [np.stack([per_client[k][index] for k in range(num_clients)])
+              .astype(dtype, copy=False).reshape(num_clients, -1)
+              for index, dtype in enumerate(dtypes)]
   return template, matrices, shapes
 
 
@@ -117,7 +131,10 @@ def aggregate(client_values: Sequence[Any], method: str = "residual",
   """
   resolved = registry.resolve(method, **params)
   kernel = registry.eager_kernel(resolved)
-  template, matrices, shapes = stack_client_values(client_values)
+  # As the TFF factory gathers the model: the same kernel on the same matrix.
+  template, matrices, shapes = stack_client_values(
+      client_values, lambda dtypes: registry.takes_one_matrix(resolved, dtypes))
+  joined = len(matrices) < len(shapes)
   weights = None
   if sample_weights is not None:
     weights = np.asarray(sample_weights, dtype=np.float64)
@@ -130,15 +147,11 @@ def aggregate(client_values: Sequence[Any], method: str = "residual",
     if not resolved.stateful:
       raise ValueError(f"center is for centered clipping; method={method!r} keeps no state.")
     _, center_matrices, _ = stack_client_values([center])
-    state = {"center": [m[0].astype(matrix.dtype) for m, matrix in zip(center_matrices, matrices)]}
-  sizes = [m.shape[1] for m in matrices]
-  joined = registry.takes_one_matrix(resolved, [m.dtype for m in matrices])
-  if joined:  # as the TFF factory gathers the model: the same kernel on the same matrix
-    matrices = [np.concatenate(matrices, axis=1)]
-    if state:
-      state["center"] = [np.concatenate(state["center"])]
-  if state:
-    state["center"] = [tf.constant(c) for c in state["center"]]
+    rows = [m[0] for m in center_matrices]
+    if joined:
+      rows = [np.concatenate(rows)]
+    state = {"center": [tf.constant(row.astype(matrix.dtype))
+                        for row, matrix in zip(rows, matrices)]}
   try:
     output = kernel([tf.constant(m) for m in matrices], weights, **state)
   except tf.errors.InvalidArgumentError as error:
@@ -149,7 +162,7 @@ def aggregate(client_values: Sequence[Any], method: str = "residual",
     raise ValueError(text.replace("] [", " ").strip("[]")) from None
   aggregate = [a.numpy() for a in output.aggregate]
   if joined:
-    aggregate = np.split(aggregate[0], np.cumsum(sizes)[:-1])
+    aggregate = np.split(aggregate[0], np.cumsum([int(np.prod(shape)) for shape in shapes])[:-1])
   leaves = flatten(template)
   result = [np.asarray(a, dtype=np.asarray(leaf).dtype).reshape(shape)
             for a, leaf, shape in zip(aggregate, leaves, shapes)]

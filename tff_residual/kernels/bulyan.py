@@ -50,11 +50,7 @@ def iterated_krum(squared: tf.Tensor, num_byzantine: int, num_selected) -> tf.Te
     left = tf.reduce_sum(tf.cast(remaining, tf.int32))
     count = tf.minimum(tf.maximum(left - num_byzantine - 2, 1), left - 1)
     pair = tf.logical_and(remaining[:, None], remaining[None, :])
-    others = tf.where(tf.logical_and(pair, tf.logical_not(tf.eye(num_clients, dtype=tf.bool))),
-                      squared, infinity)
-    nearest = tf.sort(others, axis=1)
-    scores = tf.reduce_sum(tf.where(positions[None, :] < count, nearest,
-                                    tf.zeros_like(nearest)), axis=1)
+    scores = distances.neighbourhood_scores(tf.where(pair, squared, infinity), count)
     # The best among the remaining (a score may be +inf: never pick a chosen one).
     candidates = tf.cast(tf.where(remaining)[:, 0], tf.int32)
     best = candidates[distances.first_smallest(tf.gather(scores, candidates))]

@@ -60,15 +60,13 @@ def finite_client_mask(values: Sequence[tf.Tensor]) -> tf.Tensor:
 
 
 def normalize_weights(weights: tf.Tensor) -> tf.Tensor:
-  """weights / sum(weights) for finite weights >= 0, computed as (w / max w) / sum(w /
-  max w) so that huge weights do not overflow the sum; uniform (the stated fallback)
-  when every weight is 0."""
-  largest = tf.reduce_max(weights)
-  relative = weights / tf.where(largest > 0, largest, tf.ones_like(largest))
-  total = tf.reduce_sum(relative)
+  """weights / sum(weights); uniform if the sum is not positive and finite (sample
+  weights reach the kernels divided by their largest, ``usable_sample_weights``, so
+  their products with weights <= 1 cannot overflow the sum)."""
+  total = tf.reduce_sum(weights)
   uniform = tf.ones_like(weights) / tf.cast(tf.size(weights), weights.dtype)
   ok = tf.logical_and(total > 0, tf.math.is_finite(total))
-  return tf.where(ok, relative / tf.where(ok, total, tf.ones_like(total)), uniform)
+  return tf.where(ok, weights / tf.where(ok, total, tf.ones_like(total)), uniform)
 
 
 def apply_sample_weights(weights: tf.Tensor, sample_weights: tf.Tensor | None) -> tf.Tensor:

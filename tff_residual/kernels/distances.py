@@ -21,8 +21,8 @@ near-tied honest clients:
   places among them.
 * **Float64 accumulation.** Column chunks of ``CHUNK_WIDTH`` coordinates are
   multiplied in the input's precision (float32 for float32 models) and summed in
-  float64, so rounding does not grow with N (about 1e-8 relative at N = 1e6 in
-  float32, against 1e-6 for one float32 product over N).
+  float64, so rounding does not grow with N (BENCHMARKS.md, 2026-12-06:
+  ``scripts/bench_distances.py``).
 * **Scaling, never overflow.** Where the plain chunks overflow (a client at 1e20
   squares past float32's range; 1e200 past float64's) or underflow, they are
   computed again with each client's chunk scaled by a power of two
@@ -178,14 +178,14 @@ def _plain_is_safe(gram: Gram, dtype: tf.DType) -> tf.Tensor:
 
 
 def client_gram(values: Sequence[tf.Tensor], center_row: tf.Tensor | int | None = None,
-                center: Sequence[tf.Tensor] | None = None, diagonal_only: bool = False) -> Gram:
+                center: Sequence[tf.Tensor] | None = None) -> Gram:
   """The Gram of the client models ``values`` (list of [K, n_t]) about a centre:
   client ``center_row``'s model, or ``center`` (one [n_t] tensor per input), or
   the origin. The plain chunks where they are safe, else the scaled ones."""
   values = [tf.convert_to_tensor(v) for v in values]
-  plain = _chunks(values, center_row, center, False, diagonal_only)
+  plain = _chunks(values, center_row, center, False, False)
   return tf.cond(_plain_is_safe(plain, values[0].dtype), lambda: plain,
-                 lambda: _chunks(values, center_row, center, True, diagonal_only))
+                 lambda: _chunks(values, center_row, center, True, False))
 
 
 def squared_distances(gram: Gram) -> tf.Tensor:

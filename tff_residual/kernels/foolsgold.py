@@ -119,7 +119,9 @@ def foolsgold_weights(features: tf.Tensor) -> tf.Tensor:
 
 def clip_to_norm(values: Sequence[tf.Tensor], max_norm: float) -> list[tf.Tensor]:
   """Each client's update (a row of every [K, n_t]) scaled to norm <= ``max_norm``
-  over the whole update; the norms cannot overflow (``distances.center_norms``)."""
+  over the whole update; the norms cannot overflow (``distances.center_norms``). A
+  non-finite row stays non-finite (norm +inf: factor 0 and inf * 0 = NaN; norm NaN:
+  factor 1), so ``run_on_finite_clients`` still drops it."""
   norms = distances.center_norms(values, None)
   factor = tf.where(norms > max_norm, max_norm / tf.where(norms > 0, norms, 1.0),
                     tf.ones_like(norms))
@@ -140,11 +142,7 @@ def foolsgold(values: Sequence[tf.Tensor], sample_weights: tf.Tensor | None = No
   values = [tf.convert_to_tensor(v) for v in values]
   feature_tensors(values, feature_index)  # raises now if feature_index is out of range
   if config.max_norm is not None:
-    # Non-finite rows stay non-finite (and are dropped below): scale the finite ones only.
-    finite = clients.finite_client_mask(values)
-    clipped = clip_to_norm([tf.where(finite[:, None], m, tf.zeros_like(m)) for m in values],
-                           config.max_norm)
-    values = [tf.where(finite[:, None], c, m) for c, m in zip(clipped, values)]
+    values = clip_to_norm(values, config.max_norm)
   weights = config.used_weights(sample_weights)
   if history is not None:
     client_ids = tf.cast(tf.convert_to_tensor(client_ids), tf.int32)

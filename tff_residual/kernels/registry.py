@@ -10,9 +10,9 @@ mixing around the method or setting NAME.
 
 ``build_kernel(name, **params)`` validates the hyper-parameters once and
 returns a ``tf.function`` ``kernel(values, sample_weights, **state)`` (the TFF
-factories' ``compile_kernel``; the eager API's ``eager_kernel`` is the same
-function, kept across calls). ``takes_one_matrix`` says whether both hand it the
-model as one ``[K, N]`` matrix.
+factories' ``compile_kernel``; the eager API's ``eager_kernel`` compiles the same
+``Resolved.run``, traced for exact shapes and kept across calls).
+``takes_one_matrix`` says whether both hand it the model as one ``[K, N]`` matrix.
 """
 
 from __future__ import annotations
