@@ -82,8 +82,8 @@ def test_combination_distances_match_model_space():
 
 
 def test_far_first_client_moves_the_centre_to_the_medoid():
-  """Client 0 at +40 (the old mean-centred Gram lost 2.6% on such cases): the honest
-  near-tied distances stay exact to 1e-6."""
+  """Client 0 at +40 (in the issue's NumPy replay the old mean-centred Gram lost 2.6% on
+  such cases): the honest near-tied distances stay exact to 1e-6."""
   rng = np.random.default_rng(3)
   x = (rng.normal(size=23) + 0.01 * rng.normal(size=(11, 23))).astype(np.float32)
   x[0] += 40.0
