@@ -54,7 +54,7 @@ CASES = [(np.float32, magnitude, pattern) for magnitude in (1e20, float(np.finfo
 
 def rules() -> list[str]:
   names = [n for n in registry.names() if n != "fedavg"]
-  return names + [registry.NNM_PREFIX + n for n in names]
+  return names + [f"nnm{registry.SEPARATOR}{n}" for n in names]
 
 
 def params(rule: str, num_clients: int) -> dict:
@@ -144,7 +144,7 @@ def near_tie_agreement(count: int, chosen=SELECTING) -> None:
     for rule in chosen:
       process = tff_residual.RobustAggregationFactory(rule, num_byzantine=2).create(
           tff.types.to_type(value_type))
-      key = "client_weights" if rule.startswith(registry.NNM_PREFIX) else "selected"
+      key = "client_weights" if registry.parse(rule)[0] else "selected"
       same_selection = same_aggregate = 0
       for seed in range(count):
         rows = near_tie_case(seed, outlier=seed % 4 != 0)

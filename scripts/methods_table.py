@@ -1,4 +1,4 @@
-"""Prints README's methods table from the one method table (``kernels.registry``).
+"""Prints README's name table from the one name table (``kernels.registry``).
 
     .venv/bin/python scripts/methods_table.py
 
@@ -13,40 +13,48 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from tff_residual.aggregators import FACTORIES  # noqa: E402
 from tff_residual.kernels import registry  # noqa: E402
 
 HIDDEN = ("chunk_size", "memory_budget_bytes", "implementation")
 """Tuning fields, the same for every chunked method: left out of the table."""
 
 
-def hyper_parameters(config_class) -> str:
+def hyper_parameters(config_class, wrapper: bool = False) -> str:
   parts = []
   for field in dataclasses.fields(config_class):
-    if field.name in HIDDEN:
+    if field.name in HIDDEN or (wrapper and field.name == "sample_weighting"):
       continue
     default = "required" if field.default is dataclasses.MISSING else repr(field.default)
     parts.append(f"`{field.name}`={default}")
   return ", ".join(parts)
 
 
+STATES = {"centered_clipping": "previous aggregate", "foolsgold": "with history_size: each "
+          "client id's summed features", "bucketing": "the round number, then the inner's"}
+
+
+def factory_name(path: str) -> str:
+  return path.split(":")[1]
+
+
 def table() -> str:
-  factory_of = {name: cls.__name__ for name, cls in FACTORIES.items()}
-  rows = ["| method (`aggregate`, `--aggregator`) | factory | hyper-parameters (defaults) | "
-          "paper | clients needed | state |", "|---|---|---|---|---|---|"]
-  for method in (*registry.METHODS.values(), registry.NNM):
-    factory = "`NNMFactory(inner, ...)`" if method is registry.NNM else (
-        f"`{factory_of[method.name]}`" if method.name in factory_of else
-        "`RobustAggregationFactory(\"mean\")`; `fedavg` in the CLI: TFF's `MeanFactory`")
-    name = "`nnm+NAME`" if method is registry.NNM else f"`{method.name}`"
-    state = "previous aggregate" if method.stateful else (
-        "the inner method's" if method is registry.NNM else "none")
-    rows.append(f"| {name} | {factory} | {hyper_parameters(method.config)} | {method.paper} | "
+  rows = ["| name (`aggregate`, `build_factory`, `--aggregator`) | factory | hyper-parameters "
+          "(defaults) | paper | clients needed | state |", "|---|---|---|---|---|---|"]
+  for method in (*registry.METHODS.values(), *registry.WRAPPERS.values()):
+    wrapper = method.name in registry.WRAPPERS
+    name = f"`{method.name}{registry.SEPARATOR}NAME`" if wrapper else f"`{method.name}`"
+    factory = f"`{factory_name(method.factory)}" + ("(inner, ...)`" if wrapper else "`")
+    state = STATES.get(method.name, "the inner method's" if wrapper else "none")
+    rows.append(f"| {name} | {factory} | {hyper_parameters(method.config, wrapper)} | {method.paper} | "
                 f"{method.needs} | {state} |")
-  settings = ", ".join(f"`{s.name}` = `{s.method}` with "
-                       + (", ".join(f"{k}={v!r}" for k, v in s.params.items()) or "nothing else")
-                       for s in registry.NAMED_SETTINGS.values())
-  return "\n".join(rows) + f"\n\nNamed settings: {settings}."
+  settings = ", ".join(
+      f"`{s.name}` = `{s.method}` with "
+      + (", ".join(f"{k}={v!r}" for k, v in s.params.items()) or "nothing else")
+      + (f" (factory: `{factory_name(s.factory)}`)" if s.factory else "")
+      for s in registry.NAMED_SETTINGS.values())
+  return ("\n".join(rows) + f"\n\nNamed settings: {settings}. Wrappers compose, each once, "
+          "outermost first: `arc+nnm+trimmed_mean` is ARC, then NNM, then the trimmed mean "
+          "(ByzFL's default pipeline).")
 
 
 if __name__ == "__main__":

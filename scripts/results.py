@@ -38,7 +38,15 @@ MNIST = os.path.join(SHARED, "mnist", "mnist.npz")
 CIFAR10 = os.path.join(SHARED, "cifar10", "cifar10_jpeg.npz")
 KINDLE = os.path.join(SHARED, "amazon_reviews", "kindle_store_5core_sample_4905.jsonl.gz")
 AGGREGATORS = "fedavg,median,trimmed_mean,foolsgold,residual"
-"""The compared aggregators (repeated_median is left out: the code's reduces to the median)."""
+"""The compared aggregators (repeated_median is left out: the code's reduces to the median;
+the paper's, ``repeated_median_paper``, has its own experiments, ``*_repeated_median``)."""
+
+
+LEGACY_FLAGS = ("--foolsgold_history=false", "--tau=10")
+"""The baselines' settings before 2026-12-07 (issue 30): FoolsGold on one round's
+features, centered clipping with a fixed tau = 10 (it clipped nothing). The archived
+tables were made with them; run.py's defaults are now FoolsGold's history by client id
+and tau = the median distance to the centre."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +60,10 @@ class Experiment:
     paper: the paper's cell text, ``paper[row][column]`` with rows and
       columns named as in our table.
     note: where the paper's numbers come from, and what differs.
+    legacy_baselines: the archived tables were made before issue 30's defaults:
+      FoolsGold without its history and centered clipping at tau = 10 (``LEGACY_FLAGS``,
+      added to the runs of an experiment with either, so that the commands beside its
+      table regenerate it).
     clean_from: the label of the run whose training without attackers is every
       other run's clean baseline; those runs then skip their own clean twin
       (``--clean_baseline=false``). Either the run has no attackers (its own
@@ -69,9 +81,14 @@ class Experiment:
   paper: dict = dataclasses.field(default_factory=dict)
   note: str = ""
   clean_from: str = ""
+  legacy_baselines: bool = True
 
   def flags_of(self, label: str, flags: tuple[str, ...]) -> tuple[str, ...]:
-    """``flags`` of run ``label``, without its clean twin where it borrows one."""
+    """``flags`` of run ``label``, without its clean twin where it borrows one, with
+    ``LEGACY_FLAGS`` where the experiment keeps the archive's baseline settings."""
+    if self.legacy_baselines and {"foolsgold", "centered_clipping"} & set(
+        self.aggregators.split(",")):
+      flags = (*flags, *LEGACY_FLAGS)
     if self.clean_from and label != self.clean_from:
       return (*flags, "--clean_baseline=false")
     return flags
@@ -292,6 +309,41 @@ EXPERIMENTS: dict[str, Experiment] = {
 }
 
 
+def _foolsgold_history_runs(*flags):
+  """FoolsGold with its history kept by client id (run.py's default) and without it."""
+  return (("history by client id", flags),
+          ("no history", (*flags, "--foolsgold_history=false")))
+
+
+EXPERIMENTS["foolsgold_history_fmnist_backdoor"] = Experiment(
+    "FoolsGold with and without its history: fmnist_backdoor, 10 clients, 1 attacker",
+    _foolsgold_history_runs("--task=fmnist_backdoor"), aggregators="foolsgold",
+    legacy_baselines=False,
+    note="Before 2026-12-07 every FoolsGold number here was of the no-history variant.")
+EXPERIMENTS["foolsgold_history_loan_backdoor"] = Experiment(
+    "FoolsGold with and without its history: loan_backdoor (LoanStats3a, real), 10 states, "
+    "1 attacker", _foolsgold_history_runs("--task=loan_backdoor", f"--data_path={LOANSTATS}"),
+    aggregators="foolsgold", legacy_baselines=False,
+    note="Before 2026-12-07 every FoolsGold number here was of the no-history variant.")
+
+REPEATED_MEDIAN_PAPER = {
+    "table1_cifar10_label_flip": ["88.60", "87.76", "86.97", "85.77", "81.82"],
+    "table2_amazon_label_flip": ["91.55", "88.41", "23.22", "11.70", "9.62"],
+    "table3_mnist_backdoor": ["98.96 / 10.36", "98.82 / 10.32"],
+    "table3_cifar10_backdoor": ["88.22 / 75.25", "87.57 / 9.79"],
+    "table4_mnist_gaussian": ["61.86", "75.53", "67.76", "73.63"],
+}
+"""The paper's Repeated Median row of each table that has one (Tables 1-4), in the
+order of the table's runs."""
+
+for _name, _cells in REPEATED_MEDIAN_PAPER.items():
+  _parent = EXPERIMENTS[_name]
+  EXPERIMENTS[f"{_name}_repeated_median"] = dataclasses.replace(
+      _parent, title=f"{_parent.title}: the paper's Repeated Median (eq. 2)",
+      aggregators="repeated_median_paper", legacy_baselines=False,
+      paper={"repeated_median_paper": dict(zip([label for label, _ in _parent.runs], _cells))})
+
+
 def load_cli():
   """The experiment CLI (``tff_residual.cli``; imports TensorFlow)."""
   from tff_residual import cli
@@ -422,6 +474,16 @@ def check_resumed(output_dir: str, command: list[str]) -> None:
   saved.update({key: str(settings[key]) for key in ("rounds", "max_batches_per_epoch")
                 if key in flags})
   wanted = {key: flags[key] for key in saved}
+  # FoolsGold's history and centered clipping's radius: a run made before they existed
+  # (no foolsgold_history in its config) ran without history and at tau = 10.
+  legacy = "foolsgold_history" not in settings
+  if "foolsgold" in settings["aggregators"]:
+    saved["foolsgold_history"] = "false" if legacy else str(settings["foolsgold_history"]).lower()
+    wanted["foolsgold_history"] = flags.get("foolsgold_history", "true")
+  if "centered_clipping" in settings["aggregators"]:
+    tau = settings.get("aggregator_params", {}).get("tau", 10.0 if legacy else None)
+    saved["tau"] = None if tau is None else float(tau)
+    wanted["tau"] = float(flags["tau"]) if "tau" in flags else None
   if saved != wanted:
     raise SystemExit(f"--resume: {output_dir} holds a run with {saved}, not {wanted}; "
                      "resume into a fresh directory")
@@ -480,6 +542,13 @@ def table(name: str, experiment: Experiment, summaries: dict, preset: str, aggre
       if paper:
         cells.append(paper.get(row, {}).get(column, "-"))
     lines.append(f"| {row} | " + " | ".join(cells) + " |")
+  legacy = [name for name in ("foolsgold", "centered_clipping")
+            if name in aggregators.split(",") and experiment.legacy_baselines]
+  if legacy:
+    lines += ["", "Made with the settings before 2026-12-07 (" + " ".join(LEGACY_FLAGS) + "): "
+              + "; ".join({"foolsgold": "foolsgold on one round's features, without its history",
+                           "centered_clipping": "centered_clipping at a fixed tau = 10"}[name]
+                          for name in legacy) + "."]
   if missing:
     lines += ["", "Not run yet (their cells average the other seeds): " + ", ".join(
         f"{label} seed {seed}" for label, seed in missing) + "."]

@@ -40,7 +40,10 @@ writes the outputs of the runs already there, naming the missing ones. ``--jobs 
 run.py processes at a time (each logs to run.log in its output directory); the
 numbers equal those of ``--jobs 1`` (tested), only the order of the runs changes.
 A resumed run made with another seed, preset, aggregator list, rounds or batches per
-epoch stops the grid (``results.check_resumed``).
+epoch, FoolsGold history or centered-clipping radius stops the grid
+(``results.check_resumed``). The archived grid ran FoolsGold without its history and
+centered clipping at tau = 10, which clipped nothing (``results.LEGACY_FLAGS``, kept by
+default so that it regenerates); ``--current_defaults`` runs both at their best.
 """
 
 from __future__ import annotations
@@ -82,16 +85,12 @@ QUICK = dict(datasets="fmnist", seeds="0", num_attackers="1", preset="smoke", ro
 
 def runnable(aggregators, num_attackers: int, clients_per_round: int):
   """(aggregators that run with f attackers, {name: why not} for the others)."""
-  from tff_residual.simulation import aggregators as table
   from tff_residual.kernels import registry
   ok, skipped = [], {}
   for name in aggregators:
-    if name == "fedavg":
-      ok.append(name)
-      continue
     params = {"num_byzantine": num_attackers} if "num_byzantine" in registry.fields_of(
         name) else {}
-    needed = table.minimum_clients(registry.resolve(name, **params))
+    needed = registry.resolve(name, **params).minimum_clients()
     if needed > clients_per_round:
       skipped[name] = f"needs K >= {needed}"
     else:
@@ -119,6 +118,11 @@ def main(argv=None) -> int:
   parser.add_argument("--attacks", default=",".join(DEFAULT_ATTACKS))
   parser.add_argument("--num_attackers", default="1,2")
   parser.add_argument("--aggregators", default=",".join(AGGREGATORS))
+  parser.add_argument("--current_defaults", action="store_true",
+                      help="run FoolsGold with its history and centered clipping with the "
+                           "adaptive radius (run.py's defaults since 2026-12-07); without it "
+                           "the grid keeps the archived grid's settings, "
+                           "results.LEGACY_FLAGS")
   parser.add_argument("--seeds", default="0,1,2")
   parser.add_argument("--preset", default="cpu")
   parser.add_argument("--rounds", type=int, default=30,
@@ -164,7 +168,8 @@ def main(argv=None) -> int:
     """Plans one run.py call (once per output directory); returns its directory."""
     command = [f"--task={task}", f"--num_attackers={f}", f"--aggregator={','.join(names)}",
                f"--preset={args.preset}", f"--seed={seed}", f"--output_dir={output_dir}",
-               "--no_progress", "--clean_baseline=false", *extra]
+               "--no_progress", "--clean_baseline=false", *extra,
+               *(() if args.current_defaults else results_script.LEGACY_FLAGS)]
     if args.rounds:
       command.append(f"--rounds={args.rounds}")
     if args.max_batches_per_epoch:

@@ -13,3 +13,16 @@ def params_for(method: str, num_clients: int) -> dict:
     return {}
   needed = config(num_byzantine=1).minimum_clients()
   return {"num_byzantine": 1 if num_clients >= needed else 0}
+
+
+FAST_METHODS = ("centered_clipping", "foolsgold", "krum", "median", "residual")
+"""One method of each kind (stateful, per-tensor, selecting, coordinatewise, model-level):
+the fast tier runs the every-method property tests on these; the full suite on all."""
+
+
+def every_method(methods=None, fast=FAST_METHODS) -> list:
+  """``methods`` (default: every method of the table) for pytest.mark.parametrize, those
+  outside ``fast`` marked slow."""
+  import pytest
+  methods = sorted(registry.METHODS) if methods is None else list(methods)
+  return [m if m in fast else pytest.param(m, marks=pytest.mark.slow) for m in methods]

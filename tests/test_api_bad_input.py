@@ -4,11 +4,10 @@ import numpy as np
 import pytest
 
 import tff_residual
-from method_params import params_for
-from tff_residual.kernels import registry
+from method_params import params_for, every_method
 
 
-@pytest.mark.parametrize("method", sorted(registry.METHODS))
+@pytest.mark.parametrize("method", every_method())
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_non_finite_client_is_dropped_and_does_not_poison(method, bad):
   rng = np.random.default_rng(30)
@@ -24,7 +23,7 @@ def test_non_finite_client_is_dropped_and_does_not_poison(method, bad):
   np.testing.assert_allclose(agg["b"], clean["b"], atol=1e-12)
 
 
-@pytest.mark.parametrize("method", sorted(registry.METHODS))
+@pytest.mark.parametrize("method", every_method())
 def test_every_client_dropped_gives_zeros(method):
   clients = [np.array([np.nan, 1.0]), np.array([2.0, np.inf])]
   agg, info = tff_residual.aggregate(clients, method, **params_for(method, 0))
@@ -112,7 +111,7 @@ def test_negative_or_nan_sample_weight_drops_client_when_multiplied():
   np.testing.assert_allclose(agg, [1.0])
 
 
-@pytest.mark.parametrize("method", sorted(registry.METHODS))
+@pytest.mark.parametrize("method", every_method())
 def test_zero_size_leaf_is_kept_empty(method):
   clients = [{"empty": np.zeros((0, 3)), "w": np.full(3, float(k))} for k in range(5)]
   agg, info = tff_residual.aggregate(clients, method, **params_for(method, 5))

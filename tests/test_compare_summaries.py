@@ -58,3 +58,24 @@ def test_a_run_without_an_archived_twin_fails(script, tmp_path, capsys):
   assert script.main([str(tmp_path / "runs"), str(tmp_path / "archive")]) == 1
   assert "exp/run/seed1: no archived summary" in capsys.readouterr().out
   assert script.main([str(tmp_path / "empty"), str(tmp_path / "archive")]) == 1
+
+
+def test_paired_runs_prints_the_paired_difference_with_a_sample_deviation(tmp_path, capsys):
+  """A - B per seed: accuracies 0.8 / 0.7, 0.9 / 0.7, 0.7 / 0.8 -> differences 0.1, 0.2,
+  -0.1: mean +0.0667, sample standard deviation 0.1528 (ddof 1), A above B on 2 of 3."""
+  spec = importlib.util.spec_from_file_location(
+      "paired_runs", os.path.join(ROOT, "scripts", "paired_runs.py"))
+  paired_runs = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(paired_runs)
+  for seed, (a, b) in enumerate([(0.8, 0.7), (0.9, 0.7), (0.7, 0.8)]):
+    for side, accuracy in (("A", a), ("B", b)):
+      write(tmp_path, f"{side}/seed{seed}", {"seed": seed, "results": {
+          "foolsgold": {"window_accuracy": accuracy, "attackers_weight_share": 0.1}}})
+  write(tmp_path, "B/seed7", {"seed": 7, "results": {"foolsgold": {"window_accuracy": 0.0}}})
+  assert paired_runs.main([str(tmp_path / "A"), str(tmp_path / "B"),
+                           "--aggregator=foolsgold"]) == 0
+  out = capsys.readouterr().out
+  assert "seeds [0, 1, 2]" in out  # seed 7 has no pair
+  assert "| accuracy | 0.8000 / 0.7000 | 0.9000 / 0.7000 | 0.7000 / 0.8000 | +0.0667 ± 0.1528 " \
+         "(ddof 1); A above B on 2 of 3 seeds |" in out
+  assert "| attackers' weight share |" in out and "+0.0000 ± 0.0000" in out

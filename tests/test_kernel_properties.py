@@ -5,7 +5,7 @@ import pytest
 
 import numpy_oracle as oracle
 import tff_residual
-from method_params import ORIGINAL_METHODS, params_for
+from method_params import ORIGINAL_METHODS, params_for, every_method
 from tff_residual.kernels import registry
 
 METHODS = sorted(registry.METHODS)
@@ -29,7 +29,7 @@ def test_permuting_clients_permutes_weights_and_keeps_aggregate(method):
   np.testing.assert_allclose(info_p["client_weights"], info["client_weights"][perm], atol=1e-6)
 
 
-@pytest.mark.parametrize("method", [m for m in METHODS if m != "foolsgold"])
+@pytest.mark.parametrize("method", every_method([m for m in METHODS if m != "foolsgold"]))
 @pytest.mark.parametrize("variant", ["reference", "paper"])
 def test_adding_a_per_coordinate_constant_shifts_the_aggregate(method, variant):
   # FoolsGold's cosine similarity is not translation-invariant by design.
@@ -44,7 +44,7 @@ def test_adding_a_per_coordinate_constant_shifts_the_aggregate(method, variant):
   np.testing.assert_allclose(info_s["client_weights"], info["client_weights"], atol=1e-5)
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", every_method(METHODS))
 def test_float64_and_float32_keep_dtype(method):
   rng = np.random.default_rng(13)
   models = rng.normal(size=(6, 2, 3))
@@ -98,7 +98,7 @@ def test_small_k_gives_finite_results(method, k):
     np.testing.assert_allclose(agg, models.mean(axis=0), atol=1e-12)
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", every_method(METHODS))
 @pytest.mark.parametrize("variant", ["reference", "paper"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_identical_models_return_that_model(method, variant, dtype):
@@ -207,14 +207,15 @@ def test_foolsgold_history_keyed_by_client_id():
   rng = np.random.default_rng(20)
   history = tf.zeros([5, 3], tf.float64)
   first = rng.normal(size=(3, 3))
-  _, history = foolsgold([tf.constant(first)], history=history, client_ids=[4, 0, 2],
-                         config=FoolsGoldConfig(feature_index=None))
+  history = foolsgold([tf.constant(first)], history=history, client_ids=[4, 0, 2],
+                      config=FoolsGoldConfig(feature_index=None)).state["history"]
   np.testing.assert_allclose(history.numpy()[[4, 0, 2]], first)
   np.testing.assert_allclose(history.numpy()[[1, 3]], 0)
   second = rng.normal(size=(2, 3))
   second_bad = np.concatenate([second, [[np.nan, 0, 0]]])
-  out, history = foolsgold([tf.constant(second_bad)], history=history, client_ids=[0, 4, 1],
-                           config=FoolsGoldConfig(feature_index=None))
+  out = foolsgold([tf.constant(second_bad)], history=history, client_ids=[0, 4, 1],
+                  config=FoolsGoldConfig(feature_index=None))
+  history = out.state["history"]
   np.testing.assert_allclose(history.numpy()[0], first[1] + second[0])
   np.testing.assert_allclose(history.numpy()[1], 0)  # dropped client: history unchanged
   want = oracle.foolsgold_weights(np.stack([first[1] + second[0], first[0] + second[1]]))

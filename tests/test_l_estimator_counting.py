@@ -31,8 +31,7 @@ def _assert_same(got, expected):
 @pytest.mark.parametrize("num_clients", [1, 2, 11, 17, l_estimator.COUNTING_MAX_CLIENTS,
                                          l_estimator.COUNTING_MAX_CLIENTS + 1])
 @pytest.mark.parametrize("method,params", [("median", {}), ("trimmed_mean", {"beta": 0.1})])
-@pytest.mark.parametrize("sample_weighting", ["ignore", "multiply"])
-@pytest.mark.parametrize("chunk_size", [None, 7])
+@pytest.mark.parametrize("sample_weighting,chunk_size", [("ignore", None), ("multiply", 7)])
 @pytest.mark.slow
 def test_counting_equals_sorting(num_clients, method, params, sample_weighting, chunk_size):
   values = _models(num_clients, num_clients)

@@ -246,7 +246,14 @@ def test_weight_auc_arithmetic():
     weight_auc([0.5], [True, False])
 
 
-@pytest.mark.parametrize("attack", MODEL_POISONING_ATTACKS)
+CLI_SMOKE_ATTACKS = ("alie", "ipm", "large_value")
+"""A searching attack, a fixed one and the newest: the run loop treats every update
+attack alike (``Attack.update_poisoning``); each attack's own numbers are tested against
+oracles above and in test_attacks.py, and each task of every attack resolves
+(test_model_poisoning_tasks_...)."""
+
+
+@pytest.mark.parametrize("attack", CLI_SMOKE_ATTACKS)
 @pytest.mark.slow
 def test_cli_smoke_run_per_attack(tmp_path, attack):
   from test_experiments_cli import run_cli

@@ -120,9 +120,14 @@ def test_an_argument_ending_at_server_is_split_right_on_workers(workers_runtime)
 
 # ------------------------------------------------------- every factory, on 2 and 3 workers
 def method_names():
-  from tff_residual import cli
-  return [name for name in cli.AGGREGATORS if name != "nnm+NAME"] + ["nnm+residual",
-                                                                     "nnm+median"]
+  """One name of each kind of server step: model-level weights (residual, FoolsGold, whose
+  feature is one tensor), coordinatewise (median), selecting (Krum, Bulyan), iterative
+  (geometric median), stateful (centered clipping), TFF's own (fedavg) and each wrapper. The
+  merge of partial gathers is the same code for every name (``gather``); every name's
+  kernel equals the eager API in TFF elsewhere (test_aggregators, test_byzantine_methods,
+  test_baselines_at_their_best)."""
+  return ["fedavg", "residual", "median", "krum", "bulyan", "geometric_median",
+          "centered_clipping", "foolsgold", "nnm+residual", "arc+nnm+median", "bucketing+median"]
 
 
 @pytest.fixture(scope="module", params=[2, 3], ids=lambda n: f"{n}_workers")

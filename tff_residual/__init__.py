@@ -3,7 +3,8 @@
 The residual-based reweighting of Fu, Xie, Li and Chen ("Attack-Resistant
 Federated Learning with Residual-based Reweighting", arXiv 1912.11464) and the
 paper's baselines and the field's standard defences (Krum, Multi-Krum, the
-geometric median, centered clipping, Bulyan, nearest-neighbour mixing), as
+geometric median, centered clipping, Bulyan; nearest-neighbour mixing, ARC and
+bucketing around any of them), as
 ``tff.aggregators`` factories and as an eager function.
 
 Everything is imported lazily (TensorFlow and TFF load on first use, so that
@@ -26,6 +27,10 @@ _LAZY_EXPORTS = {
     "CenteredClippingFactory": "tff_residual.aggregators",
     "BulyanFactory": "tff_residual.aggregators",
     "NNMFactory": "tff_residual.aggregators",
+    "ARCFactory": "tff_residual.aggregators",
+    "BucketingFactory": "tff_residual.aggregators",
+    "MeanAggregationFactory": "tff_residual.aggregators",
+    "build_factory": "tff_residual.aggregators",
     "RobustAggregationFactory": "tff_residual.aggregators",
     "managed_tff_runtime": "tff_residual.simulation.runtime",
     "ManagedTffRuntime": "tff_residual.simulation.runtime",

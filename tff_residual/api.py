@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
+from tff_residual.kernels import foolsgold
 from tff_residual.kernels import registry
 
 FLOAT_DTYPES = (np.float16, np.float32, np.float64)
@@ -101,22 +103,29 @@ def stack_client_values(client_values: Sequence[Any],
 
 
 def aggregate(client_values: Sequence[Any], method: str = "residual",
-              sample_weights: Sequence[float] | None = None, center: Any = None, **params):
+              sample_weights: Sequence[float] | None = None, center: Any = None,
+              state: Mapping[str, Any] | None = None, **params):
   """Aggregates K client models with a robust method, outside of TFF.
 
   Args:
     client_values: list (length K) of nested structures (dicts, lists, tuples)
       of float arrays, all with the same structure, shapes and dtypes.
-    method: a name of ``tff_residual.kernels.registry``: a method ("residual",
-      "median", "trimmed_mean", "repeated_median", "foolsgold", "mean", "krum",
-      "multi_krum", "geometric_median", "centered_clipping", "bulyan"), a
-      named setting ("fedavg", "residual_paper", "residual_theil_sen",
-      "residual_median_line", "residual_gaussian"), or "nnm+NAME"
-      (nearest-neighbour mixing around NAME).
+    method: a name of the one name table, ``tff_residual.kernels.registry``
+      (the same names as ``build_factory`` and ``run.py --aggregator``): a rule
+      ("residual", "median", "trimmed_mean", "repeated_median", "foolsgold",
+      "mean", "krum", "multi_krum", "geometric_median", "centered_clipping",
+      "bulyan"), a named setting ("fedavg", "residual_paper",
+      "residual_theil_sen", "residual_median_line", "residual_gaussian",
+      "repeated_median_paper"), or either after wrapper prefixes "nnm+", "arc+",
+      "bucketing+" (e.g. "arc+nnm+trimmed_mean").
     sample_weights: optional per-client weights (e.g. example counts); used only
-      with ``sample_weighting="multiply"``.
+      with ``sample_weighting="multiply"`` (which "fedavg" fixes).
     center: centered clipping only: the previous aggregate, with the clients'
       structure; None starts from the coordinate median.
+    state: a stateful name's state as the previous call returned it
+      (``info["state"]``), or some of its entries (e.g. FoolsGold's
+      ``client_ids``, the round's ids); None: the state before the first round
+      (bucketing's round 0, no FoolsGold history).
     **params: the fields of the method's config, e.g. ``lambda_``, ``delta``,
       ``variant`` for "residual", ``beta`` for "trimmed_mean",
       ``num_byzantine`` for "krum".
@@ -126,8 +135,9 @@ def aggregate(client_values: Sequence[Any], method: str = "residual",
     arrays) and a dict with ``client_weights`` (float32 [K], sums to 1, 0 for
     dropped clients), ``corrected_fraction`` (float32 [K]),
     ``num_dropped_clients`` (int) and the method's own measurements (e.g.
-    ``krum_scores``). Clients holding NaN/Inf are dropped. Too few clients
-    for f is a ValueError naming both numbers.
+    ``krum_scores``), and for a stateful name ``state``, the next state (NumPy
+    arrays; pass it back for the next round). Clients holding NaN/Inf are
+    dropped. Too few clients for f is a ValueError naming both numbers.
   """
   resolved = registry.resolve(method, **params)
   kernel = registry.eager_kernel(resolved)
@@ -142,18 +152,31 @@ def aggregate(client_values: Sequence[Any], method: str = "residual",
       raise ValueError(f"sample_weights has shape {weights.shape}; expected "
                        f"({len(client_values)},), one per client.")
     weights = tf.constant(weights)
-  state = {}
+  if center is not None and "center" not in resolved.state_names:
+    raise ValueError(f"center is for centered clipping; method={method!r} keeps no centre.")
+  if state is not None and not resolved.stateful:
+    raise ValueError(f"method={method!r} keeps no state; state must be None.")
+  kernel_state = collections.OrderedDict()
+  if resolved.stateful:
+    kernel_state = resolved.initial_state([m.shape[1] for m in matrices],
+                                          [m.dtype for m in matrices])
+    for name, value in (state or {}).items():
+      if name not in kernel_state:
+        raise ValueError(f"state has no entry {name!r} for method={method!r}; its entries are "
+                         f"{list(kernel_state)}.")
+      if name == "client_ids":
+        value = foolsgold.client_ids_entry(value, int(kernel_state[name].shape[0]))
+      kernel_state[name] = tf.nest.map_structure(tf.constant, value)
   if center is not None:
-    if not resolved.stateful:
-      raise ValueError(f"center is for centered clipping; method={method!r} keeps no state.")
     _, center_matrices, _ = stack_client_values([center])
     rows = [m[0] for m in center_matrices]
     if joined:
       rows = [np.concatenate(rows)]
-    state = {"center": [tf.constant(row.astype(matrix.dtype))
-                        for row, matrix in zip(rows, matrices)]}
+    kernel_state["center"] = [tf.constant(row.astype(matrix.dtype))
+                              for row, matrix in zip(rows, matrices)]
+    kernel_state["has_center"] = tf.constant(True)
   try:
-    output = kernel([tf.constant(m) for m in matrices], weights, **state)
+    output = kernel([tf.constant(m) for m in matrices], weights, **kernel_state)
   except tf.errors.InvalidArgumentError as error:
     lines = [line for line in error.message.splitlines() if "assertion failed:" in line]
     if not lines:
@@ -172,4 +195,8 @@ def aggregate(client_values: Sequence[Any], method: str = "residual",
       "num_dropped_clients": int(output.num_dropped_clients.numpy()),
       **{name: value.numpy() for name, value in output.extra.items()},
   }
+  if resolved.stateful:
+    info["state"] = {name: tf.nest.map_structure(
+        lambda t: np.asarray(t), output.state.get(name, value))
+        for name, value in kernel_state.items()}
   return pack_like(template, result), info

@@ -114,6 +114,11 @@ SETTINGS = (
                                  "attackers' clients train honestly) on the same clients, seeds "
                                  "and rounds, and report clean and excess attack success rates "
                                  "(paper and cpu presets: true; smoke: false)"),
+    ("foolsgold_history", _boolean, "true/false: FoolsGold compares each client's features "
+                                    "summed over its rounds, kept by client id (Fung et al.; "
+                                    "the authors' code keeps them by list position), or this "
+                                    "round's only (false; every FoolsGold number in RESULTS.md "
+                                    "before 2026-12-07). Default true"),
 )
 
 
@@ -143,8 +148,8 @@ def parse_workers(spec: str | int | None) -> tuple[int, list[str] | None]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-  aggregator_lines = "\n".join(f"  {name:<22} {entry.description}"
-                               for name, entry in AGGREGATORS.items())
+  aggregator_lines = "\n".join(f"  {name:<22} {description}"
+                               for name, description in AGGREGATORS.items())
   parser = OneLineErrorParser(prog="run.py", description=__doc__,
                               epilog=f"aggregators (--aggregator):\n{aggregator_lines}",
                               formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -1,4 +1,4 @@
-"""``FoolsGoldFactory`` (Fung et al., 2018), stateless per round."""
+"""``FoolsGoldFactory`` (Fung, Yoon, Beschastnikh, 2018), with or without its history."""
 
 from __future__ import annotations
 
@@ -6,11 +6,8 @@ from tff_residual.aggregators.robust_factory import RobustAggregationFactory
 
 
 class FoolsGoldFactory(RobustAggregationFactory):
-  """FoolsGold weights from the cosine similarity of the clients' updates.
-
-  Stateless: the similarity uses this round's updates only (TFF does not show
-  client ids to aggregators; the kernel ``tff_residual.kernels.foolsgold``
-  supports a history keyed by client id for simulations that have one).
+  """FoolsGold weights from the cosine similarity of the clients' updates
+  (``tff_residual.kernels.foolsgold``).
 
   Args:
     feature_index: which tensor of the flattened update is the similarity
@@ -23,9 +20,18 @@ class FoolsGoldFactory(RobustAggregationFactory):
       uses 1). FoolsGold weighs directions, not magnitudes: without a bound, one
       client sending 1e20 times an honest direction moves the aggregate by about
       1e20 / K.
+    history_size: None (default: this round's features only) or M: the features
+      are summed over rounds per client id 0..M-1, as Fung et al.'s algorithm and
+      the authors' code (``use_memory``) do.
     sample_weighting: "ignore" (default) or "multiply".
 
-  State: ``()``. Measurements: ``client_weights`` = wv / sum(wv),
+  State: ``()``, or with ``history_size`` an ``OrderedDict`` of ``history``
+  (float64 [M, d], each id's summed features) and ``client_ids`` (int32 [M]: the
+  round's i-th client is id ``client_ids[i]``). TFF's clients are anonymous: set
+  the round's ids with ``with_client_ids(state, ids)`` before each ``next`` (the
+  experiments do); left as they start, 0..M-1, the history is keyed by position
+  in the round's list, which is right only when the same M clients take part in
+  the same order. Measurements: ``client_weights`` = wv / sum(wv),
   ``corrected_fraction`` = 0, ``num_dropped_clients``.
   """
 

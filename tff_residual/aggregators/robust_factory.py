@@ -5,9 +5,11 @@
 weight_type)``) and an ``UnweightedAggregationFactory`` (``create(value_type)``),
 so it plugs into ``build_weighted_fed_avg`` and ``build_unweighted_fed_avg``
 alike. ``next`` gathers all client values at the server and runs the method's
-kernel there. The state is ``()``, except for a stateful method (centered
-clipping, alone or inside ``nnm+``): the previous aggregate and whether there
-is one. A model of two or more
+kernel there. The state is ``()``, except for a stateful name: an
+``OrderedDict`` of its entries (``registry.Resolved.initial_state``: centered
+clipping's ``center`` and ``has_center``, FoolsGold's ``history`` and
+``client_ids``, bucketing's ``bucketing_round``), alone or inside wrappers.
+A model of two or more
 tensors of one dtype travels as one vector per client (``gather.gather_flat``):
 the server gets one ``[K, N]`` matrix, which a coordinatewise kernel
 (``registry.Method.coordinatewise``) takes whole and FoolsGold as one matrix per
@@ -36,6 +38,7 @@ import tensorflow_federated as tff
 
 
 from tff_residual.aggregators import gather as gather_lib
+from tff_residual.kernels import foolsgold
 from tff_residual.kernels import registry
 
 
@@ -79,6 +82,13 @@ def _signature_from_config(config_class, extra=()) -> inspect.Signature:
   return inspect.Signature(parameters)
 
 
+def _like(new, old) -> tf.Tensor:
+  """``new`` with ``old``'s dtype and (static, where known) shape."""
+  old = tf.convert_to_tensor(old)
+  new = tf.cast(new, old.dtype)
+  return tf.reshape(new, old.shape) if old.shape.is_fully_defined() else new
+
+
 class ServerStep:
   """The server's part of a round, in TF ops: the method's kernel on the stacked
   client values (a ``[K, N]`` matrix when the model travels as one vector, else
@@ -103,21 +113,24 @@ class ServerStep:
     else:
       self.stacked_value_type = tff.TensorType(self.vector_type.dtype,
                                                [None, self.vector_type.shape[0]])
-    # The state of a stateful method: the previous aggregate as the kernel sees
-    # it (one [N] vector, or one [n_t] vector per tensor), and whether it exists.
+    # The state of a stateful name, for the kernel's inputs (one [N] matrix, or one
+    # [n_t] per tensor).
     if self.one_matrix:
-      self.center_types = (tff.TensorType(self.vector_type.dtype, [self.vector_type.shape[0]]),)
+      input_sizes, input_dtypes = [self.vector_type.shape[0]], [self.vector_type.dtype]
     else:
-      self.center_types = tuple(tff.TensorType(leaf.dtype, [size])
-                                for leaf, size in zip(self.leaf_types, self.sizes))
-    self.state_type = (tff.types.to_type((self.center_types, tff.TensorType(np.bool_)))
+      input_sizes, input_dtypes = self.sizes, [leaf.dtype for leaf in self.leaf_types]
+    self.input_sizes, self.input_dtypes = input_sizes, input_dtypes
+    initial = resolved.initial_state(input_sizes, input_dtypes)
+    self.state_type = (tff.types.to_type(collections.OrderedDict(
+        (name, tf.nest.map_structure(lambda t: tff.TensorType(t.dtype.as_numpy_dtype, t.shape),
+                                     value)) for name, value in initial.items()))
                        if resolved.stateful else tff.types.StructType([]))
 
   def initial_state(self):
-    """The state before the first round: no centre yet (or ``()``)."""
+    """The state before the first round (``()`` for a stateless name)."""
     if not self.resolved.stateful:
       return ()
-    return (tuple(tf.zeros(t.shape, t.dtype) for t in self.center_types), tf.constant(False))
+    return self.resolved.initial_state(self.input_sizes, self.input_dtypes)
 
   def kernel_inputs(self, stack) -> list:
     """The kernel's [K, n] matrices: the [K, N] stack whole for a coordinatewise
@@ -132,12 +145,17 @@ class ServerStep:
     """(result leaves in ``tff.structure.flatten`` order, measurements, new state)."""
     inputs = self.kernel_inputs(stack)
     if self.resolved.stateful:
-      centers, has_center = list(state[0]), state[1]
-      output = self.kernel(inputs, weights, center=centers, has_center=has_center)
-      everyone_dropped = tf.equal(output.num_dropped_clients, tf.shape(inputs[0])[0])
-      new_state = (tuple(tf.where(everyone_dropped, old, new)
-                         for old, new in zip(centers, output.aggregate)),
-                   tf.logical_or(has_center, tf.logical_not(everyone_dropped)))
+      # An entry of several tensors (the centre, one per kernel input) as a list,
+      # whether it arrives as a TFF Struct, a tuple or a list.
+      state = collections.OrderedDict(
+          (name, state[name] if tf.is_tensor(state[name]) or isinstance(state[name], np.ndarray)
+           else list(state[name])) for name in self.resolved.state_names)
+      output = self.kernel(inputs, weights, **state)
+      # The next state keeps the state's types (static shapes and dtypes), as TFF's
+      # process requires.
+      new_state = collections.OrderedDict(
+          (name, tf.nest.map_structure(_like, output.state.get(name, value), value))
+          for name, value in state.items())
     else:
       output = self.kernel(inputs, weights)
       new_state = ()
@@ -204,6 +222,26 @@ class RobustAggregationFactory(tff.aggregators.WeightedAggregationFactory,
   def config(self):
     """The method's validated config (``registry.Resolved.config``)."""
     return self._resolved.config
+
+  @staticmethod
+  def with_client_ids(state, client_ids):
+    """``state`` with the round's client ids set: the round's i-th client is
+    ``client_ids[i]`` (FoolsGold's history, ``history_size``, is kept by id). A state
+    without ids (every other name) is returned as it is. TFF's clients are anonymous,
+    so the caller who samples them says who they are, before each ``next``; in a
+    ``tff.learning`` process whose ``model_aggregator`` is this factory:
+    ``state._replace(aggregator=factory.with_client_ids(state.aggregator, ids))``.
+    Without it the ids stay 0..M-1, the reference's keying by position in the
+    round's list."""
+    if not hasattr(state, "keys") and not isinstance(state, tff.structure.Struct):
+      return state
+    entries = (collections.OrderedDict(tff.structure.iter_elements(state))
+               if isinstance(state, tff.structure.Struct) else collections.OrderedDict(state))
+    if "client_ids" not in entries:
+      return state
+    entries["client_ids"] = foolsgold.client_ids_entry(client_ids,
+                                                       int(np.shape(entries["client_ids"])[0]))
+    return entries
 
   @property
   def kernel(self) -> registry.Kernel:

@@ -8,7 +8,26 @@ coordinate-wise median of the clients), ``num_iters`` times:
     v_{l+1} = v_l + sum_k p_k c_k (x_k - v_l)
 
 with p_k = 1/K (or the sample-weight shares under
-``sample_weighting="multiply"``), norms over the whole model. Each v_l is
+``sample_weighting="multiply"``), norms over the whole model.
+
+The radius: Karimireddy et al. tune tau per task; a fixed tau is either larger
+than every update (it clips nothing: the mean) or smaller than every honest one.
+By default (``tau=None``) it follows the round's updates:
+
+    tau = tau_scale * median_k ||x_k - v_0||
+
+(the median over the finite clients, fixed for the round's iterations): with
+``tau_scale`` 1 the clients nearer the centre than the median are not clipped and
+a client sent s times farther than that gets at most 1/s of its share. A number
+``tau`` fixes the radius. ``server_momentum`` beta (Karimireddy et al. clip
+momenta around the previous momentum): the result is
+
+    u_t = beta u_{t-1} + (1 - beta) v_L
+
+with u_{t-1} the previous result (the centre v_0), and the next round clips
+around u_t; the first round, with no previous result, returns v_L.
+
+Each v_l is
 v_0 + sum_k a_k (x_k - v_0), so the iteration runs on the coefficients a:
 
     a_{l+1} = a_l + p * c - (sum_k p_k c_k) a_l,
@@ -35,47 +54,71 @@ from tff_residual.kernels import clients
 from tff_residual.kernels import coordinate_median
 from tff_residual.kernels import distances
 from tff_residual.kernels import l_estimator
-from tff_residual.kernels.config import MethodConfig, check_int, check_positive, hyper
+from tff_residual.kernels.config import (MethodConfig, check_int, check_positive, hyper,
+                                         is_number)
 
 PER_CLIENT_EXTRAS = ("clip_factors",)
-SCALAR_EXTRAS = (("center_weight", tf.float32),)
+SCALAR_EXTRAS = (("center_weight", tf.float32), ("tau", tf.float32))
+STATE_NAMES = ("center", "has_center")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class CenteredClippingConfig(MethodConfig):
   """Hyper-parameters of centered clipping."""
 
-  tau: float = hyper(10.0, "centered_clipping: clipping radius tau, in model-update norm "
-                           "units", flag=True)
+  tau: float | None = hyper(None, "centered_clipping: a fixed clipping radius tau (model-update "
+                                  "norm units); default: tau_scale x the median distance to "
+                                  "the centre", flag=True)
+  tau_scale: float = hyper(1.0, "centered_clipping: c in tau = c x the round's median distance "
+                                "to the centre (when --tau is not given)", flag=True)
   num_iters: int = hyper(1, "centered_clipping: clipping iterations L per round", flag=True)
+  server_momentum: float = hyper(0.0, "centered_clipping: beta in u_t = beta u_{t-1} + (1 - beta) "
+                                      "clipped mean (0: none)", flag=True)
+
   def __post_init__(self):
     super().__post_init__()
-    check_positive("tau", self.tau)
+    if self.tau is not None:
+      check_positive("tau", self.tau)
+    check_positive("tau_scale", self.tau_scale)
     check_int("num_iters", self.num_iters, 1)
+    if not (is_number(self.server_momentum) and 0 <= self.server_momentum < 1):
+      raise ValueError(f"server_momentum must be in [0, 1), got {self.server_momentum!r}.")
+
+
+def radius(norms: tf.Tensor, config: CenteredClippingConfig) -> tf.Tensor:
+  """float64 tau: ``config.tau``, or tau_scale x the median of ``norms`` (the lower
+  middle value for an even K; +inf norms sort last)."""
+  if config.tau is not None:
+    return tf.constant(config.tau, tf.float64)
+  ordered = tf.sort(norms)
+  middle = ordered[(tf.size(norms) - 1) // 2]
+  upper = ordered[tf.size(norms) // 2]
+  median = tf.where(tf.math.is_finite(upper), 0.5 * (middle + upper), middle)
+  return config.tau_scale * median
 
 
 def clipping_coefficients(norms: tf.Tensor, gram: distances.Gram | None, p: tf.Tensor,
                           config: CenteredClippingConfig):
-  """(a [K], c [K] of the last iteration) from the norms ||x_k - v_0|| and, where
-  ``config.num_iters`` > 1, the Gram matrix of x_k - v_0 (a norm beyond float64's
-  range is +inf: c = 0)."""
+  """(a [K], c [K] of the last iteration, tau) from the norms ||x_k - v_0|| and,
+  where ``config.num_iters`` > 1, the Gram matrix of x_k - v_0 (a norm beyond
+  float64's range is +inf: c = 0)."""
+  tau = radius(norms, config)
 
   def step(a, norms):
-    c = tf.where(norms > config.tau, config.tau / tf.where(norms > 0, norms, 1.0),
-                 tf.ones_like(norms))
+    c = tf.where(norms > tau, tau / tf.where(norms > 0, norms, 1.0), tf.ones_like(norms))
     pc = p * c
     return a + pc - tf.reduce_sum(pc) * a, c
 
   a, c = step(tf.zeros_like(p), norms)  # a_0 = 0
   if config.num_iters == 1:
-    return a, c
+    return a, c, tau
 
   def body(index, a, _):
     return (index + 1, *step(a, distances.combination_distances(gram, a)))
 
   _, a, c = tf.while_loop(lambda index, a, c: index < config.num_iters, body,
                           (tf.constant(1), a, c))
-  return a, c
+  return a, c, tau
 
 
 def first_center(values: Sequence[tf.Tensor]) -> list[tf.Tensor]:
@@ -91,12 +134,24 @@ def centered_clipping(values: Sequence[tf.Tensor], sample_weights: tf.Tensor | N
 
   ``center``: one [n_t] tensor per input, the previous aggregate; None, or
   ``has_center`` False, starts from the coordinate median (the factory keeps
-  the centre in its state). The new centre is the returned aggregate.
-  ``client_weights`` = a / sum(a) (the clients' shares of the part of the
-  result that is not the old centre); ``extra``: ``clip_factors`` (c of the
-  last iteration) and ``center_weight`` (1 - sum a, the old centre's weight).
+  the centre in its state). The new centre is the returned aggregate
+  (``KernelOutput.state``: ``center`` and ``has_center``; a round whose clients
+  are all dropped keeps the old ones). ``client_weights`` = a / sum(a) (the
+  clients' shares of the part of the result that is not the old centre);
+  ``extra``: ``clip_factors`` (c of the last iteration), ``center_weight`` (the
+  old centre's weight in the result: 1 - sum a, and with momentum
+  beta + (1 - beta)(1 - sum a)) and ``tau`` (the round's radius).
   """
   weights = config.used_weights(sample_weights)
+  momentum = config.server_momentum
+  if center is None:
+    has_center = False
+  elif has_center is None:
+    has_center = True
+  has_center = tf.convert_to_tensor(has_center)
+  state = {"has_center": has_center}
+  if center is not None:
+    state["center"] = [tf.convert_to_tensor(c) for c in center]
 
   def valid(v, w, _):
     num_clients = tf.shape(v[0])[0]
@@ -104,8 +159,7 @@ def centered_clipping(values: Sequence[tf.Tensor], sample_weights: tf.Tensor | N
       start = first_center(v)
     else:
       given = [tf.cast(c, m.dtype) for c, m in zip(center, v)]
-      start = given if has_center is None else tf.cond(
-          tf.convert_to_tensor(has_center), lambda: given, lambda: first_center(v))
+      start = tf.cond(has_center, lambda: given, lambda: first_center(v))
     p = clients.apply_sample_weights(
         tf.ones([num_clients], tf.float64) / tf.cast(num_clients, tf.float64), w)
     if config.num_iters == 1:
@@ -113,13 +167,19 @@ def centered_clipping(values: Sequence[tf.Tensor], sample_weights: tf.Tensor | N
     else:
       gram = distances.client_gram(v, center=start)
       norms = distances.combination_distances(gram, tf.zeros_like(p))
-    a, c = clipping_coefficients(norms, gram, p, config)
+    a, c, tau = clipping_coefficients(norms, gram, p, config)
+    if momentum:
+      a = a * tf.where(has_center, tf.constant(1.0 - momentum, a.dtype), tf.ones([], a.dtype))
     kept = 1.0 - tf.reduce_sum(a)
     aggregate = [s * tf.cast(kept, s.dtype) + part
                  for s, part in zip(start, distances.weighted_sum(v, a))]
+    new_state = {"has_center": tf.constant(True)}
+    if center is not None:
+      new_state["center"] = [tf.cast(x, c.dtype) for x, c in zip(aggregate, state["center"])]
     return clients.ValidOutput(aggregate, clients.normalize_weights(a),
                                tf.zeros([num_clients], tf.float64),
-                               per_client={"clip_factors": c}, scalars={"center_weight": kept})
+                               per_client={"clip_factors": c},
+                               scalars={"center_weight": kept, "tau": tau}, state=new_state)
 
   return clients.run_on_finite_clients(valid, values, weights, PER_CLIENT_EXTRAS,
-                                       SCALAR_EXTRAS)
+                                       SCALAR_EXTRAS, state=state)

@@ -29,6 +29,9 @@ class KernelOutput(NamedTuple):
       ``[K]`` tensors in client order (0 for dropped clients; e.g. Krum's
       ``krum_scores``) and scalars (e.g. the geometric median's int32
       ``num_iterations``).
+    state: a stateful method's next state, by name (``registry.Method.state_names``:
+      centered clipping's ``center``, FoolsGold's ``history``, bucketing's
+      ``bucketing_round``); empty for a stateless one.
   """
 
   aggregate: list
@@ -36,6 +39,7 @@ class KernelOutput(NamedTuple):
   corrected_fraction: tf.Tensor
   num_dropped_clients: tf.Tensor
   extra: collections.OrderedDict = collections.OrderedDict()
+  state: collections.OrderedDict = collections.OrderedDict()
 
 
 class ValidOutput(NamedTuple):
@@ -48,6 +52,19 @@ class ValidOutput(NamedTuple):
   """float [K_valid] tensors named by ``per_client_extras``."""
   scalars: dict = {}
   """scalars named by ``scalar_extras``."""
+  state: dict = {}
+  """the next state, for the entries ``run_on_finite_clients`` was given."""
+
+
+PER_CLIENT_STATE = ("client_ids",)
+"""State entries with one row per client of the round (FoolsGold's ids): a kernel
+that runs on the finite clients only sees their rows (``state_of_kept``)."""
+
+
+def state_of_kept(state: dict, kept: tf.Tensor) -> dict:
+  """``state`` as a kernel on the clients ``kept`` (indices into the round's K) sees it."""
+  return {name: tf.gather(value, kept) if name in PER_CLIENT_STATE else value
+          for name, value in state.items()}
 
 
 def finite_client_mask(values: Sequence[tf.Tensor]) -> tf.Tensor:
@@ -93,6 +110,7 @@ def run_on_finite_clients(
     sample_weights: tf.Tensor | None = None,
     per_client_extras: Sequence[str] = (),
     scalar_extras: Sequence[tuple[str, tf.DType]] = (),
+    state: dict | None = None,
 ) -> KernelOutput:
   """Drops clients with non-finite values, runs ``valid_kernel`` on the rest.
 
@@ -111,9 +129,12 @@ def run_on_finite_clients(
   ``per_client_extras`` (names) and ``scalar_extras`` ((name, dtype) pairs)
   name the entries of the valid kernel's ``per_client`` and ``scalars`` that go
   into ``KernelOutput.extra`` (per-client ones scattered to [K]; zeros where
-  nobody is left).
+  nobody is left). ``state`` (a dict of tensors or lists of tensors): the entries
+  the valid kernel may update (its ``ValidOutput.state``); where nobody is left,
+  or the valid kernel leaves an entry out, the entry is returned unchanged.
   """
   values = [tf.convert_to_tensor(v) for v in values]
+  state = dict(state or {})
   num_clients = tf.shape(values[0])[0]
   mask = finite_client_mask(values)
   if sample_weights is not None:
@@ -138,17 +159,20 @@ def run_on_finite_clients(
     return (list(out.aggregate), scatter(out.client_weights),
             scatter(out.corrected_fraction),
             [scatter(out.per_client[name]) for name in per_client_extras],
-            [tf.cast(out.scalars[name], dtype) for name, dtype in scalar_extras])
+            [tf.cast(out.scalars[name], dtype) for name, dtype in scalar_extras],
+            {name: out.state.get(name, value) for name, value in state.items()})
 
   def nobody():
     return ([tf.zeros(tf.shape(v)[1:], v.dtype) for v in values],
             tf.zeros([num_clients], tf.float32), tf.zeros([num_clients], tf.float32),
             [tf.zeros([num_clients], tf.float32) for _ in per_client_extras],
-            [tf.zeros([], dtype) for _, dtype in scalar_extras])
+            [tf.zeros([], dtype) for _, dtype in scalar_extras],
+            dict(state))
 
-  aggregate, client_weights, corrected, per_client, scalars = tf.cond(
+  aggregate, client_weights, corrected, per_client, scalars, new_state = tf.cond(
       num_kept > 0, run_kernel, nobody)
   extra = collections.OrderedDict(zip(per_client_extras, per_client))
   extra.update(zip([name for name, _ in scalar_extras], scalars))
   return KernelOutput(list(aggregate), client_weights, corrected,
-                      tf.cast(num_dropped, tf.int32), extra)
+                      tf.cast(num_dropped, tf.int32), extra,
+                      collections.OrderedDict((name, new_state[name]) for name in state))

@@ -29,23 +29,32 @@ every wv is 0 (e.g. all clients identical; the reference divides by zero) all
 wv are set to 1, i.e. the plain mean. ``client_weights`` reports wv / sum(wv),
 each client's share of the aggregate's direction.
 
-History: the reference keeps a running sum of each client's features over
-rounds but indexes it by list position. Here the caller supplies
-``client_ids`` (int [K]) and a ``history`` [num_ids, d] tensor; the features
-used are history[ids] + f, and the updated history is returned. Clients dropped
-for non-finite values do not update the history.
+History (Fung et al.'s algorithm; the authors' code's default ``use_memory``):
+with ``history_size`` M, the similarity feature of client c is the running sum
+of all its features so far, H_c + f_c, and H_c <- H_c + f_c after the round.
+The reference keeps H by position in the round's list, which mixes clients
+when 10 of 100 are sampled; here H is keyed by client id: the state holds
+``history`` [M, d] (float64, d the feature's size) and ``client_ids`` [M]
+(int32; the round's i-th client is id ``client_ids[i]``, i < K). The ids start
+as 0..M-1 (the reference's positional keying, right when all M clients take
+part in a fixed order); a caller that samples clients sets them each round
+(``RobustAggregationFactory.with_client_ids``; the experiments do). Clients
+dropped for non-finite values do not update the history.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from collections.abc import Sequence
 
+import numpy as np
 import tensorflow as tf
 
 from tff_residual.kernels import clients
 from tff_residual.kernels import distances
-from tff_residual.kernels.config import MethodConfig, check_choice, check_positive, hyper
+from tff_residual.kernels.config import (MethodConfig, check_choice, check_int, check_positive,
+                                         hyper)
 
 NORMALIZATIONS = ("clients", "weights")
 SIMILARITY_TOLERANCE = 1e-5
@@ -61,12 +70,15 @@ class FoolsGoldConfig(MethodConfig):
                                     "(sum_c wv_c u_c / sum_c wv_c)")
   max_norm: float | None = hyper(None, "foolsgold: clip each update to this norm first (Fung "
                                        "et al.'s code: 1); None = no bound", flag=True)
+  history_size: int | None = hyper(None, "foolsgold: M, the client ids 0..M-1 whose feature "
+                                         "history is kept; None = this round's features only")
 
   def __post_init__(self):
     super().__post_init__()
     check_choice("normalize", self.normalize, NORMALIZATIONS)
     if self.max_norm is not None:
       check_positive("max_norm", self.max_norm)
+    check_int("history_size", self.history_size, 1, allow_none=True)
     if self.feature_index is not None and (not isinstance(self.feature_index, int)
                                            or isinstance(self.feature_index, bool)):
       raise TypeError(f"feature_index must be an int or None, got {self.feature_index!r}.")
@@ -128,13 +140,52 @@ def clip_to_norm(values: Sequence[tf.Tensor], max_norm: float) -> list[tf.Tensor
   return [m * tf.cast(factor, m.dtype)[:, None] for m in values]
 
 
+STATE_NAMES = ("history", "client_ids")
+
+
+def feature_size(sizes: Sequence[int], feature_index: int | None) -> int:
+  """d: the elements of the similarity feature of a model whose kernel inputs have
+  ``sizes`` elements per client."""
+  if feature_index is None or len(sizes) == 1:
+    return int(sum(sizes))
+  if not -len(sizes) <= feature_index < len(sizes):
+    raise ValueError(f"feature_index={feature_index} is out of range for a model "
+                     f"with {len(sizes)} tensors.")
+  return int(sizes[feature_index])
+
+
+def client_ids_entry(client_ids, history_size: int) -> np.ndarray:
+  """int32 [M]: the round's client ids, padded with -1 (the ``client_ids`` state
+  entry); ValueError for more ids than M, an id outside [0, M) or one given twice."""
+  ids = np.asarray(client_ids, np.int64).reshape(-1)
+  if len(ids) > history_size or (len(ids) and (ids.min() < 0 or ids.max() >= history_size)):
+    raise ValueError(f"client ids {ids.tolist()} do not fit a history of {history_size} clients "
+                     "(history_size): at most that many ids, each in [0, history_size).")
+  if len(set(ids.tolist())) < len(ids):
+    raise ValueError(f"client ids {ids.tolist()}: an id appears twice in one round.")
+  padded = np.full([history_size], -1, np.int32)
+  padded[:len(ids)] = ids
+  return padded
+
+
+def initial_state(config: FoolsGoldConfig, sizes: Sequence[int]) -> dict:
+  """No history yet, ids 0..M-1 (empty without ``history_size``)."""
+  if config.history_size is None:
+    return {}
+  d = feature_size(sizes, config.feature_index)
+  return {"history": tf.zeros([config.history_size, d], tf.float64),
+          "client_ids": tf.range(config.history_size, dtype=tf.int32)}
+
+
 def foolsgold(values: Sequence[tf.Tensor], sample_weights: tf.Tensor | None = None,
               config: FoolsGoldConfig = FoolsGoldConfig(), history: tf.Tensor | None = None,
-              client_ids: tf.Tensor | None = None):
+              client_ids: tf.Tensor | None = None) -> clients.KernelOutput:
   """FoolsGold aggregate of client updates ``values`` (list of [K, n_t]).
 
-  Returns a ``KernelOutput``; with ``history`` and ``client_ids`` given, returns
-  ``(KernelOutput, new_history)``.
+  ``history`` [M, d] and ``client_ids`` (int, at least K of them: the round's
+  i-th client is ``client_ids[i]``): the running sums of the features by client
+  id; the updated history is ``KernelOutput.state["history"]``. Without them
+  (or with ``history_size`` None) the features are this round's only.
   """
   feature_index, normalize = config.feature_index, config.normalize
   if (history is None) != (client_ids is None):
@@ -145,8 +196,21 @@ def foolsgold(values: Sequence[tf.Tensor], sample_weights: tf.Tensor | None = No
     values = clip_to_norm(values, config.max_norm)
   weights = config.used_weights(sample_weights)
   if history is not None:
+    num_clients = tf.shape(values[0])[0]
     client_ids = tf.cast(tf.convert_to_tensor(client_ids), tf.int32)
-    history = tf.cast(tf.convert_to_tensor(history), tf.float64)
+    history = tf.convert_to_tensor(history)
+    checks = [tf.debugging.assert_less_equal(
+        num_clients, tf.size(client_ids),
+        message="FoolsGold history: more clients in the round than client_ids")]
+    with tf.control_dependencies(checks):
+      client_ids = client_ids[:num_clients]
+    checks = [tf.debugging.assert_greater_equal(
+                  client_ids, 0, message="FoolsGold history: a client id is negative"),
+              tf.debugging.assert_less(
+                  client_ids, tf.shape(history)[0],
+                  message="FoolsGold history: a client id is >= history_size")]
+    with tf.control_dependencies(checks):
+      client_ids = tf.identity(client_ids)
     # The running sums need explicit features [K, d] (d: the feature size).
     features = tf.concat([tf.cast(f, tf.float64)
                           for f in feature_tensors(values, feature_index)], axis=1)
@@ -156,7 +220,8 @@ def foolsgold(values: Sequence[tf.Tensor], sample_weights: tf.Tensor | None = No
     if history is None:
       gram = distances.client_gram(feature_tensors(v, feature_index))
     else:
-      summed = tf.gather(history, tf.gather(client_ids, kept)) + tf.gather(features, kept)
+      summed = tf.gather(tf.cast(history, tf.float64), tf.gather(client_ids, kept)) + tf.gather(
+          features, kept)
       gram = distances.client_gram([summed])
     wv = clients.apply_sample_weights(
         foolsgold_weights_from_similarities(distances.cosine_similarities(gram)), w)
@@ -172,5 +237,8 @@ def foolsgold(values: Sequence[tf.Tensor], sample_weights: tf.Tensor | None = No
     return output
   finite = clients.finite_client_mask(values)
   current = tf.where(finite[:, None], features, tf.zeros_like(features))
-  new_history = tf.tensor_scatter_nd_add(history, client_ids[:, None], current)
-  return output, new_history
+  new_history = tf.tensor_scatter_nd_add(tf.cast(history, tf.float64), client_ids[:, None],
+                                         current)
+  # The ids are the caller's (they stay as given); only the history moves on.
+  return output._replace(state=collections.OrderedDict(history=tf.cast(new_history,
+                                                                       history.dtype)))

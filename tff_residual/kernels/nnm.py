@@ -8,14 +8,13 @@ K x K Gram matrix, ties to the lower index):
 
     y_i = sum_j M_ij x_j,   M_ij = 1 / (K - f) for the K - f nearest j of i
 
-and the inner method aggregates the y_i. An inner result sum_i p_i y_i is
+and the inner method aggregates the y_i (``wrapping.run_wrapped``). An inner result sum_i p_i y_i is
 sum_j (M'p)_j x_j, so the clients' weights reported are q = M'p (they sum to 1
 as M's rows do); the inner method's own weights are ``inner_client_weights``.
 """
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 from collections.abc import Callable, Sequence
 
@@ -23,6 +22,7 @@ import tensorflow as tf
 
 from tff_residual.kernels import clients
 from tff_residual.kernels import distances
+from tff_residual.kernels import wrapping
 from tff_residual.kernels.config import ByzantineConfig
 
 
@@ -51,31 +51,19 @@ def nnm(values: Sequence[tf.Tensor], sample_weights: tf.Tensor | None, config: N
         inner_scalar_extras: Sequence[tuple[str, tf.DType]] = (),
         **inner_state) -> clients.KernelOutput:
   """``inner`` (a kernel ``inner(values, sample_weights, **inner_state)``) on the
-  mixed models of the finite clients.
+  mixed models of the finite clients (``wrapping.run_wrapped``).
 
   ``extra``: the inner method's extras, then ``inner_client_weights`` (p).
   The sample weights go to the inner kernel unchanged.
   """
-  rule = (f"nnm needs K >= f + 1 = {config.minimum_clients()} clients for num_byzantine "
-          f"f = {config.num_byzantine}")
-  scalar_names = [name for name, _ in inner_scalar_extras]
 
-  def valid(v, w, _):
-    num_clients = tf.shape(v[0])[0]
-    with tf.control_dependencies(distances.require_clients(num_clients,
-                                                           config.minimum_clients(), rule)):
+  def transform(v, w):
+    with tf.control_dependencies(wrapping.require_more_than_f("nnm", v, config)):
       mixing = mixing_matrix(v, config.num_byzantine)
     mixed = [tf.matmul(tf.cast(mixing, m.dtype), m) for m in v]
-    output = inner(mixed, w, **inner_state)
-    p = tf.cast(output.client_weights, tf.float64)
-    per_client = collections.OrderedDict(
-        (name, output.extra[name]) for name in inner_per_client_extras)
-    per_client["inner_client_weights"] = p
-    return clients.ValidOutput(output.aggregate, tf.linalg.matvec(mixing, p, transpose_a=True),
-                               output.corrected_fraction, per_client=per_client,
-                               scalars={name: output.extra[name] for name in scalar_names})
+    return wrapping.Transform(mixed, w, lambda p: tf.linalg.matvec(mixing, p, transpose_a=True),
+                              lambda x: x, lambda p: {"inner_client_weights": p})
 
-  return clients.run_on_finite_clients(
-      valid, values, sample_weights,
-      per_client_extras=(*inner_per_client_extras, "inner_client_weights"),
-      scalar_extras=inner_scalar_extras)
+  return wrapping.run_wrapped(transform, values, sample_weights, inner,
+                              inner_per_client_extras, inner_scalar_extras,
+                              ("inner_client_weights",), inner_state)

@@ -69,6 +69,7 @@ class ExperimentConfig:
   large_value_pattern: str
   feature_scaling: str
   clean_baseline: bool
+  foolsgold_history: bool
   aggregator_params: dict
   """The aggregators' hyper-parameters set by flags (``--lambda_``, ``--num_byzantine``,
   ...; ``simulation.aggregators.METHOD_FLAGS``); the rest keep their configs' defaults."""
@@ -177,3 +178,5 @@ def validate(config: ExperimentConfig, family: TaskFamily) -> None:
            f"--feature_scaling applies to loan tasks only, not {config.dataset}.")
   _require(isinstance(config.clean_baseline, bool),
            f"--clean_baseline must be true or false, got {config.clean_baseline!r}.")
+  _require(isinstance(config.foolsgold_history, bool),
+           f"--foolsgold_history must be true or false, got {config.foolsgold_history!r}.")

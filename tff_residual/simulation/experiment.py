@@ -15,7 +15,8 @@ A round (reference ``main_nn.py``):
 3. updates holding NaN/Inf are dropped (as the reference does before any
    aggregator), the rest go through the aggregator's ``AggregationProcess``
    with client weights 1 (``--client_weighting=uniform``) or their example
-   counts;
+   counts; a state that keeps client ids (FoolsGold's history) is told the
+   round's ids first (``with_client_ids``);
 4. global model += aggregate (server learning rate 1, as FedAvg on deltas);
 5. accuracy, loss and attack success rate on the test set.
 
@@ -88,10 +89,13 @@ class _Track:
   weights: list
   shares: list = dataclasses.field(default_factory=list)
   aucs: list = dataclasses.field(default_factory=list)
+  clip_factors: list = dataclasses.field(default_factory=list)
+  """(attackers' mean, honest clients' mean) clip factor of each poisoning round"""
 
 
 def summarize(name: str, rows: list[dict[str, Any]], shares: list[float],
-              wall_seconds: float, aucs: list[float] = ()) -> dict[str, Any]:
+              wall_seconds: float, aucs: list[float] = (),
+              clip_factors: list[tuple[float, float]] = ()) -> dict[str, Any]:
   """An aggregator's summary from its rows: the last round, the means over the
   last ``WINDOW`` rounds, and, where the rows have a clean baseline, the same
   for ``clean_*`` and ``excess_attack_success_rate`` (NaN without one)."""
@@ -119,6 +123,8 @@ def summarize(name: str, rows: list[dict[str, Any]], shares: list[float],
               window_excess_attack_success_rate=window_mean("excess_attack_success_rate"),
               attackers_weight_share=_finite_mean(shares),
               detection_auc=_finite_mean(aucs),
+              attackers_clip_factor=_finite_mean(a for a, _ in clip_factors),
+              honest_clip_factor=_finite_mean(h for _, h in clip_factors),
               window_accuracy_drop=window_mean("clean_accuracy") - window_mean("accuracy"),
               wall_seconds=wall_seconds,
               mean_aggregation_seconds=_finite_mean(r["aggregation_seconds"] for r in rows),
@@ -208,6 +214,7 @@ class Experiment:
     """
     settings = self.settings
     process = factory.create(self.trainer.weights_type, tff.TensorType(np.float32))
+    self._with_client_ids = getattr(factory, "with_client_ids", lambda state, ids: state)
     attacked = _Track(process.initialize(), [w.copy() for w in self.initial_weights])
     twin = self.clean_twin() if clean_baseline else None
     clean = _Track(process.initialize(), [w.copy() for w in self.initial_weights]) if twin else None
@@ -224,7 +231,8 @@ class Experiment:
                    clean_round_seconds=clean_row["round_seconds"])
       rows.append(row)
       on_round(row)
-    return summarize(name, rows, attacked.shares, time.perf_counter() - start, attacked.aucs)
+    return summarize(name, rows, attacked.shares, time.perf_counter() - start, attacked.aucs,
+                     attacked.clip_factors)
 
   def _round(self, process, track: "_Track", round_index: int) -> dict[str, Any]:
     """One round of ``track`` (steps 1-5); updates it and returns the round's row."""
@@ -234,11 +242,14 @@ class Experiment:
     inputs = self.aggregation_inputs(round_index, clients, results, track.weights)
     aggregated = time.perf_counter()
     share = auc = float("nan")
+    clipped = (float("nan"), float("nan"))
     if inputs.updates:
-      output = process.next(track.state, inputs.updates, inputs.client_weights)
+      state = self._with_client_ids(track.state, inputs.clients)
+      output = process.next(state, inputs.updates, inputs.client_weights)
       track.state = output.state
       track.weights = [w + np.asarray(a, w.dtype) for w, a in zip(track.weights, output.result)]
       share, auc = self._attackers_share(output.measurements, inputs.clients)
+      clipped = self._clip_factors(output.measurements, inputs.clients)
       aggregated = time.perf_counter()
     evaluation = self.evaluator.evaluate(track.weights)
     attacking = [c for c in clients if c in self.attackers]
@@ -249,10 +260,12 @@ class Experiment:
       track.shares.append(share)
       if math.isfinite(auc):
         track.aucs.append(auc)
+      track.clip_factors.append(clipped)
     return dict(round=round_index, accuracy=evaluation.accuracy, loss=evaluation.loss,
                 attack_success_rate=evaluation.attack_success_rate,
                 attackers_weight_share=share, detection_auc=auc, attack_scale=scale,
                 attackers_in_round=len(attacking),
+                attackers_clip_factor=clipped[0], honest_clip_factor=clipped[1],
                 dropped_clients=inputs.num_dropped,
                 train_loss=float(np.mean([r.mean_loss for r in results])),
                 round_seconds=time.perf_counter() - round_start,
@@ -277,6 +290,17 @@ class Experiment:
                                              else client_weights[i]))
         poisoned[i] = poisoning.poison_update(updates[i], context)
     return poisoned
+
+  def _clip_factors(self, measurements, clients: list[int]) -> tuple[float, float]:
+    """(attackers' mean, honest clients' mean) of the round's ``clip_factors``; NaN
+    where there are none (or no client of the kind)."""
+    factors = measurements.get("clip_factors") if hasattr(measurements, "get") else None
+    if factors is None:
+      return float("nan"), float("nan")
+    factors = np.asarray(factors, np.float64)
+    attacker = np.array([c in self.attackers for c in clients])
+    return (float(factors[attacker].mean()) if attacker.any() else float("nan"),
+            float(factors[~attacker].mean()) if (~attacker).any() else float("nan"))
 
   def _attackers_share(self, measurements, clients: list[int]) -> tuple[float, float]:
     """(sum of the attackers' ``client_weights``, ``detection.weight_auc`` of

@@ -91,5 +91,10 @@ class InProcessFactory:
   def __init__(self, factory):
     self.factory = factory
 
+  def with_client_ids(self, state, client_ids):
+    """As the factory's (``RobustAggregationFactory.with_client_ids``)."""
+    set_ids = getattr(self.factory, "with_client_ids", None)
+    return state if set_ids is None else set_ids(state, client_ids)
+
   def create(self, value_type, weight_type=None) -> InProcessAggregation:
     return InProcessAggregation(self.factory, value_type, weighted=weight_type is not None)

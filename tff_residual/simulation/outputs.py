@@ -32,14 +32,17 @@ METRIC_COLUMNS = (
     "aggregator", "round", "accuracy", "loss", "attack_success_rate", "attackers_weight_share",
     "detection_auc", "attack_scale", "attackers_in_round", "dropped_clients", "train_loss",
     "round_seconds", "train_seconds", "aggregation_seconds", "clean_accuracy", "clean_attack_success_rate",
-    "excess_attack_success_rate", "clean_round_seconds",
+    "excess_attack_success_rate", "clean_round_seconds", "attackers_clip_factor",
+    "honest_clip_factor",
 )
 """The ``clean_*`` columns (the same round without attackers) and
 ``excess_attack_success_rate`` (attack success rate - the clean one) are empty
 when the run has no clean baseline. ``detection_auc``: ``detection.weight_auc``
 of the round's client weights; ``attack_scale``: the scale a searching attack
 chose this round (ALIE's z, Min-Max's and Min-Sum's gamma, the adaptive
-attack's s), empty for the others."""
+attack's s), empty for the others. ``attackers_clip_factor``,
+``honest_clip_factor``: the mean ``clip_factors`` (centered clipping's) of the
+round's attackers and honest clients, empty for aggregators that clip nothing."""
 
 
 def _clean(value):

@@ -59,6 +59,7 @@ COMMON: dict[str, Any] = dict(
     large_value_pattern="positive",  # large_value: sign pattern (or one coordinate)
     feature_scaling="reference",  # LOAN: the code's divide-by-10/100/10,000
     clean_baseline=True,          # every attacked run also runs without attackers
+    foolsgold_history=True,       # FoolsGold over each client's summed features, by client id
 )
 
 MODEL_POISONING_ATTACKS = ("alie", "ipm", "sign_flip", "min_max", "min_sum", "adaptive_residual",
