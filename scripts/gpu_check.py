@@ -32,7 +32,7 @@ TOLERANCE = 1e-5
 
 def kernel_names() -> list[str]:
   from tff_residual.kernels import registry
-  return [*registry.names(), "nnm+residual", "arc+nnm+trimmed_mean", "bucketing+median"]
+  return [*registry.names(), "nnm+residual"]
 
 
 def params_for(name: str, num_clients: int) -> dict:

@@ -217,7 +217,7 @@ def test_client_weights_follow_client_order(tff_runtime, attacker):
   assert np.argmin(weights) == attacker and weights[attacker] < 0.01
 
 
-@pytest.mark.parametrize("num_clients", [10, 19, 30, 33])
+@pytest.mark.parametrize("num_clients", [10, 33])
 @pytest.mark.slow
 def test_residual_factory_in_tff_serves_every_client_count(tff_runtime, num_clients):
   """TFF's worker (no XLA, K unknown while the graph is built): 10 clients take a

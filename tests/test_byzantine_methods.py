@@ -225,8 +225,6 @@ NEW_FACTORIES = {
     "geometric_median": lambda: tff_residual.GeometricMedianFactory(),
     "centered_clipping": lambda: tff_residual.CenteredClippingFactory(tau=1.5),
     "bulyan": lambda: tff_residual.BulyanFactory(num_byzantine=2),
-    "nnm+residual": lambda: tff_residual.NNMFactory(tff_residual.ResidualReweightingFactory(),
-                                                    num_byzantine=2),
     "nnm+median": lambda: tff_residual.NNMFactory(tff_residual.CoordinateMedianFactory(),
                                                   num_byzantine=2),
 }
@@ -317,7 +315,7 @@ def test_nnm_rejects_foreign_inner_factories():
 
 
 @pytest.mark.parametrize("name", ["krum", "multi_krum", "geometric_median",
-                                  "centered_clipping", "bulyan", "nnm+residual"])
+                                  "centered_clipping", "bulyan"])
 @pytest.mark.slow
 def test_three_rounds_of_weighted_fed_avg(tff_runtime, name):
   factory = {**NEW_FACTORIES,

@@ -29,9 +29,9 @@ def three_rounds(process, weights):
   return outputs
 
 
-UNWEIGHTED = ("residual", "krum", "centered_clipping", "nnm+residual")
-"""The unweighted create() too, for a stateless, a selecting, the stateful and a
-wrapped method (every method is weighted above; TFF's MeanFactory is weighted only)."""
+UNWEIGHTED = ("residual", "centered_clipping")
+"""The unweighted create() too, for a stateless and the stateful method (every name is
+weighted above; TFF's MeanFactory is weighted only)."""
 CASES = [(name, True) for name in method_names()] + [(name, False) for name in UNWEIGHTED]
 
 

@@ -164,7 +164,16 @@ def one_worker_rounds(name):
     return two_rounds(name)
 
 
-@pytest.mark.parametrize("name", method_names())
+THREE_WORKER_NAMES = ("residual", "centered_clipping", "bucketing+median")
+"""Three workers (blocks 3 + 2 + 2, two merges) with a model-level, the stateful and a
+wrapped rule; two workers (one merge) with every name of ``method_names``."""
+
+
+@pytest.mark.parametrize("workers_runtime,name",
+                         [(2, n) for n in method_names()] + [(3, n) for n in THREE_WORKER_NAMES],
+                         indirect=["workers_runtime"],
+                         ids=[f"2_workers-{n}" for n in method_names()]
+                         + [f"3_workers-{n}" for n in THREE_WORKER_NAMES])
 @pytest.mark.slow
 def test_per_client_measurements_come_back_in_client_order(workers_runtime, name):
   """An outlier at index 4 among 7 clients (blocks of 4 + 3, or 3 + 2 + 2): the
