@@ -20,9 +20,15 @@ FAST_METHODS = ("centered_clipping", "foolsgold", "krum", "median", "residual")
 the fast tier runs the every-method property tests on these; the full suite on all."""
 
 
-def every_method(methods=None, fast=FAST_METHODS) -> list:
-  """``methods`` (default: every method of the table) for pytest.mark.parametrize, those
-  outside ``fast`` marked slow."""
+def fast_cases(cases, fast) -> list:
+  """``cases`` for pytest.mark.parametrize: those in ``fast`` run in the fast tier, the
+  others are marked slow (the full suite runs them all). A case is a value or a tuple."""
   import pytest
-  methods = sorted(registry.METHODS) if methods is None else list(methods)
-  return [m if m in fast else pytest.param(m, marks=pytest.mark.slow) for m in methods]
+  return [case if case in fast else pytest.param(*(case if isinstance(case, tuple) else (case,)),
+                                                 marks=pytest.mark.slow)
+          for case in cases]
+
+
+def every_method(methods=None, fast=FAST_METHODS) -> list:
+  """``methods`` (default: every method of the table), those outside ``fast`` slow."""
+  return fast_cases(sorted(registry.METHODS) if methods is None else list(methods), fast)

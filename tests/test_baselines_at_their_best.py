@@ -12,6 +12,7 @@ import tensorflow as tf
 import tensorflow_federated as tff
 
 import numpy_oracle as oracle
+from method_params import fast_cases
 import tff_residual
 from test_byzantine_methods import (oracle_bulyan, oracle_krum_scores, oracle_multi_krum,
                                     oracle_nnm, oracle_weiszfeld)
@@ -124,13 +125,6 @@ def test_arc_matches_byzfl_published_example():
   agg, info = tff_residual.aggregate(rows(x), "arc+mean", num_byzantine=1)
   np.testing.assert_allclose(agg, byzfl.mean(0), rtol=1e-7)
   np.testing.assert_allclose(info["arc_clip_factors"], [1, 1, np.sqrt(77 / 194)], rtol=1e-6)
-
-
-def fast_cases(cases, fast):
-  """``cases`` for pytest.mark.parametrize: those in ``fast`` in the fast tier, the others
-  marked slow (the full suite runs them all)."""
-  return [case if case in fast else pytest.param(*case, marks=pytest.mark.slow)
-          for case in cases]
 
 
 @pytest.mark.parametrize("inner,f", fast_cases(
