@@ -68,9 +68,12 @@ from tff_residual.tasks.presets import MODEL_POISONING_ATTACKS  # noqa: E402
 
 PAPER_ATTACKS = ("label_flip", "backdoor", "gaussian")
 MODEL_POISONING = MODEL_POISONING_ATTACKS
-DEFAULT_ATTACKS = PAPER_ATTACKS + tuple(a for a in MODEL_POISONING if a != "large_value")
-"""The attacks of the archived grid (results/robustness_grid); ``--attacks large_value``
-runs the large-value attack, which came after it."""
+LATER_ATTACKS = ("large_value", "fang_krum", "fang_trimmed_mean", "optimal_alie", "optimal_ipm",
+                 "mimic")
+DEFAULT_ATTACKS = PAPER_ATTACKS + tuple(a for a in MODEL_POISONING if a not in LATER_ATTACKS)
+"""The attacks of the archived grid (results/robustness_grid); ``--attacks`` runs the
+attacks that came after it (``LATER_ATTACKS``: large values, Fang et al.'s two, the tuned
+ALIE and IPM, Mimic)."""
 AGGREGATORS = ("fedavg", "median", "trimmed_mean", "foolsgold", "residual", "residual_paper",
                "krum", "multi_krum", "geometric_median", "centered_clipping", "bulyan",
                "nnm+residual")

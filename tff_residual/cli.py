@@ -108,6 +108,8 @@ SETTINGS = (
                                      "value the round's weighted mean keeps finite)"),
     ("large_value_pattern", str, "large_value: positive, negative, alternating, random (signs "
                                  "of M) or one (one coordinate set to M)"),
+    ("mimic_warmup", int, "mimic: rounds in which the attackers choose the honest client to "
+                          "copy (Karimireddy et al.: 1)"),
     ("feature_scaling", str, "loan: reference (the code's divide-by-10/100/10,000) or "
                              "standardize (z-scores from the training rows)"),
     ("clean_baseline", _boolean, "true/false: also run every aggregator without attackers (the "

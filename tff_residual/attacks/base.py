@@ -45,6 +45,7 @@ class AttackSettings:
   perturbation: str
   large_value_magnitude: float
   large_value_pattern: str
+  mimic_warmup: int
   residual_params: dict
 
 
@@ -76,6 +77,11 @@ class UpdateContext:
     num_attackers: f, the round's attackers.
     weight: the weight the aggregator gives this attacker's update (1 under
       ``--client_weighting=uniform``, else its example count).
+    honest_clients: the client ids of ``honest_updates``, in the same order.
+    server_rule: the run's aggregator as the attackers model it, ``[K, N] -> [N]``
+      (float64; the rule's eager kernel with its settings, from its state before the
+      first round, unweighted); None when the run gave none. The attacks tuned
+      against the defence in use (``optimal_alie``, ``optimal_ipm``) search with it.
   """
 
   round_index: int
@@ -85,6 +91,8 @@ class UpdateContext:
   num_clients: int = 0
   num_attackers: int = 0
   weight: float = 1.0
+  honest_clients: Sequence[int] = ()
+  server_rule: Callable[[np.ndarray], np.ndarray] | None = None
 
 
 class UpdatePoisoning(Protocol):
@@ -92,6 +100,10 @@ class UpdatePoisoning(Protocol):
 
   def poison_update(self, update: Weights, context: UpdateContext) -> Weights:
     """The update the attacker submits instead of ``update`` (= local - global)."""
+
+  def reset(self) -> None:
+    """Forgets every earlier round (optional): the simulation calls it before each
+    aggregator's run, so that no run sees what the attack kept from another."""
 
 
 @dataclasses.dataclass(frozen=True)

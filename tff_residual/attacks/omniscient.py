@@ -122,6 +122,58 @@ def search_along(honest: np.ndarray, kind: str, within: Callable[[np.ndarray], b
   return gamma, mu + gamma * p
 
 
+def maximize_along_line(objective: Callable[[float], float], start: float = 0.0,
+                        delta: float = 10.0, evals: int = 20, ratio: float = 0.8) -> float:
+  """The scale s that ``objective(s)`` is largest at, among ``evals`` evaluations
+  (ByzFL's line search of ``Optimal_ALittleIsEnough`` and ``Optimal_InnerProductManipulation``).
+
+  Expansion: from s = ``start``, try s + delta; on a gain move there and double
+  delta, else multiply delta by ``ratio`` and stop. Contraction: with the evaluations
+  left, try best + delta (a gain moves there) and multiply delta by ``ratio`` each time.
+  Every proposal lies on the + side of the best point so far.
+  """
+  if not (isinstance(evals, int) and evals >= 1):
+    raise ValueError(f"evals must be an integer >= 1, got {evals!r}.")
+  if not 0.5 < ratio < 1:
+    raise ValueError(f"ratio must lie in (0.5, 1), got {ratio!r}.")
+  best_s, best = start, objective(start)
+  remaining = evals - 1
+  while remaining > 0:
+    remaining -= 1
+    value = objective(best_s + delta)
+    if value > best:
+      best_s, best, delta = best_s + delta, value, 2.0 * delta
+    else:
+      delta *= ratio
+      break
+  while remaining > 0:
+    remaining -= 1
+    value = objective(best_s + delta)
+    if value > best:
+      best_s, best = best_s + delta, value
+    delta *= ratio
+  return best_s
+
+
+def harm(server_rule: Callable[[np.ndarray], np.ndarray], honest: np.ndarray,
+         candidate: np.ndarray, num_attackers: int) -> float:
+  """||rule(honest + f copies of ``candidate``) - mean(honest)||: how far the f
+  attackers move the aggregate from the honest mean (ByzFL's objective); +inf where
+  the aggregate is not finite."""
+  stacked = np.concatenate([honest, np.repeat(candidate[None, :], num_attackers, 0)])
+  aggregate = np.asarray(server_rule(stacked), np.float64)
+  distance = float(np.linalg.norm(aggregate - honest.mean(axis=0)))
+  return distance if math.isfinite(distance) else math.inf
+
+
+def require_server_rule(context: UpdateContext, attack: str) -> Callable:
+  """``context.server_rule``; ValueError naming ``attack`` where the run gave none."""
+  if context.server_rule is None:
+    raise ValueError(f"{attack} searches against the run's aggregator, and this round's "
+                     "context has none (UpdateContext.server_rule).")
+  return context.server_rule
+
+
 class SharedMaliciousUpdate:
   """``UpdatePoisoning`` base: every attacker of a round submits the same update,
   ``craft(honest [H, N], context)`` -> [N], computed once per round. With no
@@ -135,6 +187,10 @@ class SharedMaliciousUpdate:
 
   def craft(self, honest: np.ndarray, context: UpdateContext) -> np.ndarray:
     raise NotImplementedError
+
+  def reset(self) -> None:
+    """Forgets the cached round (each aggregator's run starts afresh)."""
+    self._cached, self.last_scale = None, None
 
   def poison_update(self, update: Weights, context: UpdateContext) -> Weights:
     if not context.honest_updates:

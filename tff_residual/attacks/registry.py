@@ -13,15 +13,20 @@ from tff_residual.attacks.adaptive_residual import AdaptiveResidual
 from tff_residual.attacks.alie import ALittleIsEnough
 from tff_residual.attacks.backdoor import Backdoor, check_per_batch
 from tff_residual.attacks.base import Attack, AttackSettings
+from tff_residual.attacks.fang_krum import FangKrum
+from tff_residual.attacks.fang_trimmed_mean import FangTrimmedMean
 from tff_residual.attacks.gaussian import MultiplicativeNoise
 from tff_residual.attacks.ipm import InnerProductManipulation
 from tff_residual.attacks.large_value import LargeValue
 from tff_residual.attacks.label_flip import LabelFlip
 from tff_residual.attacks.min_max import MinMax
+from tff_residual.attacks.mimic import Mimic
 from tff_residual.attacks.min_sum import MinSum
 from tff_residual.attacks.mix_rate import BlendWithHonest
 from tff_residual.attacks.model_replacement import ScaleUpdate
 from tff_residual.attacks.omniscient import check_perturbation
+from tff_residual.attacks.optimal_alie import OptimalALIE
+from tff_residual.attacks.optimal_ipm import OptimalIPM
 from tff_residual.attacks.sign_flip import SignFlip
 from tff_residual.kernels.config import check_int
 from tff_residual.tasks.base import AttackTargets
@@ -103,6 +108,11 @@ ATTACKS: dict[str, Callable[..., Attack]] = {
     "adaptive_residual": _model_poisoning("adaptive_residual", _adaptive_residual),
     "large_value": _model_poisoning("large_value", lambda settings: LargeValue(
         settings.large_value_magnitude, settings.large_value_pattern)),
+    "fang_krum": _model_poisoning("fang_krum", lambda settings: FangKrum()),
+    "fang_trimmed_mean": _model_poisoning("fang_trimmed_mean", lambda settings: FangTrimmedMean()),
+    "optimal_alie": _model_poisoning("optimal_alie", lambda settings: OptimalALIE()),
+    "optimal_ipm": _model_poisoning("optimal_ipm", lambda settings: OptimalIPM()),
+    "mimic": _model_poisoning("mimic", lambda settings: Mimic(settings.mimic_warmup)),
 }
 
 
@@ -129,6 +139,7 @@ def check_settings(settings: AttackSettings, attack: str) -> None:
   InnerProductManipulation(settings.ipm_epsilon)
   check_perturbation(settings.perturbation)
   LargeValue(settings.large_value_magnitude, settings.large_value_pattern)
+  Mimic(settings.mimic_warmup)
   if attack == "model_replacement":
     _check_attack_round(settings)
 

@@ -100,6 +100,21 @@ def params_for_run(name: str, settings: AggregatorSettings) -> dict:
   return params
 
 
+def server_rule_for_run(name: str, settings: AggregatorSettings):
+  """Aggregator ``name`` with the run's parameters as the attackers model it: a function
+  [K, N] -> [N] (float64) through the eager API, unweighted, from the rule's state before
+  the first round (the attackers see the round's updates, not the server's state)."""
+  import numpy as np
+
+  import tff_residual
+  params = params_for_run(name, settings)
+
+  def rule(matrix):
+    aggregate, _ = tff_residual.aggregate(list(np.asarray(matrix, np.float32)), name, **params)
+    return np.asarray(aggregate, np.float64)
+  return rule
+
+
 def resolve_for_run(name: str, settings: AggregatorSettings) -> registry.Resolved:
   """``registry.resolve`` of ``name`` with the run's parameters (validates them)."""
   return registry.resolve(name, **params_for_run(name, settings))

@@ -67,6 +67,7 @@ class ExperimentConfig:
   perturbation: str
   large_value_magnitude: float
   large_value_pattern: str
+  mimic_warmup: int
   feature_scaling: str
   clean_baseline: bool
   foolsgold_history: bool

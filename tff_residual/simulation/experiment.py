@@ -147,6 +147,7 @@ class Experiment:
                                  settings.momentum)
     self.evaluator = Evaluator(model_spec, self._test_set(), attack.success_metric)
     self.attackers = set(federation.attackers)
+    self.server_rule: Callable[[np.ndarray], np.ndarray] | None = None
 
   def _test_set(self):
     test = self.data.test
@@ -204,8 +205,13 @@ class Experiment:
     return twin
 
   def run(self, name: str, factory, on_round: Callable[[dict], None],
-          clean_baseline: bool = False) -> dict[str, Any]:
+          clean_baseline: bool = False,
+          server_rule: Callable[[np.ndarray], np.ndarray] | None = None) -> dict[str, Any]:
     """Runs every round with ``factory``; calls ``on_round(row)`` after each.
+
+    The attack forgets earlier runs first (``UpdatePoisoning.reset``), and its
+    attackers see ``server_rule``, the eager model of this run's aggregator that
+    the attacks tuned against the defence search with (``UpdateContext.server_rule``).
 
     With ``clean_baseline`` the ``clean_twin`` runs the same rounds beside it
     (its own aggregator state and global model, stepped in the same round),
@@ -213,6 +219,10 @@ class Experiment:
     and ``excess_attack_success_rate`` = attack success rate - clean one.
     """
     settings = self.settings
+    self.server_rule = server_rule
+    reset = getattr(self.attack.update_poisoning, "reset", None)
+    if reset is not None:
+      reset()
     process = factory.create(self.trainer.weights_type, tff.TensorType(np.float32))
     self._with_client_ids = getattr(factory, "with_client_ids", lambda state, ids: state)
     attacked = _Track(process.initialize(), [w.copy() for w in self.initial_weights])
@@ -279,6 +289,7 @@ class Experiment:
     if poisoning is None or not self.attack.poisons_in(round_index):
       return updates
     honest = [u for c, u in zip(clients, updates) if c not in self.attackers]
+    honest_clients = [c for c in clients if c not in self.attackers]
     poisoned = list(updates)
     for i, client in enumerate(clients):
       if client in self.attackers:
@@ -287,7 +298,9 @@ class Experiment:
                                 num_clients=len(clients),
                                 num_attackers=len(clients) - len(honest),
                                 weight=float(1.0 if client_weights is None
-                                             else client_weights[i]))
+                                             else client_weights[i]),
+                                honest_clients=honest_clients,
+                                server_rule=self.server_rule)
         poisoned[i] = poisoning.poison_update(updates[i], context)
     return poisoned
 

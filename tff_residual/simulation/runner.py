@@ -254,7 +254,9 @@ def _run_aggregators(prepared: Prepared, model_spec, attack, outputs, progress: 
         bar.update(1)
 
     try:
-      result = experiment.run(name, factory, on_round, clean_baseline=config.runs_clean_baseline)
+      result = experiment.run(name, factory, on_round, clean_baseline=config.runs_clean_baseline,
+                              server_rule=aggregator_table.server_rule_for_run(
+                                  name, aggregator_settings))
     finally:
       if bar is not None:
         bar.close()

@@ -57,13 +57,15 @@ COMMON: dict[str, Any] = dict(
     perturbation="std",           # min_max, min_sum, adaptive_residual: deviation p
     large_value_magnitude=0.0,    # large_value: M; 0 = the largest the round's mean keeps finite
     large_value_pattern="positive",  # large_value: sign pattern (or one coordinate)
+    mimic_warmup=1,               # mimic: rounds to choose the client (Karimireddy et al.'s 1)
     feature_scaling="reference",  # LOAN: the code's divide-by-10/100/10,000
     clean_baseline=True,          # every attacked run also runs without attackers
     foolsgold_history=True,       # FoolsGold over each client's summed features, by client id
 )
 
 MODEL_POISONING_ATTACKS = ("alie", "ipm", "sign_flip", "min_max", "min_sum", "adaptive_residual",
-                           "large_value")
+                           "large_value", "fang_krum", "fang_trimmed_mean", "optimal_alie",
+                           "optimal_ipm", "mimic")
 """The omniscient model-poisoning attacks: they act on updates only, so every
 task family offers them (``tasks.registry``)."""
 
