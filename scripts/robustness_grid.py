@@ -13,15 +13,18 @@ with ``--num_attackers=0 --num_byzantine=f`` (the same clients, seeds, rounds
 and aggregator settings without attackers, which equals the built-in clean
 twin), shared by the attacks that share a setup: the six model-poisoning
 attacks share one per (dataset, f, seed), so the grid costs about half of
-running each attack with ``--clean_baseline=true``. A cell is the mean over
-seeds of the last-10-round mean accuracy. Writes to the output directory:
+running each attack with ``--clean_baseline=true``. A cell is the mean ± sample
+standard deviation (ddof = 1) over seeds of the last-10-round mean accuracy, with its
+paired difference against the column's best rule (``grid_statistics``). Writes to the
+output directory:
 
 * ``grid.csv``: one row per (dataset, attack, f, aggregator, seed): accuracy,
   accuracy without attackers, the drop, attack success rate and its excess
   (targeted attacks), the attackers' weight share and the detection AUC;
-* ``heatmap_<dataset>.png``: mean accuracy per (aggregator, attack x f) with a
-  worst-case column (the lowest cell over the attacks, as ByzFL's benchmark
-  reports it);
+* ``heatmap_<dataset>_accuracy_drop.png`` and ``heatmap_<dataset>_excess_asr.png``:
+  the harm per (aggregator, attack x f), the accuracy drop against the run without
+  attackers and (targeted attacks) the excess attack success rate, with a worst-case
+  column (the largest harm; ByzFL's benchmark reports a worst case too);
 * ``grid.md``: the same as Markdown tables, for RESULTS.md, each ending with the
   aggregator(s) of the highest accuracy and, for targeted attacks, of the lowest
   excess attack success rate per column.
@@ -63,6 +66,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import grid_statistics as stats  # noqa: E402
 import results as results_script  # noqa: E402  (load_cli, run_directory)
 from tff_residual.tasks.presets import MODEL_POISONING_ATTACKS  # noqa: E402
 
@@ -245,9 +249,8 @@ def main(argv=None) -> int:
     writer.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)
   report = [markdown(dataset, rows, skipped, aggregators, attacks, counts, seeds, args.preset)
             for dataset in datasets]
-  for dataset in datasets:
-    heatmap(os.path.join(base, f"heatmap_{dataset}.png"), dataset, rows, aggregators, attacks,
-            counts)
+  heatmaps = [name for dataset in datasets for name in stats.harm_heatmaps(
+      base, dataset, rows, aggregators, attacks, counts)]
   text = "\n\n".join(report) + (
       (f"\n\nNot run yet ({len(missing)} of {len(commands)} runs; their cells are missing or "
        f"averaged over fewer seeds): {not_run(missing, base)}." if missing else "")
@@ -260,7 +263,7 @@ def main(argv=None) -> int:
   with open(os.path.join(base, "grid.md"), "w") as fh:
     fh.write(text)
   if args.archive:
-    for name in ["grid.csv", "grid.md"] + [f"heatmap_{dataset}.png" for dataset in datasets]:
+    for name in ["grid.csv", "grid.md", *heatmaps]:
       shutil.copyfile(os.path.join(base, name), os.path.join(args.archive, name))
   print("\n" + text + f"\n(grid.csv, grid.md and heatmaps in {base})")
   return 0
@@ -389,12 +392,10 @@ def cell_means(rows, dataset, aggregators, attacks, counts):
 def markdown(dataset, rows, skipped, aggregators, attacks, counts, seeds, preset) -> str:
   means = cell_means(rows, dataset, aggregators, attacks, counts)
   columns = [(a, f) for a in attacks for f in counts]
+  best = {(a, f): stats.best_rule(rows, dataset, a, f, [
+      n for n in aggregators if (dataset, a, f, n) not in skipped]) for a, f in columns}
   lines = [f"#### Robustness grid: {dataset}, preset {preset}, seeds {','.join(map(str, seeds))}",
-           "", "Cells: accuracy % (mean of the last 10 rounds, mean over seeds) [drop in points "
-           "against the same run without attackers; for targeted attacks the excess attack "
-           "success rate in points; detection AUC of 1 - client weight]. worst case = the "
-           "lowest accuracy over the attacks. The last two rows name the best aggregator(s) "
-           "per column (ties at the shown precision are listed).", "",
+           "", stats.LEGEND, "",
            "| aggregator | " + " | ".join(f"{a}, f = {f}" for a, f in columns)
            + " | worst case |", "|---|" + "---|" * (len(columns) + 1)]
   for name in aggregators:
@@ -409,9 +410,13 @@ def markdown(dataset, rows, skipped, aggregators, attacks, counts, seeds, preset
         continue
       accuracy, drop, auc, excess = value
       worst.append(accuracy)
-      extra = "" if math.isnan(excess) else f"; ASR {100 * excess:+.1f}"
+      seeds_of = lambda key: stats.by_seed(rows, dataset, name, attack, f, key).values()
+      extra = ("" if math.isnan(excess) else
+               f"; ASR {stats.points(*stats.spread(seeds_of(stats.EXCESS)), sign=True)}")
       extra += "" if math.isnan(auc) else f"; AUC {auc:.2f}"
-      cells.append(f"{100 * accuracy:.1f} [{100 * drop:+.1f}{extra}]")
+      cells.append(f"{stats.points(*stats.spread(seeds_of(stats.ACCURACY)))} "
+                   f"[{100 * drop:+.1f}{extra}]"
+                   + stats.difference_text(rows, dataset, name, attack, f, best[attack, f]))
     worst_text = f"{100 * min(worst):.1f}" if worst else "-"
     lines.append(f"| {name} | " + " | ".join(cells) + f" | {worst_text} |")
   lines += best_rows(means, aggregators, columns)
@@ -443,36 +448,6 @@ def best_rows(means, aggregators, columns) -> list[str]:
   return ["| **highest accuracy** | " + " | ".join(accuracy)
           + f" | {leaders(worst_cases, True)} |",
           "| **lowest excess ASR** | " + " | ".join(excess) + " | |"]
-
-
-def heatmap(path, dataset, rows, aggregators, attacks, counts) -> None:
-  import matplotlib
-  matplotlib.use("Agg")
-  from matplotlib import pyplot as plt
-  means = cell_means(rows, dataset, aggregators, attacks, counts)
-  columns = [(a, f) for a in attacks for f in counts]
-  names = [n for n in aggregators if any((n, a, f) in means for a, f in columns)]
-  grid = np.full((len(names), len(columns) + 1), np.nan)
-  for i, name in enumerate(names):
-    for j, (attack, f) in enumerate(columns):
-      if (name, attack, f) in means:
-        grid[i, j] = 100 * means[(name, attack, f)][0]
-    if np.isfinite(grid[i, :-1]).any():
-      grid[i, -1] = np.nanmin(grid[i, :-1])
-  figure, axes = plt.subplots(figsize=(1.0 + 0.75 * grid.shape[1], 1.0 + 0.4 * len(names)))
-  image = axes.imshow(grid, cmap="viridis", aspect="auto", vmin=0, vmax=100)
-  for (i, j), value in np.ndenumerate(grid):
-    if np.isfinite(value):
-      axes.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=7,
-                color="white" if value < 60 else "black")
-  axes.set_xticks(range(grid.shape[1]),
-                  [f"{a}\nf={f}" for a, f in columns] + ["worst\ncase"], fontsize=7, rotation=90)
-  axes.set_yticks(range(len(names)), names, fontsize=8)
-  axes.set_title(f"{dataset}: accuracy % (mean over seeds)", fontsize=9)
-  figure.colorbar(image, ax=axes, fraction=0.03)
-  figure.tight_layout()
-  figure.savefig(path, dpi=110)
-  plt.close(figure)
 
 
 if __name__ == "__main__":

@@ -94,12 +94,12 @@ def numpy_krum_choice(vectors, f):
 
 def test_fang_krum_upper_bound_by_hand():
   honest = np.array([[0.0, 0.0], [3.0, 4.0], [6.0, 8.0], [0.0, 1.0]])
-  # K = 6, f = 2: each row's K - f - 2 = 2 nearest honest distances; K - 2f - 1 = 1.
+  # K = 5, f = 1: each row's K - f - 2 = 2 nearest honest distances; K - 2f - 1 = 2.
   # row 0: 1 (row 3), 5 (row 1) -> 6; row 1: 5, 4.243 -> 9.243; row 2: 5, 9.220; row 3: 1, 4.243
-  spread = (1.0 + math.sqrt(18.0)) / (1 * math.sqrt(2.0))
-  assert lambda_upper_bound(honest, 2) == pytest.approx(spread + 10.0 / math.sqrt(2.0))
-  with pytest.raises(ValueError, match="K - 2f - 1 > 0"):
-    lambda_upper_bound(honest[:2], 2)
+  spread = (1.0 + math.sqrt(18.0)) / (2 * math.sqrt(2.0))
+  assert lambda_upper_bound(honest, 1) == pytest.approx(spread + 10.0 / math.sqrt(2.0))
+  with pytest.raises(ValueError, match=r"Krum, which needs K >= 2f \+ 3 clients; got K = 6, f = 3"):
+    lambda_upper_bound(honest[:3], 3)
 
 
 @pytest.mark.parametrize("mean, selectable", [(0.05, True), (2.0, False)])

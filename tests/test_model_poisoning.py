@@ -321,7 +321,8 @@ def test_robustness_grid_quick_writes_csv_markdown_and_heatmap(tmp_path):
   krum = next(line for line in text.splitlines() if line.startswith("| krum"))
   worst = min(float(r["accuracy"]) for r in rows if r["aggregator"] == "krum")
   assert krum.endswith(f"| {100 * worst:.1f} |")
-  assert os.path.getsize(os.path.join(out, "heatmap_fmnist.png")) > 1000
+  for harm in ("accuracy_drop", "excess_asr"):
+    assert os.path.getsize(os.path.join(out, f"heatmap_fmnist_{harm}.png")) > 1000
   # resumed: nothing runs again, the same table comes back
   assert grid.main([*argv, "--resume", out]) == 0
   assert open(os.path.join(out, "grid.md")).read().split("Wall time")[0] == text.split(
@@ -393,7 +394,15 @@ def test_robustness_grid_names_the_best_aggregator_per_column():
   lines = text.splitlines()
   assert lines[-2] == "| **highest accuracy** | krum, residual | fedavg | residual |"
   assert lines[-1] == "| **lowest excess ASR** | n/a | krum, residual | |"
-  assert "| residual | 80.0 [+0.0] | 85.0 [+0.0; ASR +2.0] | 80.0 |" in lines
+  # ± = sample sd over the 2 seeds (ddof 1: |0.79 - 0.81| / sqrt 2); Δ against the column's
+  # best: ipm (accuracy) krum, tied with residual at 80.0 and first; backdoor (excess ASR)
+  # residual, tied with krum at +2.0 and more accurate. residual - krum under ipm is
+  # -1 and +1 point on the two seeds: they disagree (†).
+  assert ("| residual | 80.0 ± 1.4 [+0.0] Δ +0.0 ± 1.4 (0/2) † | 85.0 ± 1.4 [+0.0; ASR +2.0 ± "
+          "0.0] best | 80.0 |") in lines
+  assert ("| fedavg | 50.0 ± 0.0 [+0.0] Δ -30.0 ± 0.0 (2/2) | 90.0 ± 0.0 [+0.0; ASR +60.0 ± "
+          "0.0] Δ +58.0 ± 0.0 (2/2) | 50.0 |") in lines
+  assert "| krum | 80.0 ± 0.0 [+0.0] best |" in text
 
 
 def test_robustness_grid_archives_each_run_and_resumes_from_the_archive(tmp_path, monkeypatch):
@@ -433,7 +442,7 @@ def test_robustness_grid_archives_each_run_and_resumes_from_the_archive(tmp_path
                                 for label in ("alie_f1", "clean_model_poisoning_f1")]
   kept = sorted(os.path.relpath(os.path.join(d, f), archive)
                 for d, _, files in os.walk(archive) for f in files)
-  assert kept == ["grid.csv", "grid.md", "heatmap_loan.png",
+  assert kept == ["grid.csv", "grid.md", "heatmap_loan_accuracy_drop.png",
                   "loan/alie_f1/seed0/config.json", "loan/alie_f1/seed0/summary.json",
                   "loan/clean_model_poisoning_f1/seed0/config.json",
                   "loan/clean_model_poisoning_f1/seed0/summary.json"]   # no model file
@@ -463,3 +472,24 @@ def test_robustness_grid_archives_each_run_and_resumes_from_the_archive(tmp_path
     grid.main(["--datasets", "loan", "--attacks", "alie", "--num_attackers", "1", "--seeds", "0",
                "--aggregators", "fedavg", "--output_dir", str(tmp_path / "empty"),
                "--table_only"])
+
+
+def test_grid_statistics_paired_differences_spreads_and_harm():
+  import sys
+  sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                  "scripts"))
+  import grid_statistics as stats
+  mean, sd = stats.spread([0.70, 0.72, 0.77])
+  assert (mean, sd) == pytest.approx((0.73, np.std([0.70, 0.72, 0.77], ddof=1)))
+  assert math.isnan(stats.spread([0.5])[1])   # one seed: no spread
+  # seeds 0, 1, 2 against the best's 0, 1, 3: only the common seeds pair up
+  assert stats.paired({0: 0.6, 1: 0.9, 2: 0.5}, {0: 0.7, 1: 0.8, 3: 0.1}) == pytest.approx(
+      (0.0, np.std([-0.1, 0.1], ddof=1), 0, 2))
+  assert stats.paired({0: 0.5, 1: 0.6, 2: 0.9}, {0: 0.7, 1: 0.7, 2: 0.8})[2:] == (2, 3)
+  rows = [dict(dataset="d", attack=a, num_attackers=1, aggregator=n, seed=s, accuracy=0.5,
+               accuracy_drop=drop, excess_attack_success_rate=None)
+          for a, n, s, drop in (("ipm", "x", 0, 0.1), ("ipm", "x", 1, 0.3),
+                                ("alie", "x", 0, -0.2), ("alie", "y", 0, 0.05))]
+  grid = stats.harm_grid(rows, "d", ["x", "y"], [("ipm", 1), ("alie", 1)], "accuracy_drop")
+  np.testing.assert_allclose(grid, [[20.0, -20.0, 20.0], [np.nan, 5.0, 5.0]])
+  assert stats.column_metric(rows, "d", "ipm", 1) == "accuracy"

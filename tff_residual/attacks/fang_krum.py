@@ -37,9 +37,9 @@ def lambda_upper_bound(honest: np.ndarray, num_attackers: int) -> float:
   num_honest, dimension = honest.shape
   clients = num_honest + num_attackers
   neighbours = clients - num_attackers - 2
-  if clients - 2 * num_attackers - 1 <= 0 or neighbours < 1:
-    raise ValueError(f"fang_krum needs K - 2f - 1 > 0 and K - f - 2 >= 1; got K = {clients}, "
-                     f"f = {num_attackers}.")
+  if clients < 2 * num_attackers + 3:
+    raise ValueError(f"fang_krum attacks Krum, which needs K >= 2f + 3 clients; got K = "
+                     f"{clients}, f = {num_attackers}.")
   distances = np.sqrt(pairwise_squared_distances(honest))
   nearest = np.sort(distances + np.diag(np.full(num_honest, np.inf)), axis=1)[:, :neighbours]
   spread = nearest.sum(axis=1).min() / ((clients - 2 * num_attackers - 1) * math.sqrt(dimension))

@@ -1,0 +1,169 @@
+"""The robustness grid's statistics and pictures (``robustness_grid.py`` writes them).
+
+A grid row is one (dataset, attack, f, aggregator, seed) with its accuracy, drop
+(accuracy without attackers - with them) and, for a targeted attack, its excess
+attack success rate. Seeds are paired: every aggregator of a column ran on the same
+clients, data and seeds. For each cell:
+
+* mean and sample standard deviation over seeds (ddof = 1; none for one seed);
+* against the column's best rule (the highest mean accuracy for an untargeted
+  attack, the lowest mean excess attack success rate for a targeted one), the
+  paired difference d_s = cell_s - best_s over the seeds both ran, as mean ± sd, and
+  on how many of them its sign is the mean's: a cell whose seeds disagree is marked.
+
+The heatmaps show harm, so that a colour means "bad" the same way in both: the
+accuracy drop in points (every attack) and the excess attack success rate in points
+(targeted attacks), rules x (attack, f), with the worst case (the largest harm) last.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+
+ACCURACY, EXCESS = "accuracy", "excess_attack_success_rate"
+
+
+def finite(value) -> bool:
+  return value is not None and value != "" and math.isfinite(float(value))
+
+
+def by_seed(rows, dataset, aggregator, attack, f, key) -> dict[int, float]:
+  """{seed: value} of one cell's finite ``key`` values."""
+  return {int(r["seed"]): float(r[key]) for r in rows
+          if (r["dataset"], r["aggregator"], r["attack"], int(r["num_attackers"]))
+          == (dataset, aggregator, attack, f) and finite(r.get(key))}
+
+
+def spread(values) -> tuple[float, float]:
+  """(mean, sample standard deviation with ddof = 1; NaN for fewer than 2 values)."""
+  values = list(values)
+  if not values:
+    return math.nan, math.nan
+  return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else math.nan
+
+
+def column_metric(rows, dataset, attack, f) -> str:
+  """``EXCESS`` where the column's attack is targeted (it has an excess attack success
+  rate), else ``ACCURACY``."""
+  targeted = any(finite(r.get(EXCESS)) for r in rows
+                 if (r["dataset"], r["attack"], int(r["num_attackers"])) == (dataset, attack, f))
+  return EXCESS if targeted else ACCURACY
+
+
+def best_rule(rows, dataset, attack, f, names) -> str | None:
+  """The aggregator of the column with the best mean of its metric (``column_metric``);
+  a tie goes to the higher mean accuracy, then to the first in ``names``."""
+  metric = column_metric(rows, dataset, attack, f)
+  scored = []
+  for position, name in enumerate(names):
+    values = by_seed(rows, dataset, name, attack, f, metric)
+    if values:
+      accuracy = spread(by_seed(rows, dataset, name, attack, f, ACCURACY).values())[0]
+      key = spread(values.values())[0]
+      scored.append(((key if metric == EXCESS else -key),
+                     -accuracy if math.isfinite(accuracy) else 0.0, position, name))
+  return min(scored)[-1] if scored else None
+
+
+def paired(cell: dict[int, float], best: dict[int, float]) -> tuple[float, float, int, int]:
+  """(mean, sd (ddof 1), seeds whose difference has the mean's sign, seeds) of
+  cell_s - best_s over the seeds both have."""
+  seeds = sorted(set(cell) & set(best))
+  differences = [cell[s] - best[s] for s in seeds]
+  mean, sd = spread(differences)
+  if not differences:
+    return mean, sd, 0, 0
+  sign = (mean > 0) - (mean < 0)
+  agree = sum(((d > 0) - (d < 0)) == sign for d in differences)
+  return mean, sd, agree, len(differences)
+
+
+def points(mean: float, sd: float, sign: bool = False) -> str:
+  """'m ± s' in points (x 100, one decimal); the ± only where sd is defined."""
+  text = f"{100 * mean:+.1f}" if sign else f"{100 * mean:.1f}"
+  return text + (f" ± {100 * sd:.1f}" if math.isfinite(sd) else "")
+
+
+def difference_text(rows, dataset, name, attack, f, best: str | None) -> str:
+  """'best', or 'Δ m ± s (k/n)' against the column's best rule, with ' †' where the
+  seeds disagree on the sign."""
+  if best is None:
+    return ""
+  if name == best:
+    return " best"
+  metric = column_metric(rows, dataset, attack, f)
+  mean, sd, agree, count = paired(by_seed(rows, dataset, name, attack, f, metric),
+                                  by_seed(rows, dataset, best, attack, f, metric))
+  if not count:
+    return ""
+  return f" Δ {points(mean, sd, sign=True)} ({agree}/{count}){' †' if agree < count else ''}"
+
+
+LEGEND = ("Cells: accuracy % (mean of the last 10 rounds; mean ± sample standard deviation over "
+          "seeds, ddof = 1) [drop in points against the same run without attackers; for "
+          "targeted attacks the excess attack success rate in points; detection AUC of 1 - "
+          "client weight]; Δ: the paired difference against the column's best rule (highest "
+          "accuracy for an untargeted attack, lowest excess attack success rate for a targeted "
+          "one; in that metric's points), mean ± sd over the seeds both ran, (k/n) = the seeds "
+          "on which its sign holds, † = the seeds disagree. worst case = the lowest accuracy "
+          "over the attacks. The last two rows name the best aggregator(s) per column (ties at "
+          "the shown precision are listed).")
+
+
+def harm_grid(rows, dataset, names, columns, key):
+  """[len(names), len(columns) + 1] of mean harm in points (NaN where not run), the
+  last column the row's worst case (its largest harm)."""
+  import numpy as np
+  grid = np.full((len(names), len(columns) + 1), np.nan)
+  for i, name in enumerate(names):
+    for j, (attack, f) in enumerate(columns):
+      values = by_seed(rows, dataset, name, attack, f, key)
+      if values:
+        grid[i, j] = 100 * spread(values.values())[0]
+    if np.isfinite(grid[i, :-1]).any():
+      grid[i, -1] = np.nanmax(grid[i, :-1])
+  return grid
+
+
+def harm_heatmaps(directory, dataset, rows, aggregators, attacks, counts) -> list[str]:
+  """Writes heatmap_<dataset>_accuracy_drop.png (every attack) and, where some attack is
+  targeted, heatmap_<dataset>_excess_asr.png; returns their file names."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import numpy as np
+  from matplotlib import pyplot as plt
+  written = []
+  for key, suffix, title in (("accuracy_drop", "accuracy_drop", "accuracy drop, points"),
+                             (EXCESS, "excess_asr", "excess attack success rate, points")):
+    columns = [(a, f) for a in attacks for f in counts
+               if key != EXCESS or column_metric(rows, dataset, a, f) == EXCESS]
+    names = [n for n in aggregators if any(by_seed(rows, dataset, n, a, f, key)
+                                           for a, f in columns)]
+    if not columns or not names:
+      continue
+    grid = harm_grid(rows, dataset, names, columns, key)
+    top = max(10.0, float(np.nanmax(grid))) if np.isfinite(grid).any() else 10.0
+    figure, axes = plt.subplots(figsize=(max(4.5, 1.0 + 0.75 * grid.shape[1]),
+                                         1.2 + 0.4 * len(names)))
+    colours = plt.get_cmap("Reds").copy()
+    colours.set_bad("#d9d9d9")  # not run (a rule that needs more clients)
+    image = axes.imshow(np.ma.masked_invalid(grid), cmap=colours, aspect="auto", vmin=0,
+                        vmax=top)
+    for (i, j), value in np.ndenumerate(grid):
+      if np.isfinite(value):
+        axes.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=7,
+                  color="white" if value > 0.6 * top else "black")
+    axes.set_xticks(range(grid.shape[1]), [f"{a}\nf={f}" for a, f in columns] + ["worst\ncase"],
+                    fontsize=7, rotation=90)
+    axes.set_yticks(range(len(names)), names, fontsize=8)
+    axes.set_title(f"{dataset}: {title}\n(mean over seeds; darker = worse, grey = not run)",
+                   fontsize=8)
+    figure.colorbar(image, ax=axes, fraction=0.03)
+    figure.tight_layout()
+    name = f"heatmap_{dataset}_{suffix}.png"
+    figure.savefig(os.path.join(directory, name), dpi=110)
+    plt.close(figure)
+    written.append(name)
+  return written
