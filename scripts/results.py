@@ -15,6 +15,8 @@ its number stands in a column beside ours. Outputs (config.json, metrics.csv,
 summary.json, plots) stay in runs/results-<timestamp>/; each experiment's
 tables also go to its tables.md. ``--archive results`` keeps each run's
 summary.json and config.json and the tables in the repository's results/.
+``--check`` runs nothing: it rebuilds every archived table from the summaries in
+results/ and fails if one differs from its tables.md (a fast test runs it).
 """
 
 from __future__ import annotations
@@ -387,16 +389,22 @@ def main(argv=None) -> int:
   parser.add_argument("--archive", default=None,
                       help="also copy each run's summary.json and config.json, and each "
                            "experiment's tables.md, to ARCHIVE/<experiment>/ (e.g. results/)")
+  parser.add_argument("--check", nargs="?", const="results", default=None, metavar="ARCHIVE",
+                      help="run nothing: rebuild every archived experiment's table from its "
+                           "summaries in ARCHIVE (default results/) and exit 1 if any differs "
+                           "from the tables.md there (its wall-time line aside)")
   args = parser.parse_args(argv)
   if args.list:
     for name, experiment in EXPERIMENTS.items():
       print(f"{name}: {experiment.title} ({len(experiment.runs)} runs per seed)")
     return 0
-  seeds = [int(s) for s in args.seeds.split(",")]
   names = [n for n in args.only.split(",") if n] or list(EXPERIMENTS)
   unknown = [n for n in names if n not in EXPERIMENTS]
   if unknown:
     parser.error(f"unknown experiment(s) {unknown}; expected some of {list(EXPERIMENTS)}")
+  if args.check:
+    return check_archive(args.check, names)
+  seeds = [int(s) for s in args.seeds.split(",")]
   if args.from_runs and args.resume:
     parser.error("--from_runs and --resume exclude each other")
   base = (args.from_runs or args.resume
@@ -460,6 +468,75 @@ def main(argv=None) -> int:
   print("\n" + report)
   print(f"\n(tables in {base}/tables.md)")
   return 0
+
+
+WALL_TIME = "Wall time: "
+"""The start of a table's one line that its summaries cannot rebuild (it was measured)."""
+
+
+def archived_section(archive: str, name: str) -> str:
+  """The table of experiment ``name`` rebuilt from the summaries archived in
+  ``archive/<name>/<run>/seed<S>/`` (the seeds any run has; the runs that lack one are
+  named under the table, as ``--from_runs`` does), without a wall time."""
+  experiment = EXPERIMENTS[name]
+  found = {}
+  for label, _ in experiment.runs:
+    directory = os.path.dirname(run_directory(archive, name, label, 0))
+    if os.path.isdir(directory):
+      found[label] = sorted(int(d.removeprefix("seed")) for d in os.listdir(directory)
+                            if d.startswith("seed") and os.path.exists(
+                                os.path.join(directory, d, "summary.json")))
+  seeds = sorted({seed for each in found.values() for seed in each})
+  summaries, missing = {}, []
+  for label, _ in experiment.runs:
+    for seed in seeds:
+      path = os.path.join(run_directory(archive, name, label, seed), "summary.json")
+      if not os.path.exists(path):
+        missing.append((label, seed))
+        continue
+      with open(path) as f:
+        summaries.setdefault(label, []).append(json.load(f))
+  if not summaries:
+    raise FileNotFoundError(f"{archive}/{name} holds no archived run")
+  first = next(iter(summaries.values()))[0]
+  return table(name, experiment, borrow_clean_baseline(experiment, summaries), first["preset"],
+               ",".join(first["aggregators"]), seeds, missing=missing)
+
+
+def without_wall_time(text: str) -> str:
+  """``text`` without its measured wall-time line (and the blank line before it)."""
+  kept = []
+  for line in text.replace("\r", "").splitlines():
+    if line.startswith(WALL_TIME):
+      if kept and not kept[-1]:
+        kept.pop()
+      continue
+    kept.append(line)
+  return "\n".join(kept).strip() + "\n"
+
+
+def check_archive(archive: str, names: list[str]) -> int:
+  """Rebuilds each experiment of ``names`` archived in ``archive`` (it has a tables.md)
+  and compares it with that tables.md; prints each difference; 1 if any."""
+  import difflib
+  checked, differing = [], []
+  for name in names:
+    path = os.path.join(archive, name, "tables.md")
+    if not os.path.exists(path):
+      continue
+    with open(path) as f:
+      committed = without_wall_time(f.read())
+    rebuilt = without_wall_time(archived_section(archive, name))
+    checked.append(name)
+    if rebuilt != committed:
+      differing.append(name)
+      diff = difflib.unified_diff(committed.splitlines(), rebuilt.splitlines(),
+                                  f"{path} (committed)", f"{name} (rebuilt)", lineterm="", n=0)
+      print("\n".join(list(diff)[:40]))
+  print(f"--check: {len(checked)} archived experiment(s) in {archive}/ rebuilt from their "
+        f"summaries; {len(differing)} differ" + (f": {', '.join(differing)}" if differing
+                                                   else "; every table equals its tables.md"))
+  return 1 if differing else 0
 
 
 def check_resumed(output_dir: str, command: list[str]) -> None:

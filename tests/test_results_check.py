@@ -1,0 +1,40 @@
+"""``scripts/results.py --check``: every archived table in results/ is rebuilt from its
+summaries and equals the committed tables.md; a changed number is caught and named."""
+
+import json
+import os
+import shutil
+
+from test_experiments_cli import load_results_script
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_every_archived_table_rebuilds_from_its_summaries(capsys, monkeypatch):
+  monkeypatch.chdir(ROOT)
+  assert load_results_script().main(["--check"]) == 0, capsys.readouterr().out
+  out = capsys.readouterr().out
+  archived = sum(os.path.exists(os.path.join(ROOT, "results", d, "tables.md"))
+                 for d in os.listdir(os.path.join(ROOT, "results")))
+  assert archived >= 17
+  assert f"--check: {archived} archived experiment(s) in results/ rebuilt" in out
+
+
+def test_check_names_a_table_whose_number_changed(tmp_path, capsys):
+  results = load_results_script()
+  name = "table3_mnist_backdoor"
+  shutil.copytree(os.path.join(ROOT, "results", name), tmp_path / name)
+  summary = tmp_path / name / "naive_backdoor" / "seed1" / "summary.json"
+  data = json.loads(summary.read_text())
+  data["results"]["residual"]["window_accuracy"] += 0.01   # one seed, one point
+  summary.write_text(json.dumps(data))
+  assert results.main(["--check", str(tmp_path), "--only", name]) == 1
+  out = capsys.readouterr().out
+  assert "1 differ: table3_mnist_backdoor" in out
+  # the residual row's naive-backdoor mean moves by a third of a point: 79.06 -> 79.39
+  assert "-| residual | 79.06 ± 2.05" in out and "+| residual | 79.39" in out
+  # a run missing from the archive is named under the rebuilt table
+  os.remove(tmp_path / name / "model_replacement" / "seed2" / "summary.json")
+  assert results.main(["--check", str(tmp_path), "--only", name]) == 1
+  assert "+Not run yet (their cells average the other seeds): model replacement seed 2." in (
+      capsys.readouterr().out)
