@@ -106,8 +106,7 @@ def runnable(aggregators, num_attackers: int, clients_per_round: int):
 
 
 def clients_per_round(cli, dataset: str, attack: str, preset: str) -> int:
-  args = cli.build_parser().parse_args([f"--task={dataset}_{attack}", f"--preset={preset}"])
-  config, _ = cli.config_from_args(args)
+  config, _ = cli.build_config(f"{dataset}_{attack}", preset=preset)
   return config.participants_per_round
 
 

@@ -11,7 +11,7 @@ import sqlite3
 
 import numpy as np
 
-from tff_residual.simulation.config import build_config
+from tff_residual.simulation.config import config_from_preset
 from tff_residual.tasks.registry import parse_task
 
 
@@ -23,7 +23,7 @@ def make_config(task: str, preset: str = "smoke", **overrides):
                                 "pub_rec", "acc_now_delinq", "tax_liens"),
               mix_honest="residual")
   base.update(overrides)
-  return build_config(family, attack, preset, base), family
+  return config_from_preset(family, attack, preset, base), family
 
 
 def write_idx(path: str, array: np.ndarray) -> None:

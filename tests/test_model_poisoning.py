@@ -279,7 +279,7 @@ def test_cli_smoke_run_per_attack(tmp_path, attack):
 def test_model_poisoning_tasks_default_to_two_attackers_of_the_familys_clients():
   from test_experiments_cli import CLI
   for task, clients in (("fmnist_alie", 10), ("loan_ipm", 10), ("amazon_min_max", 10)):
-    config, _ = CLI.config_from_args(CLI.build_parser().parse_args([f"--task={task}"]))
+    config, _ = CLI.build_config(task)
     assert (config.num_attackers, config.num_clients) == (2, clients), task
     assert (config.ipm_epsilon, config.perturbation, config.alie_z) == (0.5, "std", None)
 
@@ -433,7 +433,7 @@ def test_robustness_grid_archives_each_run_and_resumes_from_the_archive(tmp_path
   archive, first, second = (str(tmp_path / name) for name in ("archive", "first", "second"))
   real_cli = grid.results_script.load_cli()
   fake = FakeCli()
-  fake.build_parser, fake.config_from_args = real_cli.build_parser, real_cli.config_from_args
+  fake.build_config = real_cli.build_config
   monkeypatch.setattr(grid.results_script, "load_cli", lambda: fake)
   argv = ["--datasets", "loan", "--attacks", "alie", "--num_attackers", "1", "--seeds", "0",
           "--aggregators", "fedavg", "--archive", archive]

@@ -135,3 +135,27 @@ def test_tasks_attacks_the_federation_and_the_round_loop_never_see_the_run_confi
     names |= {alias.name for node in nodes if isinstance(node, ast.ImportFrom)
               for alias in node.names}
     assert "ExperimentConfig" not in names, file
+
+
+def test_build_config_takes_python_values_as_run_py_takes_flags():
+  from tff_residual import cli
+  from tff_residual.simulation.config import ConfigError
+  flags = ["--task=loan_backdoor", "--aggregator=median,residual", "--num_attackers=1",
+           "--lambda_=1.5", "--seed=3", "--preset=smoke", "--trigger_features=a,b"]
+  from_flags, _ = cli.config_from_args(cli.build_parser().parse_args(flags))
+  from_values, family = cli.build_config(
+      "loan_backdoor", aggregator=["median", "residual"], num_attackers=1, lambda_=1.5, seed=3,
+      preset="smoke", trigger_features=("a", "b"))
+  assert from_values == from_flags and family.name == "loan"
+  assert from_values.aggregator_params == {"lambda_": 1.5}
+  assert from_values.trigger_features == ("a", "b")
+  default, _ = cli.build_config("fmnist_alie")   # run.py's defaults and the preset's
+  assert (default.aggregators, default.seed, default.preset, default.num_attackers) == (
+      ("fedavg", "median", "residual"), 0, "cpu", 2)
+  for values, message in ((dict(num_atackers=2), r"unknown setting\(s\) \['num_atackers'\]"),
+                          (dict(seed=-1), "--seed must be an integer >= 0, got -1"),
+                          (dict(seed="3"), "--seed must be an integer >= 0, got '3'"),
+                          (dict(preset="gpu"), "--preset must be one of"),
+                          (dict(aggregator="medain"), "--aggregator=medain: Unknown method")):
+    with pytest.raises(ConfigError, match=message):
+      cli.build_config("fmnist_alie", **values)

@@ -50,7 +50,7 @@ _import_tensorflow_quietly()
 from tff_residual.attacks.mix_rate import HONEST_ESTIMATES  # noqa: E402
 from tff_residual.simulation.aggregators import (AGGREGATORS, METHOD_FLAGS,  # noqa: E402
                                                  parse_aggregators)
-from tff_residual.simulation.config import ConfigError, build_config  # noqa: E402
+from tff_residual.simulation.config import ConfigError, config_from_preset  # noqa: E402
 from tff_residual.simulation.runner import AGGREGATIONS  # noqa: E402
 from tff_residual.tasks import presets  # noqa: E402
 from tff_residual.tasks.base import DataError  # noqa: E402
@@ -161,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help=f"comma-separated, from {', '.join(AGGREGATORS)} "
                            f"(default {DEFAULT_AGGREGATORS})")
   parser.add_argument("--preset", default="cpu", choices=presets.PRESETS)
-  parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--seed", type=int, default=0, help="the run's seed (an integer >= 0)")
   parser.add_argument("--data_path", help="dataset file or directory (see --list_tasks)")
   parser.add_argument("--output_dir", help="default runs/<task>-<timestamp>")
   parser.add_argument("--label_column", default="loan_status", help="loan: the label column")
@@ -204,24 +204,62 @@ def list_tasks() -> str:
   return "\n".join(lines)
 
 
-def config_from_args(args):
-  """(config, family) from parsed flags; ConfigError on bad input."""
-  if not args.task:
+RUN_VALUES = dict(aggregator=DEFAULT_AGGREGATORS, preset="cpu", seed=0, data_path=None,
+                  label_column="loan_status", trigger_features=None, mix_honest="residual")
+"""The run's own values beside the preset's settings, with run.py's defaults
+(``trigger_features`` None: the LOAN task's default columns)."""
+
+
+def build_config(task: str, **values):
+  """(config, family) of ``task`` from Python values: run.py's flag names without the
+  dashes (``RUN_VALUES``, the settings of ``SETTINGS`` and the aggregators'
+  hyper-parameters of ``METHOD_FLAGS``); ``aggregator`` and ``trigger_features`` take a
+  sequence or a comma-separated string. A setting not given (or None) comes from the
+  preset. run.py, ``scripts/results.py`` and ``scripts/robustness_grid.py`` build their
+  configs here. ConfigError on an unknown name or a value that cannot work.
+
+  >>> config, _ = build_config("fmnist_backdoor", aggregator=["median", "residual"],
+  ...                          num_attackers=2, seed=3)
+  >>> config.aggregators, config.num_attackers, config.preset
+  (('median', 'residual'), 2, 'cpu')
+  """
+  if not task:
     raise ConfigError(f"--task is required; valid tasks: {', '.join(valid_tasks())}.")
+  settings = {name for name, _, _ in SETTINGS}
+  unknown = sorted(set(values) - set(RUN_VALUES) - settings - set(METHOD_FLAGS))
+  if unknown:
+    raise ConfigError(f"unknown setting(s) {unknown}; expected run.py's flag names "
+                      f"(e.g. {', '.join(sorted(settings)[:4])}, ...).")
+  run = {**RUN_VALUES, **{k: v for k, v in values.items() if k in RUN_VALUES}}
+  if run["preset"] not in presets.PRESETS:
+    raise ConfigError(f"--preset must be one of {presets.PRESETS}, got {run['preset']!r}.")
+  if isinstance(run["seed"], bool) or not isinstance(run["seed"], int) or run["seed"] < 0:
+    raise ConfigError(f"--seed must be an integer >= 0, got {run['seed']!r}.")
+  aggregator, features = run["aggregator"], run["trigger_features"]
+  if features is None:
+    features = _loan_trigger_features()
+  if isinstance(features, str):
+    features = features.split(",")
   try:
-    family, attack = parse_task(args.task)
-    aggregators = parse_aggregators(args.aggregator)
+    family, attack = parse_task(task)
+    aggregators = parse_aggregators(aggregator if isinstance(aggregator, str)
+                                    else ",".join(aggregator))
   except ValueError as error:
     raise ConfigError(str(error)) from None
-  overrides = {name: getattr(args, name) for name, _, _ in SETTINGS}
-  overrides.update(task=args.task, aggregators=aggregators, seed=args.seed,
-                   data_path=args.data_path, label_column=args.label_column,
-                   trigger_features=tuple(f.strip() for f in args.trigger_features.split(",")
-                                          if f.strip()),
-                   mix_honest=args.mix_honest,
-                   aggregator_params={name: getattr(args, name) for name in METHOD_FLAGS
-                                      if getattr(args, name) is not None})
-  return build_config(family, attack, args.preset, overrides), family
+  overrides = {name: values.get(name) for name in settings}
+  overrides.update(task=task, aggregators=aggregators, seed=run["seed"],
+                   data_path=run["data_path"], label_column=run["label_column"],
+                   trigger_features=tuple(f.strip() for f in features if f.strip()),
+                   mix_honest=run["mix_honest"],
+                   aggregator_params={name: values[name] for name in METHOD_FLAGS
+                                      if values.get(name) is not None})
+  return config_from_preset(family, attack, run["preset"], overrides), family
+
+
+def config_from_args(args):
+  """(config, family) from parsed flags (``build_config``); ConfigError on bad input."""
+  names = [*RUN_VALUES, *(name for name, _, _ in SETTINGS), *METHOD_FLAGS]
+  return build_config(args.task, **{name: getattr(args, name) for name in names})
 
 
 def main(argv=None) -> int:

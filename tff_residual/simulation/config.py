@@ -128,8 +128,8 @@ class ExperimentConfig:
     return dataclasses.asdict(self)
 
 
-def build_config(family: TaskFamily, attack: str, preset: str, overrides: dict[str, Any],
-                 ) -> ExperimentConfig:
+def config_from_preset(family: TaskFamily, attack: str, preset: str, overrides: dict[str, Any],
+                       ) -> ExperimentConfig:
   """Preset defaults of ``family``/``attack`` with ``overrides`` (flags the user set) on top."""
   values = presets.resolve(family.defaults, attack, preset)
   # None means "not set" for preset settings; other settings are taken as given.
