@@ -129,6 +129,10 @@ def main(argv=None) -> int:
                            "adaptive radius (run.py's defaults since 2026-12-07); without it "
                            "the grid keeps the archived grid's settings, "
                            "results.LEGACY_FLAGS")
+  parser.add_argument("--data_paths", default="",
+                      help="DATASET=PATH,...: each dataset's --data_path (e.g. "
+                           "loan=../shared/data/loan/LoanStats3a_2007_2011_39786x16.csv.gz for "
+                           "the real LOAN file; default: each task's own, the synthetic LOAN)")
   parser.add_argument("--seeds", default="0,1,2")
   parser.add_argument("--preset", default="cpu")
   parser.add_argument("--rounds", type=int, default=30,
@@ -159,6 +163,10 @@ def main(argv=None) -> int:
       if getattr(args, key) == parser.get_default(key):
         setattr(args, key, value)
   datasets = [d for d in args.datasets.split(",") if d]
+  data_paths = dict(item.split("=", 1) for item in args.data_paths.split(",") if item)
+  if set(data_paths) - set(datasets):
+    parser.error(f"--data_paths names {sorted(set(data_paths) - set(datasets))}, which "
+                 f"--datasets does not run")
   attacks = [a for a in args.attacks.split(",") if a]
   counts = [int(f) for f in args.num_attackers.split(",") if f]
   seeds = [int(s) for s in args.seeds.split(",") if s]
@@ -172,6 +180,9 @@ def main(argv=None) -> int:
 
   def planned(task, f, names, seed, output_dir, *extra):
     """Plans one run.py call (once per output directory); returns its directory."""
+    dataset = task.split("_", 1)[0]
+    if dataset in data_paths:
+      extra = (*extra, f"--data_path={data_paths[dataset]}")
     command = [f"--task={task}", f"--num_attackers={f}", f"--aggregator={','.join(names)}",
                f"--preset={args.preset}", f"--seed={seed}", f"--output_dir={output_dir}",
                "--no_progress", "--clean_baseline=false", *extra,

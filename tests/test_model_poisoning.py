@@ -415,12 +415,13 @@ def test_robustness_grid_archives_each_run_and_resumes_from_the_archive(tmp_path
 
   class FakeCli:
     """Stands in for run.py: writes the two archived files and a model file."""
-    calls = []
+    calls, commands = [], []
 
     def main(self, command):
       flags = dict(a[2:].split("=", 1) for a in command if "=" in a)
       out = flags["output_dir"]
       self.calls.append(out)
+      self.commands.append(command)
       os.makedirs(out, exist_ok=True)
       label = os.path.basename(os.path.dirname(out))
       json.dump({"results": {"fedavg": {"window_accuracy": accuracies[label],
@@ -436,8 +437,9 @@ def test_robustness_grid_archives_each_run_and_resumes_from_the_archive(tmp_path
   fake.build_config = real_cli.build_config
   monkeypatch.setattr(grid.results_script, "load_cli", lambda: fake)
   argv = ["--datasets", "loan", "--attacks", "alie", "--num_attackers", "1", "--seeds", "0",
-          "--aggregators", "fedavg", "--archive", archive]
+          "--aggregators", "fedavg", "--archive", archive, "--data_paths", "loan=/data/x.csv"]
   assert grid.main([*argv, "--output_dir", first]) == 0
+  assert all("--data_path=/data/x.csv" in command for command in fake.commands)
   assert sorted(fake.calls) == [os.path.join(first, "loan", label, "seed0")
                                 for label in ("alie_f1", "clean_model_poisoning_f1")]
   kept = sorted(os.path.relpath(os.path.join(d, f), archive)
