@@ -105,8 +105,12 @@ def runnable(aggregators, num_attackers: int, clients_per_round: int):
   return ok, skipped
 
 
-def clients_per_round(cli, dataset: str, attack: str, preset: str) -> int:
-  config, _ = cli.build_config(f"{dataset}_{attack}", preset=preset)
+def clients_per_round(cli, dataset: str, attack: str, preset: str, run_flags: str = "") -> int:
+  """The task's clients per round, with the user's ``--run_flags`` on top."""
+  given = cli.build_parser().parse_args(run_flags.split()) if run_flags else None
+  values = {k: v for k, v in vars(given).items()
+            if v is not None and k in cli.SETTING_NAMES} if given else {}
+  config, _ = cli.build_config(f"{dataset}_{attack}", preset=preset, **values)
   return config.participants_per_round
 
 
@@ -133,6 +137,10 @@ def main(argv=None) -> int:
                       help="DATASET=PATH,...: each dataset's --data_path (e.g. "
                            "loan=../shared/data/loan/LoanStats3a_2007_2011_39786x16.csv.gz for "
                            "the real LOAN file; default: each task's own, the synthetic LOAN)")
+  parser.add_argument("--run_flags", default="",
+                      help="run.py flags added to every run, space-separated (e.g. "
+                           "'--num_clients=10 --clients_per_round=0': every client, attackers "
+                           "included, in every round)")
   parser.add_argument("--seeds", default="0,1,2")
   parser.add_argument("--preset", default="cpu")
   parser.add_argument("--rounds", type=int, default=30,
@@ -183,6 +191,7 @@ def main(argv=None) -> int:
     dataset = task.split("_", 1)[0]
     if dataset in data_paths:
       extra = (*extra, f"--data_path={data_paths[dataset]}")
+    extra = (*extra, *args.run_flags.split())
     command = [f"--task={task}", f"--num_attackers={f}", f"--aggregator={','.join(names)}",
                f"--preset={args.preset}", f"--seed={seed}", f"--output_dir={output_dir}",
                "--no_progress", "--clean_baseline=false", *extra,
@@ -198,7 +207,7 @@ def main(argv=None) -> int:
     for attack in attacks:
       setup = "model_poisoning" if attack in MODEL_POISONING else attack
       for f in counts:
-        k = clients_per_round(cli, dataset, attack, args.preset)
+        k = clients_per_round(cli, dataset, attack, args.preset, args.run_flags)
         names, why = runnable(aggregators, f, k)
         skipped.update({(dataset, attack, f, name): text for name, text in why.items()})
         for seed in seeds:

@@ -204,6 +204,9 @@ def list_tasks() -> str:
   return "\n".join(lines)
 
 
+SETTING_NAMES = frozenset(name for name, _, _ in SETTINGS)
+"""The preset's settings that run.py's flags override."""
+
 RUN_VALUES = dict(aggregator=DEFAULT_AGGREGATORS, preset="cpu", seed=0, data_path=None,
                   label_column="loan_status", trigger_features=None, mix_honest="residual")
 """The run's own values beside the preset's settings, with run.py's defaults
@@ -225,7 +228,7 @@ def build_config(task: str, **values):
   """
   if not task:
     raise ConfigError(f"--task is required; valid tasks: {', '.join(valid_tasks())}.")
-  settings = {name for name, _, _ in SETTINGS}
+  settings = SETTING_NAMES
   unknown = sorted(set(values) - set(RUN_VALUES) - settings - set(METHOD_FLAGS))
   if unknown:
     raise ConfigError(f"unknown setting(s) {unknown}; expected run.py's flag names "
