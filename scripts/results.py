@@ -13,10 +13,11 @@ run without attackers); the accuracy without attackers]; w is the attackers'
 mean share of the aggregation weight. Where the paper reports the experiment,
 its number stands in a column beside ours. Outputs (config.json, metrics.csv,
 summary.json, plots) stay in runs/results-<timestamp>/; each experiment's
-tables also go to its tables.md. ``--archive results`` keeps each run's
-summary.json and config.json and the tables in the repository's results/.
-``--check`` runs nothing: it rebuilds every archived table from the summaries in
-results/ and fails if one differs from its tables.md (a fast test runs it).
+tables also go to its README.md (all of them to tables.md). ``--archive results``
+keeps each run's summary.json and config.json and each experiment's README.md in
+the repository's results/<experiment>/. ``--check`` runs nothing: it rebuilds every
+archived table from the summaries in results/ and fails if one differs from its
+README.md (a fast test runs it).
 """
 
 from __future__ import annotations
@@ -388,11 +389,11 @@ def main(argv=None) -> int:
                            "every run whose summary.json is there (a long table in pieces)")
   parser.add_argument("--archive", default=None,
                       help="also copy each run's summary.json and config.json, and each "
-                           "experiment's tables.md, to ARCHIVE/<experiment>/ (e.g. results/)")
+                           "experiment's README.md, to ARCHIVE/<experiment>/ (e.g. results/)")
   parser.add_argument("--check", nargs="?", const="results", default=None, metavar="ARCHIVE",
                       help="run nothing: rebuild every archived experiment's table from its "
                            "summaries in ARCHIVE (default results/) and exit 1 if any differs "
-                           "from the tables.md there (its wall-time line aside)")
+                           "from the README.md there (its wall-time line aside)")
   args = parser.parse_args(argv)
   if args.list:
     for name, experiment in EXPERIMENTS.items():
@@ -456,10 +457,10 @@ def main(argv=None) -> int:
     section = table(name, experiment, summaries, args.preset, aggregators, seeds, minutes,
                     in_pieces=bool(resumed), missing=missing)
     os.makedirs(os.path.join(base, name), exist_ok=True)
-    with open(os.path.join(base, name, "tables.md"), "w") as f:
+    with open(os.path.join(base, name, EXPERIMENT_README), "w") as f:
       f.write(section + "\n")
     if args.archive:
-      with open(os.path.join(args.archive, name, "tables.md"), "w") as f:
+      with open(os.path.join(args.archive, name, EXPERIMENT_README), "w") as f:
         f.write(section + "\n")
     sections.append(section)
   report = "\n\n".join(sections)
@@ -469,6 +470,10 @@ def main(argv=None) -> int:
   print(f"\n(tables in {base}/tables.md)")
   return 0
 
+
+EXPERIMENT_README = "README.md"
+"""Each experiment's table, commands and wall time, in its directory (of the run and of the
+archive), so that results/<experiment>/ opens on it."""
 
 WALL_TIME = "Wall time: "
 """The start of a table's one line that its summaries cannot rebuild (it was measured)."""
@@ -516,12 +521,12 @@ def without_wall_time(text: str) -> str:
 
 
 def check_archive(archive: str, names: list[str]) -> int:
-  """Rebuilds each experiment of ``names`` archived in ``archive`` (it has a tables.md)
-  and compares it with that tables.md; prints each difference; 1 if any."""
+  """Rebuilds each experiment of ``names`` archived in ``archive`` (it has a README.md)
+  and compares it with that README.md; prints each difference; 1 if any."""
   import difflib
   checked, differing = [], []
   for name in names:
-    path = os.path.join(archive, name, "tables.md")
+    path = os.path.join(archive, name, EXPERIMENT_README)
     if not os.path.exists(path):
       continue
     with open(path) as f:
@@ -535,7 +540,7 @@ def check_archive(archive: str, names: list[str]) -> int:
       print("\n".join(list(diff)[:40]))
   print(f"--check: {len(checked)} archived experiment(s) in {archive}/ rebuilt from their "
         f"summaries; {len(differing)} differ" + (f": {', '.join(differing)}" if differing
-                                                   else "; every table equals its tables.md"))
+                                                   else "; every table equals its README.md"))
   return 1 if differing else 0
 
 

@@ -359,7 +359,7 @@ def test_results_resume_runs_only_the_missing_runs(tmp_path, monkeypatch):
   assert results.main(argv) == 0
   assert calls == ["1", "2"]
   assert not os.path.exists(os.path.join(unfinished, "metrics.csv"))  # cleared, then run
-  tables = open(os.path.join(base, "fmnist_backdoor", "tables.md")).read()
+  tables = open(os.path.join(base, "fmnist_backdoor", "README.md")).read()
   assert "| median | 60.00 ± 8.16 |" in tables
   assert "Wall time: 3.0 min for 3 runs (the runs' own seconds, summed" in tables
   write_run(results.run_directory(base, "fmnist_backdoor", label, 1), 7, "median")
@@ -386,7 +386,7 @@ def test_results_from_runs_of_a_table_in_pieces_names_the_missing_runs(tmp_path,
   argv = ["--from_runs", base, "--only", "table1_cifar10_label_flip", "--seeds", "0,1",
           "--aggregator=median"]
   assert results.main(argv) == 0
-  tables = open(os.path.join(base, "table1_cifar10_label_flip", "tables.md")).read()
+  tables = open(os.path.join(base, "table1_cifar10_label_flip", "README.md")).read()
   row = next(line for line in tables.splitlines() if line.startswith("| median"))
   assert row.split(" | ")[1] == "35.00 ± 5.00 / 20.00 ± 0.00"  # seeds 0 and 1
   assert row.split(" | ")[3] == "36.00 / 20.00 [+0.00; 30.00]"  # seed 0 only

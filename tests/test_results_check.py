@@ -1,5 +1,5 @@
 """``scripts/results.py --check``: every archived table in results/ is rebuilt from its
-summaries and equals the committed tables.md; a changed number is caught and named."""
+summaries and equals the committed README.md; a changed number is caught and named."""
 
 import json
 import os
@@ -14,7 +14,7 @@ def test_every_archived_table_rebuilds_from_its_summaries(capsys, monkeypatch):
   monkeypatch.chdir(ROOT)
   assert load_results_script().main(["--check"]) == 0, capsys.readouterr().out
   out = capsys.readouterr().out
-  archived = sum(os.path.exists(os.path.join(ROOT, "results", d, "tables.md"))
+  archived = sum(os.path.exists(os.path.join(ROOT, "results", d, "README.md"))
                  for d in os.listdir(os.path.join(ROOT, "results")))
   assert archived >= 17
   assert f"--check: {archived} archived experiment(s) in results/ rebuilt" in out
