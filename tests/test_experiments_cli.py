@@ -457,13 +457,21 @@ def test_loan_standardized_features_on_the_2018_file(tmp_path):
 
 
 @pytest.mark.slow
-def test_loan_csv_label_column_flag(tmp_path):
+def test_loan_csv_label_column_flag(tmp_path, capsys):
   path = tmp_path / "loans.csv"
   write_loan_csv(str(path), rows=200)
-  code, out = run_cli(tmp_path, "--task=loan_label_flip", "--preset=smoke", f"--data_path={path}",
-                      "--num_clients=6", "--aggregator=trimmed_mean")
+  # the file's label column is named otherwise: without the flag the run names it missing
+  path.write_text(path.read_text().replace("loan_status", "status_2019", 1))
+  flags = ["--task=loan_label_flip", "--preset=smoke", f"--data_path={path}", "--num_clients=6",
+           "--aggregator=trimmed_mean"]
+  code, _ = run_cli(tmp_path, *flags, name="without_flag")
+  assert code == 2 and "loan_status" in capsys.readouterr().err
+  code, out = run_cli(tmp_path, *flags, "--label_column=status_2019")
   assert code == 0
   check_outputs(out, "loan_label_flip", ["trimmed_mean"], 2, True)
+  config = json.load(open(os.path.join(out, "config.json")))
+  assert config["settings"]["label_column"] == "status_2019"
+  assert sorted(config["classes"]) == ["Charged Off", "Current", "Fully Paid"]
 
 
 def cli_process(*args, **kwargs):
