@@ -145,7 +145,7 @@ def test_emnist_writers_from_a_tff_cache(tmp_path):
 
 
 @pytest.mark.slow
-def test_cifar10_label_flip_with_augmentation(tmp_path):
+def test_cifar10_label_flip_from_a_batches_directory(tmp_path):
   write_cifar_batches(str(tmp_path / "cifar-10-batches-py"), per_batch=40)
   code, out = run_cli(tmp_path, "--task=cifar10_label_flip", "--preset=smoke",
                       f"--data_path={tmp_path / 'cifar-10-batches-py'}",

@@ -262,3 +262,27 @@ def test_amazon_real_sample_counts():
   _, labels = amazon.binarize(texts, ratings)
   # the data README's counts after the paper's binarisation
   assert int(np.sum(labels == 0)) == 312 and int(np.sum(labels == 1)) == 4130
+
+
+def test_cifar10_augmentation_crops_and_flips_each_image_from_its_seed():
+  import tensorflow as tf
+
+  from tff_residual.tasks.cifar10 import augment
+  x = np.random.default_rng(0).integers(1, 256, size=(24, 32, 32, 3)).astype(np.uint8)
+  y = np.arange(24, dtype=np.int32)
+  seed = tf.constant([7, 3], tf.int64)
+  out, labels = augment(tf.constant(x), tf.constant(y), seed)
+  out = out.numpy()
+  np.testing.assert_array_equal(labels, y)
+  np.testing.assert_array_equal(out, augment(tf.constant(x), tf.constant(y), seed)[0].numpy())
+  assert not np.array_equal(out, augment(tf.constant(x), tf.constant(y), seed + 1)[0].numpy())
+  padded = np.pad(x, [(0, 0), (4, 4), (4, 4), (0, 0)])
+  offsets, flips = set(), set()
+  for image, source in zip(out, padded):   # RandomCrop(32, padding=4), RandomHorizontalFlip
+    found = next(((dy, dx, flip) for dy in range(9) for dx in range(9) for flip in (False, True)
+                  if np.array_equal(image, source[dy:dy + 32, dx:dx + 32][:, ::-1] if flip
+                                    else source[dy:dy + 32, dx:dx + 32])), None)
+    assert found is not None, "an output image is no crop of its padded input"
+    offsets.add(found[:2])
+    flips.add(found[2])
+  assert flips == {False, True} and len(offsets) > 10
