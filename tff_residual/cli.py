@@ -3,6 +3,7 @@
     python experiments/run.py --task=fmnist_backdoor --aggregator=fedavg,median,residual
     tff-residual-run --task=fmnist_backdoor ...         (the same, as a console script)
     python -c "from tff_residual import cli; cli.main([...])"   (from Python: returns the exit code)
+    cli.build_config("fmnist_backdoor", num_attackers=2)       (a run's config from Python values)
 
 A task is DATASET_ATTACK (--list_tasks prints them all). Every aggregator runs
 the same rounds on identical data, attackers, initial model and seeds; the run
