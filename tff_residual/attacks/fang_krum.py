@@ -52,18 +52,15 @@ class FangKrum(SharedMaliciousUpdate):
   description = ("Fang et al.'s attack on Krum: -lambda sign(honest mean), lambda halved from "
                  "its upper bound until Krum selects it")
 
-  def __init__(self):
-    super().__init__()
-    self._krum = {}
-
-  def krum_selects_attacker(self, honest: np.ndarray, candidate: np.ndarray,
+  @staticmethod
+  def krum_selects_attacker(honest: np.ndarray, candidate: np.ndarray,
                             num_attackers: int) -> bool:
-    """Whether Krum with f = ``num_attackers`` selects one of the f copies of ``candidate``."""
+    """Whether Krum with f = ``num_attackers`` selects one of the f copies of ``candidate``
+    (the library's Krum kernel, compiled once per f by ``registry.eager_kernel``)."""
     from tff_residual.kernels import registry
-    if num_attackers not in self._krum:
-      self._krum[num_attackers] = registry.build_kernel("krum", num_byzantine=num_attackers)
+    krum = registry.eager_kernel(registry.resolve("krum", num_byzantine=num_attackers))
     stacked = np.concatenate([honest, np.repeat(candidate[None, :], num_attackers, 0)])
-    weights = self._krum[num_attackers]([tf.constant(stacked, tf.float32)], None).client_weights
+    weights = krum([tf.constant(stacked, tf.float32)], None).client_weights
     return int(np.argmax(weights.numpy())) >= len(honest)
 
   def craft(self, honest: np.ndarray, context: UpdateContext) -> np.ndarray:

@@ -37,7 +37,6 @@ class Mimic(SharedMaliciousUpdate):
     super().__init__()
     check_int("--mimic_warmup", warmup, 1)
     self.warmup = warmup
-    self.reset()
     self.description = (f"mimic: copies the honest client farthest along the honest updates' "
                         f"main direction of spread, chosen in the first {warmup} round(s)")
 

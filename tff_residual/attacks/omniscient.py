@@ -182,15 +182,16 @@ class SharedMaliciousUpdate:
   description = ""
 
   def __init__(self):
-    self._cached: tuple[int, np.ndarray] | None = None
-    self.last_scale: float | None = None  # the searched scale of the last round, if any
+    self.reset()
 
   def craft(self, honest: np.ndarray, context: UpdateContext) -> np.ndarray:
     raise NotImplementedError
 
   def reset(self) -> None:
-    """Forgets the cached round (each aggregator's run starts afresh)."""
-    self._cached, self.last_scale = None, None
+    """Forgets the cached round (each aggregator's run starts afresh); ``last_scale`` is
+    the searched scale of the last round, if any."""
+    self._cached: tuple[int, np.ndarray] | None = None
+    self.last_scale: float | None = None
 
   def poison_update(self, update: Weights, context: UpdateContext) -> Weights:
     if not context.honest_updates:
