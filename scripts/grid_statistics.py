@@ -67,6 +67,29 @@ def best_rule(rows, dataset, attack, f, names) -> str | None:
   return min(scored)[-1] if scored else None
 
 
+HARM_POINTS = 0.05
+"""An attack hurts FedAvg when it costs FedAvg's mean accuracy at least 5 points or, for a
+targeted attack, raises its mean attack success rate at least ``HARM_EXCESS`` over the
+run without attackers (issue 31): only those columns rank the defences."""
+HARM_EXCESS = 0.50
+
+
+def hurts_fedavg(rows, dataset, attack, f) -> bool | None:
+  """Whether the column's attack hurts the undefended mean (``HARM_POINTS``,
+  ``HARM_EXCESS``, FedAvg's means over seeds); None where FedAvg did not run."""
+  drop = by_seed(rows, dataset, "fedavg", attack, f, "accuracy_drop")
+  if not drop:
+    return None
+  excess = by_seed(rows, dataset, "fedavg", attack, f, EXCESS)
+  return (spread(drop.values())[0] >= HARM_POINTS
+          or bool(excess) and spread(excess.values())[0] >= HARM_EXCESS)
+
+
+def ranked_columns(rows, dataset, columns) -> list[tuple[str, int]]:
+  """The columns whose attack hurts FedAvg (all of them where FedAvg did not run)."""
+  return [(a, f) for a, f in columns if hurts_fedavg(rows, dataset, a, f) is not False]
+
+
 def paired(cell: dict[int, float], best: dict[int, float]) -> tuple[float, float, int, int]:
   """(mean, sd (ddof 1), seeds whose difference has the mean's sign, seeds) of
   cell_s - best_s over the seeds both have."""
@@ -108,13 +131,16 @@ LEGEND = ("Cells: accuracy % (mean of the last 10 rounds; mean ± sample standar
           "accuracy for an untargeted attack, lowest excess attack success rate for a targeted "
           "one; in that metric's points), mean ± sd over the seeds both ran, (k/n) = the seeds "
           "on which its sign holds, † = the seeds disagree. worst case = the lowest accuracy "
-          "over the attacks. The last two rows name the best aggregator(s) per column (ties at "
-          "the shown precision are listed).")
+          "over the ranked attacks: a column marked \"no harm to FedAvg\" (FedAvg loses under "
+          "5 points and, if targeted, gains under 50 points of excess attack success) ranks "
+          "nothing and is left out of the worst case. The last two rows name the best "
+          "aggregator(s) per ranked column (ties at the shown precision are listed).")
 
 
 def harm_grid(rows, dataset, names, columns, key):
   """[len(names), len(columns) + 1] of mean harm in points (NaN where not run), the
-  last column the row's worst case (its largest harm)."""
+  last column the row's worst case (its largest harm over the ranked columns,
+  ``ranked_columns``)."""
   import numpy as np
   grid = np.full((len(names), len(columns) + 1), np.nan)
   for i, name in enumerate(names):
@@ -122,14 +148,18 @@ def harm_grid(rows, dataset, names, columns, key):
       values = by_seed(rows, dataset, name, attack, f, key)
       if values:
         grid[i, j] = 100 * spread(values.values())[0]
-    if np.isfinite(grid[i, :-1]).any():
-      grid[i, -1] = np.nanmax(grid[i, :-1])
+  ranked = [j for j, column in enumerate(columns)
+            if column in ranked_columns(rows, dataset, columns)]
+  for i in range(len(names)):
+    if ranked and np.isfinite(grid[i, ranked]).any():
+      grid[i, -1] = np.nanmax(grid[i, ranked])
   return grid
 
 
-def harm_heatmaps(directory, dataset, rows, aggregators, attacks, counts) -> list[str]:
-  """Writes heatmap_<dataset>_accuracy_drop.png (every attack) and, where some attack is
-  targeted, heatmap_<dataset>_excess_asr.png; returns their file names."""
+def harm_heatmaps(directory, dataset, rows, aggregators, grid_columns) -> list[str]:
+  """Writes heatmap_<dataset>_accuracy_drop.png (every (attack, f) of ``grid_columns``)
+  and, where some attack is targeted, heatmap_<dataset>_excess_asr.png; a column that
+  does not hurt FedAvg is labelled so; returns their file names."""
   import matplotlib
   matplotlib.use("Agg")
   import numpy as np
@@ -137,7 +167,7 @@ def harm_heatmaps(directory, dataset, rows, aggregators, attacks, counts) -> lis
   written = []
   for key, suffix, title in (("accuracy_drop", "accuracy_drop", "accuracy drop, points"),
                              (EXCESS, "excess_asr", "excess attack success rate, points")):
-    columns = [(a, f) for a in attacks for f in counts
+    columns = [(a, f) for a, f in grid_columns
                if key != EXCESS or column_metric(rows, dataset, a, f) == EXCESS]
     names = [n for n in aggregators if any(by_seed(rows, dataset, n, a, f, key)
                                            for a, f in columns)]
@@ -155,8 +185,10 @@ def harm_heatmaps(directory, dataset, rows, aggregators, attacks, counts) -> lis
       if np.isfinite(value):
         axes.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=7,
                   color="white" if value > 0.6 * top else "black")
-    axes.set_xticks(range(grid.shape[1]), [f"{a}\nf={f}" for a, f in columns] + ["worst\ncase"],
-                    fontsize=7, rotation=90)
+    ranked = ranked_columns(rows, dataset, columns)
+    axes.set_xticks(range(grid.shape[1]),
+                    [f"{a}\nf={f}" + ("" if (a, f) in ranked else "\n(no harm\nto FedAvg)")
+                     for a, f in columns] + ["worst\ncase"], fontsize=7, rotation=90)
     axes.set_yticks(range(len(names)), names, fontsize=8)
     axes.set_title(f"{dataset}: {title}\n(mean over seeds; darker = worse, grey = not run)",
                    fontsize=8)

@@ -566,6 +566,10 @@ def check_resumed(output_dir: str, command: list[str]) -> None:
     tau = settings.get("aggregator_params", {}).get("tau", 10.0 if legacy else None)
     saved["tau"] = None if tau is None else float(tau)
     wanted["tau"] = float(flags["tau"]) if "tau" in flags else None
+  if "trimmed_mean" in ",".join(settings["aggregators"]):
+    beta = settings.get("aggregator_params", {}).get("beta")
+    saved["beta"] = None if beta is None else float(beta)
+    wanted["beta"] = float(flags["beta"]) if "beta" in flags else None
   if saved != wanted:
     raise SystemExit(f"--resume: {output_dir} holds a run with {saved}, not {wanted}; "
                      "resume into a fresh directory")

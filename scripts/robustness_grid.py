@@ -29,6 +29,12 @@ output directory:
   aggregator(s) of the highest accuracy and, for targeted attacks, of the lowest
   excess attack success rate per column.
 
+An attack that does not hurt the undefended mean cannot rank defences: a column in
+which FedAvg loses under 5 accuracy points and (targeted attacks) gains under 50
+points of excess attack success is marked "no harm to FedAvg", names no best rule and
+stays out of the worst case (``grid_statistics.hurts_fedavg``). ``--leave_out
+ATTACK@F,...`` does not run such cells at all (found by a FedAvg-only calibration).
+
 Every run trains at most ``--max_batches_per_epoch`` (default 10) local batches per
 epoch, the cpu preset's CIFAR-10 value, against its 31 for Fashion-MNIST and LOAN, to
 shorten the grid (its measured cost: RESULTS.md, "Model-poisoning attacks").
@@ -43,10 +49,11 @@ writes the outputs of the runs already there, naming the missing ones. ``--jobs 
 run.py processes at a time (each logs to run.log in its output directory); the
 numbers equal those of ``--jobs 1`` (tested), only the order of the runs changes.
 A resumed run made with another seed, preset, aggregator list, rounds or batches per
-epoch, FoolsGold history or centered-clipping radius stops the grid
+epoch, FoolsGold history, centered-clipping radius or trimmed-mean beta stops the grid
 (``results.check_resumed``). The archived grid ran FoolsGold without its history and
 centered clipping at tau = 10, which clipped nothing (``results.LEGACY_FLAGS``, kept by
-default so that it regenerates); ``--current_defaults`` runs both at their best.
+default so that it regenerates); ``--current_defaults`` runs both at their best and
+tells the trimmed means the true f (``true_f_flags``).
 """
 
 from __future__ import annotations
@@ -130,7 +137,8 @@ def main(argv=None) -> int:
   parser.add_argument("--aggregators", default=",".join(AGGREGATORS))
   parser.add_argument("--current_defaults", action="store_true",
                       help="run FoolsGold with its history and centered clipping with the "
-                           "adaptive radius (run.py's defaults since 2026-12-07); without it "
+                           "adaptive radius (run.py's defaults since 2026-12-07), and tell the "
+                           "trimmed means the true f (beta = (f + 1/2) / K); without it "
                            "the grid keeps the archived grid's settings, "
                            "results.LEGACY_FLAGS")
   parser.add_argument("--data_paths", default="",
@@ -141,6 +149,9 @@ def main(argv=None) -> int:
                       help="run.py flags added to every run, space-separated (e.g. "
                            "'--num_clients=10 --clients_per_round=0': every client, attackers "
                            "included, in every round)")
+  parser.add_argument("--leave_out", default="",
+                      help="ATTACK@F,...: (attack, f) cells not to run, e.g. the ones that did "
+                           "not hurt FedAvg in a calibration run (named under the tables)")
   parser.add_argument("--seeds", default="0,1,2")
   parser.add_argument("--preset", default="cpu")
   parser.add_argument("--rounds", type=int, default=30,
@@ -179,6 +190,15 @@ def main(argv=None) -> int:
   counts = [int(f) for f in args.num_attackers.split(",") if f]
   seeds = [int(s) for s in args.seeds.split(",") if s]
   aggregators = [a for a in args.aggregators.split(",") if a]
+  try:
+    left_out = {(cell.split("@")[0], int(cell.split("@")[1]))
+                for cell in args.leave_out.split(",") if cell}
+  except (IndexError, ValueError):
+    parser.error(f"--leave_out takes ATTACK@F,..., got {args.leave_out!r}")
+  if left_out - {(a, f) for a in attacks for f in counts}:
+    parser.error(f"--leave_out names cells the grid does not have: "
+                 f"{sorted(left_out - {(a, f) for a in attacks for f in counts})}")
+  columns = [(a, f) for a in attacks for f in counts if (a, f) not in left_out]
   base = args.resume or args.output_dir or os.path.join(
       "runs", f"grid-{datetime.datetime.now():%Y%m%d-%H%M%S}")
   os.makedirs(base, exist_ok=True)
@@ -207,15 +227,19 @@ def main(argv=None) -> int:
     for attack in attacks:
       setup = "model_poisoning" if attack in MODEL_POISONING else attack
       for f in counts:
+        if (attack, f) in left_out:
+          continue
         k = clients_per_round(cli, dataset, attack, args.preset, args.run_flags)
         names, why = runnable(aggregators, f, k)
         skipped.update({(dataset, attack, f, name): text for name, text in why.items()})
+        told = true_f_flags(names, f, k, args.run_flags) if args.current_defaults else ()
         for seed in seeds:
           clean = planned(f"{dataset}_{attack}", 0, names, seed,
                           results_script.run_directory(base, dataset, f"clean_{setup}_f{f}", seed),
-                          f"--num_byzantine={f}")
+                          f"--num_byzantine={f}", *told)
           attacked = planned(f"{dataset}_{attack}", f, names, seed,
-                             results_script.run_directory(base, dataset, f"{attack}_f{f}", seed))
+                             results_script.run_directory(base, dataset, f"{attack}_f{f}", seed),
+                             *told)
           pairs.append((dataset, attack, f, seed, clean, attacked))
 
   if args.archive:
@@ -266,11 +290,13 @@ def main(argv=None) -> int:
     writer = csv.DictWriter(fh, CSV_COLUMNS)
     writer.writeheader()
     writer.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)
-  report = [markdown(dataset, rows, skipped, aggregators, attacks, counts, seeds, args.preset)
+  report = [markdown(dataset, rows, skipped, aggregators, columns, seeds, args.preset)
             for dataset in datasets]
   heatmaps = [name for dataset in datasets for name in stats.harm_heatmaps(
-      base, dataset, rows, aggregators, attacks, counts)]
-  text = "\n\n".join(report) + (
+      base, dataset, rows, aggregators, columns)]
+  left_out_text = ", ".join(f"{a}, f = {f}" for a, f in sorted(left_out))
+  text = "\n\n".join(report) + (f"\n\nNot run (--leave_out): {left_out_text}." if left_out
+                                   else "") + (
       (f"\n\nNot run yet ({len(missing)} of {len(commands)} runs; their cells are missing or "
        f"averaged over fewer seeds): {not_run(missing, base)}." if missing else "")
       + f"\n\nWall time: {minutes:.1f} min for this call ({len(to_run) - len(missing)} of "
@@ -286,6 +312,15 @@ def main(argv=None) -> int:
       shutil.copyfile(os.path.join(base, name), os.path.join(args.archive, name))
   print("\n" + text + f"\n(grid.csv, grid.md and heatmaps in {base})")
   return 0
+
+
+def true_f_flags(names, f: int, clients: int, run_flags: str) -> tuple[str, ...]:
+  """Every rule told the true f: Krum, Bulyan and the wrappers take ``num_byzantine``
+  = f from run.py; a trimmed mean (alone or inside a wrapper) trims f per side, beta =
+  (f + 1/2) / K (floor(beta K) = f), unless ``run_flags`` sets ``--beta``."""
+  if not any("trimmed_mean" in name for name in names) or "--beta=" in run_flags:
+    return ()
+  return (f"--beta={(f + 0.5) / clients:.6g}",)
 
 
 def not_run(output_dirs: list[str], base: str) -> str:
@@ -393,13 +428,12 @@ def own_time_by_setup(summaries, base, own_minutes) -> str:
                    for (dataset, setup), dirs in sorted(groups.items()))
 
 
-def cell_means(rows, dataset, aggregators, attacks, counts):
+def cell_means(rows, dataset, aggregators, columns):
   """{(aggregator, attack, f): (mean accuracy, drop, AUC, excess attack success
-  rate)} over seeds."""
+  rate)} over seeds, for each (attack, f) of ``columns``."""
   means = {}
   for name in aggregators:
-    for attack in attacks:
-      for f in counts:
+    for attack, f in columns:
         chosen = [r for r in rows if (r["dataset"], r["aggregator"], r["attack"],
                                       r["num_attackers"]) == (dataset, name, attack, f)]
         if chosen:
@@ -408,15 +442,21 @@ def cell_means(rows, dataset, aggregators, attacks, counts):
   return means
 
 
-def markdown(dataset, rows, skipped, aggregators, attacks, counts, seeds, preset) -> str:
-  means = cell_means(rows, dataset, aggregators, attacks, counts)
-  columns = [(a, f) for a in attacks for f in counts]
+def markdown(dataset, rows, skipped, aggregators, columns, seeds, preset) -> str:
+  """The grid of one dataset, a column per (attack, f) of ``columns``: a column whose
+  attack does not hurt FedAvg (``grid_statistics.hurts_fedavg``) names no best rule
+  and stays out of the worst case."""
+  means = cell_means(rows, dataset, aggregators, columns)
+  ranked = stats.ranked_columns(rows, dataset, columns)
   best = {(a, f): stats.best_rule(rows, dataset, a, f, [
-      n for n in aggregators if (dataset, a, f, n) not in skipped]) for a, f in columns}
+      n for n in aggregators if (dataset, a, f, n) not in skipped]) if (a, f) in ranked
+      else None for a, f in columns}
+  header = [f"{a}, f = {f}" + ("" if (a, f) in ranked else " (no harm to FedAvg)")
+            for a, f in columns]
   lines = [f"#### Robustness grid: {dataset}, preset {preset}, seeds {','.join(map(str, seeds))}",
            "", stats.LEGEND, "",
-           "| aggregator | " + " | ".join(f"{a}, f = {f}" for a, f in columns)
-           + " | worst case |", "|---|" + "---|" * (len(columns) + 1)]
+           "| aggregator | " + " | ".join(header) + " | worst case |",
+           "|---|" + "---|" * (len(columns) + 1)]
   for name in aggregators:
     cells, worst = [], []
     for attack, f in columns:
@@ -428,7 +468,8 @@ def markdown(dataset, rows, skipped, aggregators, attacks, counts, seeds, preset
         cells.append("-")
         continue
       accuracy, drop, auc, excess = value
-      worst.append(accuracy)
+      if (attack, f) in ranked:
+        worst.append(accuracy)
       seeds_of = lambda key: stats.by_seed(rows, dataset, name, attack, f, key).values()
       extra = ("" if math.isnan(excess) else
                f"; ASR {stats.points(*stats.spread(seeds_of(stats.EXCESS)), sign=True)}")
@@ -438,7 +479,7 @@ def markdown(dataset, rows, skipped, aggregators, attacks, counts, seeds, preset
                    + stats.difference_text(rows, dataset, name, attack, f, best[attack, f]))
     worst_text = f"{100 * min(worst):.1f}" if worst else "-"
     lines.append(f"| {name} | " + " | ".join(cells) + f" | {worst_text} |")
-  lines += best_rows(means, aggregators, columns)
+  lines += best_rows(means, aggregators, columns, ranked)
   return "\n".join(lines)
 
 
@@ -452,18 +493,20 @@ def leaders(scores: dict[str, float], highest: bool) -> str:
   return ", ".join(name for name, value in shown.items() if value == best)
 
 
-def best_rows(means, aggregators, columns) -> list[str]:
-  """Two rows under the grid: per column, the aggregator(s) with the highest mean
-  accuracy (worst-case column: the highest worst case) and, for targeted attacks,
-  the lowest mean excess attack success rate ("n/a" for untargeted ones)."""
+def best_rows(means, aggregators, columns, ranked) -> list[str]:
+  """Two rows under the grid: per ranked column, the aggregator(s) with the highest mean
+  accuracy (worst-case column: the highest worst case over the ranked columns) and, for
+  targeted attacks, the lowest mean excess attack success rate ("n/a" for untargeted
+  ones); "not ranked" under a column whose attack does not hurt FedAvg."""
   accuracy = [leaders({n: means[(n, a, f)][0] for n in aggregators if (n, a, f) in means}, True)
-              for a, f in columns]
-  worst_cases = {n: min(means[(n, a, f)][0] for a, f in columns if (n, a, f) in means)
-                 for n in aggregators if any((n, a, f) in means for a, f in columns)}
+              if (a, f) in ranked else "not ranked" for a, f in columns]
+  worst_cases = {n: min(means[(n, a, f)][0] for a, f in ranked if (n, a, f) in means)
+                 for n in aggregators if any((n, a, f) in means for a, f in ranked)}
   excess = []
   for a, f in columns:
     scores = {n: means[(n, a, f)][3] for n in aggregators if (n, a, f) in means}
-    excess.append(leaders(scores, False) if any(map(math.isfinite, scores.values())) else "n/a")
+    excess.append("not ranked" if (a, f) not in ranked else leaders(scores, False)
+                  if any(map(math.isfinite, scores.values())) else "n/a")
   return ["| **highest accuracy** | " + " | ".join(accuracy)
           + f" | {leaders(worst_cases, True)} |",
           "| **lowest excess ASR** | " + " | ".join(excess) + " | |"]

@@ -379,29 +379,40 @@ def test_robustness_grid_refuses_to_resume_runs_made_with_other_batches(tmp_path
 def test_robustness_grid_names_the_best_aggregator_per_column():
   grid = load_grid()
   rows = []
-  for aggregator, attack, accuracies, excess in (
-      ("fedavg", "ipm", (0.50, 0.50), None), ("krum", "ipm", (0.80, 0.80), None),
-      ("residual", "ipm", (0.79, 0.81), None),            # mean 0.80: a tie with krum
-      ("fedavg", "backdoor", (0.90, 0.90), 0.60), ("krum", "backdoor", (0.70, 0.70), 0.02),
-      ("residual", "backdoor", (0.84, 0.86), 0.02)):
+  for aggregator, attack, accuracies, drop, excess in (
+      ("fedavg", "ipm", (0.50, 0.50), 0.3, None), ("krum", "ipm", (0.80, 0.80), 0.0, None),
+      ("residual", "ipm", (0.79, 0.81), 0.0, None),       # mean 0.80: a tie with krum
+      ("fedavg", "backdoor", (0.90, 0.90), 0.0, 0.60), ("krum", "backdoor", (0.70, 0.70), 0.0,
+                                                          0.02),
+      ("residual", "backdoor", (0.84, 0.86), 0.0, 0.02),
+      # FedAvg loses 4.9 points and gains 49 of excess ASR: no harm, not ranked
+      ("fedavg", "label_flip", (0.60, 0.60), 0.049, 0.49),
+      ("krum", "label_flip", (0.10, 0.10), 0.0, 0.0),
+      ("residual", "label_flip", (0.95, 0.95), 0.0, 0.0)):
     for seed, accuracy in enumerate(accuracies):
       rows.append(dict(dataset="loan", attack=attack, num_attackers=1, aggregator=aggregator,
-                       seed=seed, accuracy=accuracy, accuracy_drop=0.0, detection_auc=None,
+                       seed=seed, accuracy=accuracy, accuracy_drop=drop, detection_auc=None,
                        excess_attack_success_rate=excess))
-  skipped = {("loan", attack, 1, "bulyan"): "needs K >= 7" for attack in ("ipm", "backdoor")}
+  skipped = {("loan", attack, 1, "bulyan"): "needs K >= 7"
+             for attack in ("ipm", "backdoor", "label_flip")}
   text = grid.markdown("loan", rows, skipped, ["fedavg", "krum", "residual", "bulyan"],
-                       ["ipm", "backdoor"], [1], [0, 1], "cpu")
+                       [("ipm", 1), ("backdoor", 1), ("label_flip", 1)], [0, 1], "cpu")
   lines = text.splitlines()
-  assert lines[-2] == "| **highest accuracy** | krum, residual | fedavg | residual |"
-  assert lines[-1] == "| **lowest excess ASR** | n/a | krum, residual | |"
+  assert "| label_flip, f = 1 (no harm to FedAvg) | worst case |" in text
+  assert lines[-2] == ("| **highest accuracy** | krum, residual | fedavg | not ranked | "
+                       "residual |")
+  assert lines[-1] == "| **lowest excess ASR** | n/a | krum, residual | not ranked | |"
+  # Krum's 10.0 under the unranked label flip is not its worst case, and no Δ is shown there
+  assert lines[lines.index(next(l for l in lines if l.startswith("| krum")))].endswith(
+      "| 10.0 [+0.0; ASR +0.0 ± 0.0] | 70.0 |")
   # ± = sample sd over the 2 seeds (ddof 1: |0.79 - 0.81| / sqrt 2); Δ against the column's
   # best: ipm (accuracy) krum, tied with residual at 80.0 and first; backdoor (excess ASR)
   # residual, tied with krum at +2.0 and more accurate. residual - krum under ipm is
   # -1 and +1 point on the two seeds: they disagree (†).
   assert ("| residual | 80.0 ± 1.4 [+0.0] Δ +0.0 ± 1.4 (0/2) † | 85.0 ± 1.4 [+0.0; ASR +2.0 ± "
-          "0.0] best | 80.0 |") in lines
-  assert ("| fedavg | 50.0 ± 0.0 [+0.0] Δ -30.0 ± 0.0 (2/2) | 90.0 ± 0.0 [+0.0; ASR +60.0 ± "
-          "0.0] Δ +58.0 ± 0.0 (2/2) | 50.0 |") in lines
+          "0.0] best | 95.0 ± 0.0 [+0.0; ASR +0.0 ± 0.0] | 80.0 |") in lines
+  assert ("| fedavg | 50.0 ± 0.0 [+30.0] Δ -30.0 ± 0.0 (2/2) | 90.0 ± 0.0 [+0.0; ASR +60.0 ± "
+          "0.0] Δ +58.0 ± 0.0 (2/2) | 60.0 ± 0.0 [+4.9; ASR +49.0 ± 0.0] | 50.0 |") in lines
   assert "| krum | 80.0 ± 0.0 [+0.0] best |" in text
 
 
@@ -436,9 +447,11 @@ def test_robustness_grid_archives_each_run_and_resumes_from_the_archive(tmp_path
   fake = FakeCli()
   fake.build_config = real_cli.build_config
   monkeypatch.setattr(grid.results_script, "load_cli", lambda: fake)
-  argv = ["--datasets", "loan", "--attacks", "alie", "--num_attackers", "1", "--seeds", "0",
-          "--aggregators", "fedavg", "--archive", archive, "--data_paths", "loan=/data/x.csv"]
+  argv = ["--datasets", "loan", "--attacks", "alie", "--num_attackers", "1,2", "--seeds", "0",
+          "--aggregators", "fedavg", "--archive", archive, "--data_paths", "loan=/data/x.csv",
+          "--leave_out", "alie@2"]
   assert grid.main([*argv, "--output_dir", first]) == 0
+  assert "Not run (--leave_out): alie, f = 2." in open(os.path.join(first, "grid.md")).read()
   assert all("--data_path=/data/x.csv" in command for command in fake.commands)
   assert sorted(fake.calls) == [os.path.join(first, "loan", label, "seed0")
                                 for label in ("alie_f1", "clean_model_poisoning_f1")]
@@ -476,6 +489,17 @@ def test_robustness_grid_archives_each_run_and_resumes_from_the_archive(tmp_path
                "--table_only"])
 
 
+def test_robustness_grid_tells_the_trimmed_means_the_true_f():
+  grid = load_grid()
+  (flag,) = grid.true_f_flags(["residual", "arc+nnm+trimmed_mean"], 4, 11, "--num_clients=11")
+  beta = float(flag.removeprefix("--beta="))
+  assert math.floor(beta * 11) == 4 and math.floor(beta * 11 + 1e-9) == 4
+  assert all(math.floor(float(grid.true_f_flags(["trimmed_mean"], f, k, "")[0][7:]) * k) == f
+             for k in range(3, 40) for f in range(0, (k - 1) // 2 + 1))
+  assert grid.true_f_flags(["median", "krum"], 4, 11, "") == ()
+  assert grid.true_f_flags(["trimmed_mean"], 4, 11, "--beta=0.1") == ()
+
+
 def test_grid_statistics_paired_differences_spreads_and_harm():
   import sys
   sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -495,3 +519,16 @@ def test_grid_statistics_paired_differences_spreads_and_harm():
   grid = stats.harm_grid(rows, "d", ["x", "y"], [("ipm", 1), ("alie", 1)], "accuracy_drop")
   np.testing.assert_allclose(grid, [[20.0, -20.0, 20.0], [np.nan, 5.0, 5.0]])
   assert stats.column_metric(rows, "d", "ipm", 1) == "accuracy"
+  # FedAvg loses 4 points under IPM (no harm: not ranked) and 6 under ALIE: the worst case
+  # is ALIE's alone
+  rows += [dict(dataset="d", attack=a, num_attackers=1, aggregator="fedavg", seed=0,
+                accuracy=0.5, accuracy_drop=drop, excess_attack_success_rate=None)
+           for a, drop in (("ipm", 0.04), ("alie", 0.06))]
+  assert [stats.hurts_fedavg(rows, "d", a, 1) for a in ("ipm", "alie", "sign_flip")] == [
+      False, True, None]
+  grid = stats.harm_grid(rows, "d", ["x", "y"], [("ipm", 1), ("alie", 1)], "accuracy_drop")
+  np.testing.assert_allclose(grid, [[20.0, -20.0, -20.0], [np.nan, 5.0, 5.0]])
+  targeted = [dict(dataset="d", attack="backdoor", num_attackers=2, aggregator="fedavg", seed=s,
+                   accuracy=0.9, accuracy_drop=0.0, excess_attack_success_rate=e)
+              for s, e in ((0, 0.45), (1, 0.56))]
+  assert stats.hurts_fedavg(targeted, "d", "backdoor", 2)   # mean excess 50.5 points
