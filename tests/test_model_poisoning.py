@@ -404,7 +404,7 @@ def test_robustness_grid_names_the_best_aggregator_per_column():
   assert lines[-1] == "| **lowest excess ASR** | n/a | krum, residual | not ranked | |"
   # Krum's 10.0 under the unranked label flip is not its worst case, and no Δ is shown there
   assert next(line for line in lines if line.startswith("| krum")).endswith(
-      "| 10.0 [+0.0; ASR +0.0 ± 0.0] | 70.0 |")
+      "| 10.0 ± 0.0 [+0.0; ASR +0.0 ± 0.0] | 70.0 |")
   # ± = sample sd over the 2 seeds (ddof 1: |0.79 - 0.81| / sqrt 2); Δ against the column's
   # best: ipm (accuracy) krum, tied with residual at 80.0 and first; backdoor (excess ASR)
   # residual, tied with krum at +2.0 and more accurate. residual - krum under ipm is
