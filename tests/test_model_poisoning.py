@@ -445,12 +445,14 @@ def test_robustness_grid_archives_each_run_and_resumes_from_the_archive(tmp_path
   archive, first, second = (str(tmp_path / name) for name in ("archive", "first", "second"))
   real_cli = grid.results_script.load_cli()
   fake = FakeCli()
-  fake.build_config = real_cli.build_config
+  for name in ("build_config", "build_parser", "SETTING_NAMES"):   # the config, not the run
+    setattr(fake, name, getattr(real_cli, name))
   monkeypatch.setattr(grid.results_script, "load_cli", lambda: fake)
   argv = ["--datasets", "loan", "--attacks", "alie", "--num_attackers", "1,2", "--seeds", "0",
           "--aggregators", "fedavg", "--archive", archive, "--data_paths", "loan=/data/x.csv",
-          "--leave_out", "alie@2"]
+          "--leave_out", "alie@2", "--dataset_flags", "loan=--num_clients=12"]
   assert grid.main([*argv, "--output_dir", first]) == 0
+  assert all("--num_clients=12" in command for command in fake.commands)
   assert "Not run (--leave_out): alie, f = 2." in open(os.path.join(first, "grid.md")).read()
   assert all("--data_path=/data/x.csv" in command for command in fake.commands)
   assert sorted(fake.calls) == [os.path.join(first, "loan", label, "seed0")
