@@ -6,8 +6,8 @@
 
 Each experiment is a few `experiments/run.py` commands (printed with the
 table), each run once per seed. A cell is the mean over seeds of the
-last-10-round means of accuracy % / attack success rate % (± the standard
-deviation over seeds when there are several), then, where the run has its
+last-10-round means of accuracy % / attack success rate % (± the sample standard
+deviation over seeds, ddof = 1, when there are several), then, where the run has its
 clean baseline, [the excess attack success rate in points (attacked - the same
 run without attackers); the accuracy without attackers]; w is the attackers'
 mean share of the aggregation weight. Where the paper reports the experiment,
@@ -31,6 +31,9 @@ import shutil
 import sys
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import grid_statistics  # noqa: E402  (spread: mean and sample standard deviation)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.normpath(os.path.join(ROOT, "..", "shared", "data"))
@@ -357,8 +360,9 @@ def cell(values: list, sign: bool = False) -> str:
   values = [v for v in values if v is not None]
   if not values:
     return "n/a"
-  text = f"{100 * np.mean(values):+.2f}" if sign else f"{100 * np.mean(values):.2f}"
-  return text + (f" ± {100 * np.std(values):.2f}" if len(values) > 1 else "")
+  mean, sd = grid_statistics.spread(values)   # sd: ddof = 1, none for one seed
+  text = f"{100 * mean:+.2f}" if sign else f"{100 * mean:.2f}"
+  return text + (f" ± {100 * sd:.2f}" if len(values) > 1 else "")
 
 
 def shown(flags) -> str:
@@ -607,7 +611,7 @@ def table(name: str, experiment: Experiment, summaries: dict, preset: str, aggre
       headers.append(f"{column}: paper")
   clean = any(s.get("clean_baseline") for results in summaries.values() for s in results)
   cell_text = "accuracy % / attack success rate %, mean of the last 10 rounds" + (
-      " (± std over seeds)" if len(seeds) > 1 else "")
+      " (± sample standard deviation over seeds, ddof = 1)" if len(seeds) > 1 else "")
   if clean:
     cell_text += ("; [excess attack success rate in points = attacked - the same run without "
                   "attackers; accuracy without attackers]")

@@ -308,7 +308,7 @@ def test_results_table_puts_the_papers_numbers_and_the_excess_beside_ours():
   assert header == ("| aggregator | naive backdoor | naive backdoor: paper | model replacement | "
                     "model replacement: paper |")
   row = next(line for line in lines if line.startswith("| fedavg"))
-  assert row == ("| fedavg | 90.00 ± 0.00 / 90.00 ± 10.00 [+70.00 ± 10.00; 91.00 ± 0.00] | "
+  assert row == ("| fedavg | 90.00 ± 0.00 / 90.00 ± 14.14 [+70.00 ± 14.14; 91.00 ± 0.00] | "
                  "93.65 / 99.71 | 90.00 / 50.00 [+0.00; 91.00] | 94.11 / 98.96 |")
   assert any("--preset=paper" in line for line in lines)
   # A grid: rows are the runs, columns the aggregators, the paper's cell beside ours.
@@ -360,7 +360,7 @@ def test_results_resume_runs_only_the_missing_runs(tmp_path, monkeypatch):
   assert calls == ["1", "2"]
   assert not os.path.exists(os.path.join(unfinished, "metrics.csv"))  # cleared, then run
   tables = open(os.path.join(base, "fmnist_backdoor", "README.md")).read()
-  assert "| median | 60.00 ± 8.16 |" in tables
+  assert "| median | 60.00 ± 10.00 |" in tables   # sample sd (ddof 1) of 50, 60, 70
   assert "Wall time: 3.0 min for 3 runs (the runs' own seconds, summed" in tables
   write_run(results.run_directory(base, "fmnist_backdoor", label, 1), 7, "median")
   with pytest.raises(SystemExit, match="resume into a fresh directory"):
@@ -388,7 +388,7 @@ def test_results_from_runs_of_a_table_in_pieces_names_the_missing_runs(tmp_path,
   assert results.main(argv) == 0
   tables = open(os.path.join(base, "table1_cifar10_label_flip", "README.md")).read()
   row = next(line for line in tables.splitlines() if line.startswith("| median"))
-  assert row.split(" | ")[1] == "35.00 ± 5.00 / 20.00 ± 0.00"  # seeds 0 and 1
+  assert row.split(" | ")[1] == "35.00 ± 7.07 / 20.00 ± 0.00"  # seeds 0 and 1 (ddof 1)
   assert row.split(" | ")[3] == "36.00 / 20.00 [+0.00; 30.00]"  # seed 0 only
   assert row.split(" | ")[5] == "n/a"
   assert ("Not run yet (their cells average the other seeds): 1 attackers seed 1, "

@@ -32,7 +32,7 @@ def test_check_names_a_table_whose_number_changed(tmp_path, capsys):
   out = capsys.readouterr().out
   assert "1 differ: table3_mnist_backdoor" in out
   # the residual row's naive-backdoor mean moves by a third of a point: 79.06 -> 79.39
-  assert "-| residual | 79.06 ± 2.05" in out and "+| residual | 79.39" in out
+  assert "-| residual | 79.06 ± 2.51" in out and "+| residual | 79.39" in out
   # a run missing from the archive is named under the rebuilt table
   os.remove(tmp_path / name / "model_replacement" / "seed2" / "summary.json")
   assert results.main(["--check", str(tmp_path), "--only", name]) == 1
