@@ -137,6 +137,45 @@ LEGEND = ("Cells: accuracy % (mean of the last 10 rounds; mean ± sample standar
           "aggregator(s) per ranked column (ties at the shown precision are listed).")
 
 
+def verdict_matrix(rows, datasets, columns, residual: str = "residual") -> str:
+  """One Markdown row per (attack, f, dataset) of ``columns``: the best rule of the column
+  (``best_rule``, over the rules that ran), its metric, residual reweighting's and
+  FedAvg's, each mean ± sd over seeds, and residual's paired difference against the best
+  with the seeds on which its sign holds. The metric is the excess attack success rate
+  of a targeted attack and the accuracy (with its drop) of an untargeted one; a column
+  that does not hurt FedAvg ranks nothing."""
+  lines = ["| attack | f | dataset | best rule | residual | FedAvg |", "|---|---|---|---|---|---|"]
+  for attack, f in columns:
+    for dataset in datasets:
+      names = sorted({r["aggregator"] for r in rows if (r["dataset"], r["attack"],
+                      int(r["num_attackers"])) == (dataset, attack, f)})
+      if not names:
+        continue
+      metric = column_metric(rows, dataset, attack, f)
+
+      def shown(name):
+        values = by_seed(rows, dataset, name, attack, f, metric)
+        if not values:
+          return "-"
+        text = points(*spread(values.values()), sign=metric == EXCESS)
+        if metric == ACCURACY:
+          drop = spread(by_seed(rows, dataset, name, attack, f, "accuracy_drop").values())[0]
+          text += f" (drop {100 * drop:+.1f})"
+        return text + (" excess ASR" if metric == EXCESS else "")
+
+      if hurts_fedavg(rows, dataset, attack, f) is False:
+        best_text = "no harm to FedAvg: not ranked"
+        residual_text = shown(residual)
+      else:
+        best = best_rule(rows, dataset, attack, f, names)
+        best_text = f"{best}: {shown(best)}"
+        residual_text = shown(residual) + (difference_text(
+            rows, dataset, residual, attack, f, best) if residual in names else "")
+      lines.append(f"| {attack} | {f} | {dataset} | {best_text} | {residual_text} | "
+                   f"{shown('fedavg')} |")
+  return "\n".join(lines)
+
+
 def harm_grid(rows, dataset, names, columns, key):
   """[len(names), len(columns) + 1] of mean harm in points (NaN where not run), the
   last column the row's worst case (its largest harm over the ranked columns,

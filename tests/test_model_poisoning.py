@@ -462,7 +462,8 @@ def test_robustness_grid_archives_each_run_and_resumes_from_the_archive(tmp_path
   assert kept == ["grid.csv", "grid.md", "heatmap_loan_accuracy_drop.png",
                   "loan/alie_f1/seed0/config.json", "loan/alie_f1/seed0/summary.json",
                   "loan/clean_model_poisoning_f1/seed0/config.json",
-                  "loan/clean_model_poisoning_f1/seed0/summary.json"]   # no model file
+                  "loan/clean_model_poisoning_f1/seed0/summary.json",
+                  "verdict.md"]   # no model file
   row = next(csv.DictReader(open(os.path.join(archive, "grid.csv"))))
   assert float(row["accuracy_drop"]) == pytest.approx(0.2)
   assert ("2 aggregator runs); the runs' own time, summed over every run and aggregator: 2.0 min "
@@ -534,3 +535,12 @@ def test_grid_statistics_paired_differences_spreads_and_harm():
                    accuracy=0.9, accuracy_drop=0.0, excess_attack_success_rate=e)
               for s, e in ((0, 0.45), (1, 0.56))]
   assert stats.hurts_fedavg(targeted, "d", "backdoor", 2)   # mean excess 50.5 points
+  targeted += [dict(dataset="d", attack="backdoor", num_attackers=2, aggregator=n, seed=s,
+                    accuracy=0.9, accuracy_drop=0.0, excess_attack_success_rate=e)
+               for n, s, e in (("residual", 0, 0.02), ("residual", 1, 0.04), ("median", 0, 0.01),
+                               ("median", 1, 0.03))]
+  matrix = stats.verdict_matrix(rows + targeted, ["d"], [("ipm", 1), ("backdoor", 2)])
+  assert matrix.splitlines()[2:] == [
+      "| ipm | 1 | d | no harm to FedAvg: not ranked | - | 50.0 (drop +4.0) |",
+      "| backdoor | 2 | d | median: +2.0 ± 1.4 excess ASR | +3.0 ± 1.4 excess ASR "
+      "Δ +1.0 ± 0.0 (2/2) | +50.5 ± 7.8 excess ASR |"]
