@@ -24,6 +24,12 @@ import statistics
 
 ACCURACY, EXCESS = "accuracy", "excess_attack_success_rate"
 
+HARM_POINTS = 0.05
+"""An attack hurts FedAvg when it costs FedAvg's mean accuracy at least 5 points or, for a
+targeted attack, raises its mean attack success rate at least ``HARM_EXCESS`` over the
+run without attackers (issue 31): only those columns rank the defences."""
+HARM_EXCESS = 0.50
+
 
 def finite(value) -> bool:
   return value is not None and value != "" and math.isfinite(float(value))
@@ -54,11 +60,16 @@ def column_metric(rows, dataset, attack, f) -> str:
 
 def best_rule(rows, dataset, attack, f, names) -> str | None:
   """The aggregator of the column with the best mean of its metric (``column_metric``);
-  a tie goes to the higher mean accuracy, then to the first in ``names``."""
+  a tie goes to the higher mean accuracy, then to the first in ``names``. Against a
+  targeted attack a rule whose mean accuracy drop is ``HARM_POINTS`` or more is no
+  candidate (a collapsed model has no backdoor either)."""
   metric = column_metric(rows, dataset, attack, f)
   scored = []
   for position, name in enumerate(names):
     values = by_seed(rows, dataset, name, attack, f, metric)
+    drop = spread(by_seed(rows, dataset, name, attack, f, "accuracy_drop").values())[0]
+    if metric == EXCESS and math.isfinite(drop) and drop >= HARM_POINTS:
+      continue   # a rule that loses 5 points of accuracy is no answer to a targeted attack
     if values:
       accuracy = spread(by_seed(rows, dataset, name, attack, f, ACCURACY).values())[0]
       key = spread(values.values())[0]
@@ -67,11 +78,6 @@ def best_rule(rows, dataset, attack, f, names) -> str | None:
   return min(scored)[-1] if scored else None
 
 
-HARM_POINTS = 0.05
-"""An attack hurts FedAvg when it costs FedAvg's mean accuracy at least 5 points or, for a
-targeted attack, raises its mean attack success rate at least ``HARM_EXCESS`` over the
-run without attackers (issue 31): only those columns rank the defences."""
-HARM_EXCESS = 0.50
 
 
 def hurts_fedavg(rows, dataset, attack, f) -> bool | None:

@@ -397,7 +397,12 @@ def main(argv=None) -> int:
   parser.add_argument("--check", nargs="?", const="results", default=None, metavar="ARCHIVE",
                       help="run nothing: rebuild every archived experiment's table from its "
                            "summaries in ARCHIVE (default results/) and exit 1 if any differs "
-                           "from the README.md there (its wall-time line aside)")
+                           "from the README.md there (its wall-time line aside) or, without "
+                           "--only, if RESULTS.md's matrix differs from --matrix")
+  parser.add_argument("--matrix", nargs="?", const="results", default=None, metavar="ARCHIVE",
+                      help="print RESULTS.md's matrix of the paper's settings (best rule, "
+                           "residual, FedAvg per attack and setting) from ARCHIVE (default "
+                           "results/) and exit")
   args = parser.parse_args(argv)
   if args.list:
     for name, experiment in EXPERIMENTS.items():
@@ -407,8 +412,12 @@ def main(argv=None) -> int:
   unknown = [n for n in names if n not in EXPERIMENTS]
   if unknown:
     parser.error(f"unknown experiment(s) {unknown}; expected some of {list(EXPERIMENTS)}")
+  if args.matrix:
+    print(matrix(args.matrix))
+    return 0
   if args.check:
-    return check_archive(args.check, names)
+    tables = check_archive(args.check, names)
+    return tables if args.only else tables | (0 if check_matrix(args.check) else 1)
   seeds = [int(s) for s in args.seeds.split(",")]
   if args.from_runs and args.resume:
     parser.error("--from_runs and --resume exclude each other")
@@ -488,6 +497,16 @@ def archived_section(archive: str, name: str) -> str:
   ``archive/<name>/<run>/seed<S>/`` (the seeds any run has; the runs that lack one are
   named under the table, as ``--from_runs`` does), without a wall time."""
   experiment = EXPERIMENTS[name]
+  summaries, seeds, missing = archived_summaries(archive, name)
+  first = next(iter(summaries.values()))[0]
+  return table(name, experiment, borrow_clean_baseline(experiment, summaries), first["preset"],
+               ",".join(first["aggregators"]), seeds, missing=missing)
+
+
+def archived_summaries(archive: str, name: str):
+  """({run label: [summary per seed]}, the seeds any run has, [(label, seed) missing]) of
+  experiment ``name`` archived in ``archive/<name>/<run>/seed<S>/``."""
+  experiment = EXPERIMENTS[name]
   found = {}
   for label, _ in experiment.runs:
     directory = os.path.dirname(run_directory(archive, name, label, 0))
@@ -507,9 +526,7 @@ def archived_section(archive: str, name: str) -> str:
         summaries.setdefault(label, []).append(json.load(f))
   if not summaries:
     raise FileNotFoundError(f"{archive}/{name} holds no archived run")
-  first = next(iter(summaries.values()))[0]
-  return table(name, experiment, borrow_clean_baseline(experiment, summaries), first["preset"],
-               ",".join(first["aggregators"]), seeds, missing=missing)
+  return summaries, seeds, missing
 
 
 def without_wall_time(text: str) -> str:
@@ -522,6 +539,117 @@ def without_wall_time(text: str) -> str:
       continue
     kept.append(line)
   return "\n".join(kept).strip() + "\n"
+
+
+MATRIX_ROWS = (
+    # (attack, setting, experiment, run label, the baseline run of an untargeted attack)
+    ("naive backdoor, 1 of 10", "Fashion-MNIST", "fmnist_backdoor", "1 attacker", None),
+    ("naive backdoor, 1 of 10", "MNIST", "table3_mnist_backdoor", "naive backdoor", None),
+    ("model replacement, 1 of 10", "MNIST", "table3_mnist_backdoor", "model replacement", None),
+    ("naive backdoor, 1 of 10", "CIFAR-10", "table3_cifar10_backdoor", "naive backdoor", None),
+    ("model replacement, 1 of 10", "CIFAR-10", "table3_cifar10_backdoor", "model replacement",
+     None),
+    ("naive backdoor, 1 of 10", "LOAN, synthetic", "loan_synthetic", "naive backdoor", None),
+    ("model replacement, 1 of 10", "LOAN, synthetic", "loan_synthetic", "model replacement",
+     None),
+    ("naive backdoor, 1 of 10", "LOAN, LoanStats3a (real)", "loan_backdoor", "1 attacker", None),
+    ("naive backdoor, 1 of 10", "LOAN, Kaggle head (real)", "loan_backdoor_kaggle", "1 attacker",
+     None),
+    ("naive backdoor, 1 of 10", "LOAN, 2018 file (real)", "loan_2018", "naive backdoor", None),
+    ("naive backdoor, 1 of 10", "LOAN, 2018 file, standardized", "loan_2018_standardized",
+     "naive backdoor", None),
+    *((f"label flip, {a} of 10", "CIFAR-10", "table1_cifar10_label_flip", f"{a} attackers", None)
+      for a in range(1, 5)),
+    *((f"label flip (every label), {a} of 10", "Amazon reviews", "table2_amazon_label_flip",
+       f"{a} attackers", None) for a in range(1, 5)),
+    ("mix rate 0.5, 4 of 10", "Amazon reviews", "table8_amazon_mix_rate", "mix rate 0.5", None),
+    *((f"Gaussian noise s = {s}%, 10 of 100", "MNIST", "table4_mnist_gaussian", f"s = {s}%",
+       "s = 0%") for s in (100, 300)),
+)
+"""The rows of RESULTS.md's matrix of the paper's settings (``--matrix``): a targeted
+attack is scored by its excess attack success rate (its run has the clean baseline), an
+untargeted one by the accuracy, its drop against the baseline run beside it."""
+MATRIX_LEGEND = (
+    "Targeted attacks: the excess attack success rate in points (attacked - the same run "
+    "without attackers); Gaussian noise: the accuracy %; each mean ± sample sd (ddof = 1) over "
+    "3 seeds, with the accuracy drop against the run without attackers in points. Best: the "
+    "lowest excess (among the rules that lose under 5 points of accuracy) or the highest "
+    "accuracy, every rule tied at this precision named; the rules compared are FedAvg, "
+    "median, trimmed mean, FoolsGold and residual reweighting. \"not ranked *\": the attack "
+    "costs FedAvg under 5 points and under 50 points of excess attack success.")
+MATRIX_BEGIN, MATRIX_END = "<!-- results.py --matrix: begin -->", "<!-- results.py --matrix: end -->"
+
+
+def matrix(archive: str) -> str:
+  """RESULTS.md's matrix: per row of ``MATRIX_ROWS``, the best of the experiment's
+  aggregators (every one tied with it at the shown precision), residual reweighting and
+  FedAvg, mean ± sample sd (ddof 1) over the archived seeds. A row whose attack does not
+  hurt FedAvg (under 5 points and under 50 points of excess attack success) ranks nothing
+  ("not ranked *"); against a targeted attack, a rule that loses 5 accuracy points or more
+  is not a candidate for the best."""
+  lines = [MATRIX_LEGEND, "", "| attack | setting | best rule(s) | residual | FedAvg |",
+           "|---|---|---|---|---|"]
+  for attack, setting, name, label, baseline in MATRIX_ROWS:
+    summaries = borrow_clean_baseline(EXPERIMENTS[name], archived_summaries(archive, name)[0])
+    attacked = by_aggregator(summaries[label])
+    clean = by_aggregator(summaries[baseline]) if baseline else None
+    targeted = clean is None
+
+    def scores(aggregator):
+      key = "window_excess_attack_success_rate" if targeted else "window_accuracy"
+      return [r[key] for r in attacked[aggregator].values()]
+
+    def drop(aggregator):
+      return float(np.mean([(r["window_clean_accuracy"] if targeted else
+                             clean[aggregator][seed]["window_accuracy"]) - r["window_accuracy"]
+                            for seed, r in attacked[aggregator].items()]))
+
+    def shown(aggregator):
+      return (f"{cell(scores(aggregator), sign=targeted)}{'' if targeted else '%'} "
+              f"(drop {100 * drop(aggregator):+.2f})")
+
+    # a rule that loses 5 points of accuracy is no answer to a targeted attack
+    candidates = [a for a in attacked if not targeted
+                  or drop(a) < grid_statistics.HARM_POINTS] or list(attacked)
+    rounded = {a: round(100 * float(np.mean(scores(a))), 2) for a in candidates}
+    best_value = (min if targeted else max)(rounded.values())
+    best = [a for a, value in rounded.items() if value == best_value]
+    hurts = drop("fedavg") >= grid_statistics.HARM_POINTS or (
+        targeted and float(np.mean(scores("fedavg"))) >= grid_statistics.HARM_EXCESS)
+    best_text = f"{', '.join(best)}: {shown(best[0])}" if hurts else "not ranked *"
+    lines.append(f"| {attack} | {setting} | {best_text} | {shown('residual')} | "
+                 f"{shown('fedavg')} |")
+  return "\n".join(lines)
+
+
+def by_aggregator(summaries: list[dict]) -> dict[str, dict[int, dict]]:
+  """{aggregator: {seed: result}} of one run's summaries (one per seed)."""
+  found = {}
+  for summary in summaries:
+    for aggregator, result in summary["results"].items():
+      found.setdefault(aggregator, {})[summary["seed"]] = result
+  return found
+
+
+def check_matrix(archive: str, results_md: str = os.path.join(ROOT, "RESULTS.md")) -> bool:
+  """Whether RESULTS.md's block between ``MATRIX_BEGIN`` and ``MATRIX_END`` equals
+  ``matrix(archive)``; prints the difference."""
+  import difflib
+  with open(results_md) as f:
+    text = f.read()
+  if MATRIX_BEGIN not in text or MATRIX_END not in text:
+    print(f"--check: {results_md} has no {MATRIX_BEGIN} ... {MATRIX_END} block")
+    return False
+  committed = text.split(MATRIX_BEGIN, 1)[1].split(MATRIX_END, 1)[0].strip()
+  rebuilt = matrix(archive).strip()
+  if committed == rebuilt:
+    print(f"--check: the matrix in {os.path.basename(results_md)} equals its rebuild from "
+          f"{archive}/")
+    return True
+  print("\n".join(list(difflib.unified_diff(committed.splitlines(), rebuilt.splitlines(),
+                                            "RESULTS.md (committed)", "matrix (rebuilt)",
+                                            lineterm="", n=0))[:40]))
+  return False
 
 
 def check_archive(archive: str, names: list[str]) -> int:
