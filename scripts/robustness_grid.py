@@ -113,7 +113,7 @@ VERDICT = dict(
     aggregators=",".join(VERDICT_AGGREGATORS), current_defaults=True,
     data_paths="loan=../shared/data/loan/LoanStats3a_2007_2011_39786x16.csv.gz",
     run_flags="--num_clients=11 --clients_per_round=0",
-    dataset_flags="fmnist=--partition=dirichlet",
+    dataset_flags="fmnist=--partition=dirichlet", attack_flags="gaussian=--noise_scale=300",
     leave_out="LEAVE_OUT")
 """``--verdict``: the grid behind RESULTS.md's verdict. 11 clients, every one in every
 round (no cell whose attackers were never sampled), so that Krum runs at f = 4 (K >= 2f +
@@ -183,6 +183,9 @@ def main(argv=None) -> int:
   parser.add_argument("--dataset_flags", default="",
                       help="DATASET=FLAGS;...: run.py flags for one dataset's runs (e.g. "
                            "'fmnist=--partition=dirichlet')")
+  parser.add_argument("--attack_flags", default="",
+                      help="ATTACK=FLAGS;...: run.py flags for one attack's attacked runs (e.g. "
+                           "'gaussian=--noise_scale=300', the attack's strength)")
   parser.add_argument("--seeds", default="0,1,2")
   parser.add_argument("--preset", default="cpu")
   parser.add_argument("--rounds", type=int, default=30,
@@ -215,19 +218,13 @@ def main(argv=None) -> int:
       if getattr(args, key) == parser.get_default(key):
         setattr(args, key, value)
   datasets = [d for d in args.datasets.split(",") if d]
-  try:
-    dataset_flags = {d: f for d, f in (item.split("=", 1) for item in
-                                       args.dataset_flags.split(";") if item)}
-  except ValueError:
-    parser.error(f"--dataset_flags takes DATASET=FLAGS;..., got {args.dataset_flags!r}")
-  if set(dataset_flags) - set(datasets):
-    parser.error(f"--dataset_flags names {sorted(set(dataset_flags) - set(datasets))}, which "
-                 f"--datasets does not run")
+  attacks = [a for a in args.attacks.split(",") if a]
+  dataset_flags = named_flags(parser, "--dataset_flags", args.dataset_flags, datasets)
+  attack_flags = named_flags(parser, "--attack_flags", args.attack_flags, attacks)
   data_paths = dict(item.split("=", 1) for item in args.data_paths.split(",") if item)
   if set(data_paths) - set(datasets):
     parser.error(f"--data_paths names {sorted(set(data_paths) - set(datasets))}, which "
                  f"--datasets does not run")
-  attacks = [a for a in args.attacks.split(",") if a]
   counts = [int(f) for f in args.num_attackers.split(",") if f]
   seeds = [int(s) for s in args.seeds.split(",") if s]
   aggregators = [a for a in args.aggregators.split(",") if a]
@@ -281,7 +278,7 @@ def main(argv=None) -> int:
                           f"--num_byzantine={f}", *told)
           attacked = planned(f"{dataset}_{attack}", f, names, seed,
                              results_script.run_directory(base, dataset, f"{attack}_f{f}", seed),
-                             *told)
+                             *told, *attack_flags.get(attack, "").split())
           pairs.append((dataset, attack, f, seed, clean, attacked))
 
   if args.archive:
@@ -365,6 +362,19 @@ VERDICT_LEGEND = (
     "against the best, (k/n) the seeds on which its sign holds, † where they disagree. A row "
     "whose attack costs FedAvg under 5 points and under 50 points of excess attack success "
     "ranks nothing.")
+
+
+def named_flags(parser, option: str, text: str, names: list[str]) -> dict[str, str]:
+  """{name: run.py flags} of ``NAME=FLAGS;...``; an unknown name is a parser error."""
+  try:
+    flags = {name: value for name, value in (item.split("=", 1) for item in text.split(";")
+                                             if item)}
+  except ValueError:
+    parser.error(f"{option} takes NAME=FLAGS;..., got {text!r}")
+  if set(flags) - set(names):
+    parser.error(f"{option} names {sorted(set(flags) - set(names))}, which the grid does not "
+                 f"run")
+  return flags
 
 
 def true_f_flags(names, f: int, clients: int, run_flags: str) -> tuple[str, ...]:
