@@ -37,7 +37,7 @@ ATTACK@F,...`` does not run such cells at all (found by a FedAvg-only calibratio
 
 Every run trains at most ``--max_batches_per_epoch`` (default 10) local batches per
 epoch, the cpu preset's CIFAR-10 value, against its 31 for Fashion-MNIST and LOAN, to
-shorten the grid (its measured cost: RESULTS.md, "Model-poisoning attacks").
+shorten the grid (its measured cost: results/NOTES.md, "Model-poisoning attacks").
 
 Runs whose summary.json is in ``--resume DIR`` are not run again, so the grid
 can be run in pieces (a run killed midway is run again). ``--archive DIR`` (e.g.

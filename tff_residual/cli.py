@@ -120,7 +120,7 @@ SETTINGS = (
     ("foolsgold_history", _boolean, "true/false: FoolsGold compares each client's features "
                                     "summed over its rounds, kept by client id (Fung et al.; "
                                     "the authors' code keeps them by list position), or this "
-                                    "round's only (false; every FoolsGold number in RESULTS.md "
+                                    "round's only (false; every FoolsGold number of results/ "
                                     "before 2026-12-07). Default true"),
 )
 

@@ -81,7 +81,7 @@ UNEQUAL_CLIENTS = 5
 def size_notices(sizes: list[int]) -> list[str]:
   """A notice when the largest client holds ``UNEQUAL_CLIENTS`` times the median client's
   training examples or more: coordinate-wise robust rules then follow the typical client's
-  shorter update and give the large clients little weight (RESULTS.md, "LOAN, default data",
+  shorter update and give the large clients little weight (results/NOTES.md, "LOAN, default data",
   has the measured case)."""
   if not sizes:
     return []
@@ -105,7 +105,7 @@ def coverage_notices(pool_labels: np.ndarray, client_labels: list[np.ndarray],
   training examples of k over the pool's, below ``SPARSE_CLASS`` times the same ratio over
   all classes. Each client trains on the leading part of its list (``--client_train_fraction``,
   as the reference does); a partition that lists a client's examples class by class
-  (Dirichlet) then loses the last classes (RESULTS.md, "Class coverage", has the measured case)."""
+  (Dirichlet) then loses the last classes (results/NOTES.md, "Class coverage", has the measured case)."""
   num_classes = len(class_names)
   pool = np.bincount(np.asarray(pool_labels).reshape(-1), minlength=num_classes)
   held = np.bincount(np.concatenate([np.asarray(y).reshape(-1) for y in client_labels] or [[]])
