@@ -38,3 +38,19 @@ def test_check_names_a_table_whose_number_changed(tmp_path, capsys):
   assert results.main(["--check", str(tmp_path), "--only", name]) == 1
   assert "+Not run yet (their cells average the other seeds): model replacement seed 2." in (
       capsys.readouterr().out)
+
+
+def test_check_catches_a_changed_number_in_results_md_matrix(tmp_path, capsys, monkeypatch):
+  """RESULTS.md's matrix is --matrix's output: a hand-edited cell fails --check; the
+  Fashion-MNIST backdoor row is the archived mean ± sd (ddof 1) of residual's excess."""
+  monkeypatch.chdir(ROOT)
+  results = load_results_script()
+  rebuilt = results.matrix("results")
+  assert ("| naive backdoor, 1 of 10 | Fashion-MNIST | residual: +0.13 ± 0.52 (drop -2.26) | "
+          "+0.13 ± 0.52 (drop -2.26) | +95.39 ± 2.02 (drop +1.06) |") in rebuilt
+  text = open(os.path.join(ROOT, "RESULTS.md")).read()
+  changed = tmp_path / "RESULTS.md"
+  changed.write_text(text.replace("+0.13 ± 0.52 (drop -2.26)", "+0.12 ± 0.52 (drop -2.26)", 1))
+  assert results.check_matrix("results", str(changed)) is False
+  assert "+| naive backdoor, 1 of 10 | Fashion-MNIST | residual: +0.13" in capsys.readouterr().out
+  assert results.check_matrix("results") is True
