@@ -138,9 +138,9 @@ def test_model_replacement_scaled_update_gets_no_residual_weight(tmp_path):
 def test_emnist_writers_from_a_tff_cache(tmp_path):
   write_emnist_sqlite(str(tmp_path / "tff_cache"), writers=12, per_writer=20, test_per_writer=4)
   code, out = run_cli(tmp_path, "--task=emnist_backdoor", "--preset=smoke",
-                      f"--data_path={tmp_path / 'tff_cache'}", "--aggregator=median,residual")
+                      f"--data_path={tmp_path / 'tff_cache'}", "--aggregator=fedavg,median")
   assert code == 0
-  summary, _ = check_outputs(out, "emnist_backdoor", ["median", "residual"], 2, True)
+  summary, _ = check_outputs(out, "emnist_backdoor", ["fedavg", "median"], 2, True)
   assert "10 of 12 writers" in summary["data_source"]
 
 
@@ -157,9 +157,9 @@ def test_cifar10_label_flip_from_a_batches_directory(tmp_path):
 @pytest.mark.slow
 def test_amazon_mix_rate_on_synthetic_reviews(tmp_path):
   code, out = run_cli(tmp_path, "--task=amazon_mix_rate", "--preset=smoke",
-                      "--aggregator=fedavg,residual")
+                      "--aggregator=fedavg,median")
   assert code == 0
-  summary, _ = check_outputs(out, "amazon_mix_rate", ["fedavg", "residual"], 2, True)
+  summary, _ = check_outputs(out, "amazon_mix_rate", ["fedavg", "median"], 2, True)
   assert summary["data_source"] == "synthetic"
 
 
@@ -176,44 +176,6 @@ def test_loan_backdoor_synthetic_is_deterministic(tmp_path):
   assert strip(first) == strip(second)
   config = json.load(open(os.path.join(out, "config.json")))
   assert any("SYNTHETIC" in n for n in config["notices"])
-
-
-@pytest.mark.slow
-def test_clean_baseline_is_the_same_run_without_attackers(tmp_path):
-  """The clean columns of an attacked run equal a run with --num_attackers=0 (same clients,
-  seeds and rounds), the attacked columns equal a run without the baseline, and the excess is
-  their difference."""
-  args = ("--task=loan_backdoor", "--preset=smoke", "--aggregator=fedavg,median",
-          "--rounds=3", "--backdoor_per_batch=16")
-  assert run_cli(tmp_path, *args, "--clean_baseline=true", name="with")[0] == 0
-  assert run_cli(tmp_path, *args, "--clean_baseline=false", name="without")[0] == 0
-  assert run_cli(tmp_path, *args, "--num_attackers=0", name="clean")[0] == 0
-  attacked, plain = read_metrics(str(tmp_path / "with")), read_metrics(str(tmp_path / "without"))
-  clean = read_metrics(str(tmp_path / "clean"))
-  for row, plain_row, clean_row in zip(attacked, plain, clean):
-    assert row["aggregator"] == plain_row["aggregator"] == clean_row["aggregator"]
-    for column in ("accuracy", "loss", "attack_success_rate", "attackers_weight_share"):
-      assert row[column] == plain_row[column], column
-    assert row["clean_accuracy"] == clean_row["accuracy"]
-    assert row["clean_attack_success_rate"] == clean_row["attack_success_rate"]
-    assert float(row["excess_attack_success_rate"]) == pytest.approx(
-        float(row["attack_success_rate"]) - float(row["clean_attack_success_rate"]), abs=2e-6)
-    assert plain_row["clean_accuracy"] == plain_row["excess_attack_success_rate"] == ""
-  # The attack works on FedAvg in this setting, so the check above compares unequal runs.
-  assert any(float(r["excess_attack_success_rate"]) > 0.05 for r in attacked
-             if r["aggregator"] == "fedavg")
-  summary = json.load(open(tmp_path / "with" / "summary.json"))
-  assert summary["clean_baseline"] is True
-  for name, result in summary["results"].items():
-    rows = [r for r in attacked if r["aggregator"] == name]
-    assert result["clean_attack_success_rate"] == pytest.approx(
-        float(rows[-1]["clean_attack_success_rate"]), abs=1e-6)
-    assert result["window_excess_attack_success_rate"] == pytest.approx(
-        result["window_attack_success_rate"] - result["window_clean_attack_success_rate"],
-        abs=1e-9)
-  without = json.load(open(tmp_path / "without" / "summary.json"))
-  assert without["clean_baseline"] is False
-  assert without["results"]["fedavg"]["clean_attack_success_rate"] is None
 
 
 def test_summary_and_table_of_a_clean_baseline():
@@ -428,9 +390,9 @@ def test_help_lists_every_aggregator_with_its_meaning(capsys):
 def test_loan_gaussian_on_a_real_lendingclub_sample(tmp_path):
   path = os.path.join(SHARED_DATA, "loan", "lendingclub_2018_creditmodel_31766x55.csv.gz")
   code, out = run_cli(tmp_path, "--task=loan_gaussian", "--preset=smoke", f"--data_path={path}",
-                      "--aggregator=median,residual")
+                      "--aggregator=fedavg,median")
   assert code == 0
-  summary, _ = check_outputs(out, "loan_gaussian", ["median", "residual"], 2, False)
+  summary, _ = check_outputs(out, "loan_gaussian", ["fedavg", "median"], 2, False)
   config = json.load(open(os.path.join(out, "config.json")))
   assert config["train_examples"] == 25412 and len(set(config["client_names"])) == 10
 
@@ -450,7 +412,7 @@ def test_loan_standardized_features_on_the_2018_file(tmp_path):
   assert targets.trigger.pattern[column] == pytest.approx(want, rel=1e-6)
   assert targets.trigger.pattern[column] > data.train.x[:, column].max()  # beyond every loan
   code, out = run_cli(tmp_path, "--task=loan_backdoor", "--preset=smoke", f"--data_path={path}",
-                      "--feature_scaling=standardize", "--aggregator=residual")
+                      "--feature_scaling=standardize", "--aggregator=median")
   assert code == 0
   assert json.load(open(os.path.join(out, "config.json")))["settings"]["feature_scaling"] == \
       "standardize"
@@ -674,13 +636,16 @@ def test_the_cli_is_in_the_package_and_the_console_script_runs_it():
 def test_the_clean_twin_is_the_run_without_attackers_round_for_round(tmp_path):
   """What results.py's ``clean_from`` relies on: each attacked run's clean twin
   equals the run with no attackers (same task family and seed), whatever the
-  attack and the number of attackers, in every round and metric."""
+  attack and the number of attackers, in every round and metric; the attacked
+  columns equal the run without the twin, and the excess is their difference."""
   common = ("--preset=smoke", "--rounds=3", "--aggregator=fedavg,median", "--seed=3")
+  backdoor = ("--task=loan_backdoor", "--backdoor_per_batch=16")
   runs = {}
-  for name, flags in (("backdoor_0", ("--task=loan_backdoor", "--num_attackers=0")),
-                      ("backdoor_1", ("--task=loan_backdoor", "--clean_baseline=true")),
+  for name, flags in (("backdoor_0", (*backdoor, "--num_attackers=0")),
+                      ("backdoor_1", (*backdoor, "--clean_baseline=true")),
+                      ("backdoor_1_alone", (*backdoor, "--clean_baseline=false")),
                       ("replacement_2", ("--task=loan_model_replacement", "--num_attackers=2",
-                                         "--clean_baseline=true")),
+                                         "--backdoor_per_batch=16", "--clean_baseline=true")),
                       ("flip_0", ("--task=loan_label_flip", "--num_attackers=0")),
                       ("flip_3", ("--task=loan_label_flip", "--num_attackers=3",
                                   "--clean_baseline=true"))):
@@ -701,6 +666,27 @@ def test_the_clean_twin_is_the_run_without_attackers_round_for_round(tmp_path):
   # The attack does change the attacked runs (else the equalities prove nothing).
   assert alone(runs["replacement_2"]) != alone(runs["backdoor_0"])
   assert alone(runs["flip_3"]) != alone(runs["flip_0"])
+  assert any(float(r["excess_attack_success_rate"]) > 0.05 for r in runs["backdoor_1"]
+             if r["aggregator"] == "fedavg")
+  for row, plain_row in zip(runs["backdoor_1"], runs["backdoor_1_alone"]):
+    assert row["aggregator"] == plain_row["aggregator"]
+    for column in ("accuracy", "loss", "attack_success_rate", "attackers_weight_share"):
+      assert row[column] == plain_row[column], column
+    assert float(row["excess_attack_success_rate"]) == pytest.approx(
+        float(row["attack_success_rate"]) - float(row["clean_attack_success_rate"]), abs=2e-6)
+    assert plain_row["clean_accuracy"] == plain_row["excess_attack_success_rate"] == ""
+  summary = json.load(open(tmp_path / "backdoor_1" / "summary.json"))
+  assert summary["clean_baseline"] is True
+  for name, result in summary["results"].items():
+    rows = [r for r in runs["backdoor_1"] if r["aggregator"] == name]
+    assert result["clean_attack_success_rate"] == pytest.approx(
+        float(rows[-1]["clean_attack_success_rate"]), abs=1e-6)
+    assert result["window_excess_attack_success_rate"] == pytest.approx(
+        result["window_attack_success_rate"] - result["window_clean_attack_success_rate"],
+        abs=1e-9)
+  without = json.load(open(tmp_path / "backdoor_1_alone" / "summary.json"))
+  assert without["clean_baseline"] is False
+  assert without["results"]["fedavg"]["clean_attack_success_rate"] is None
 
 
 def test_results_borrows_the_clean_baseline_of_its_clean_from_run():

@@ -127,7 +127,7 @@ def test_ties_majority_tied_coordinate_is_finite(variant):
 @pytest.mark.slow
 def test_coordinate_median_and_trimmed_mean_match_oracles():
   rng = np.random.default_rng(17)
-  for k in range(1, 13):
+  for k in (1, 2, 3, 4, 5, 7, 10, 12):   # odd and even K; b = floor(beta K) from 0 to 4
     models = rng.normal(size=(k, 40))
     agg, _ = tff_residual.aggregate(models_list(models), "median", chunk_size=7)
     np.testing.assert_allclose(agg, oracle.coordinate_median(models), atol=1e-12)

@@ -327,15 +327,20 @@ def test_robustness_grid_quick_writes_csv_markdown_and_heatmap(tmp_path):
   assert grid.main([*argv, "--resume", out]) == 0
   assert open(os.path.join(out, "grid.md")).read().split("Wall time")[0] == text.split(
       "Wall time")[0]
-  # two run.py subprocesses at a time: the same numbers, and each run's log beside it
+  # two run.py subprocesses at a time (the backdoor's two runs): the same numbers, and each
+  # run's log beside it
   parallel = str(tmp_path / "grid_jobs2")
   kept = str(tmp_path / "kept")
-  assert grid.main([*argv, "--output_dir", parallel, "--jobs", "2", "--archive", kept]) == 0
-  assert open(os.path.join(parallel, "grid.csv")).read() == open(
-      os.path.join(out, "grid.csv")).read() == open(os.path.join(kept, "grid.csv")).read()
-  assert sorted(os.listdir(os.path.join(kept, "fmnist", "ipm_f1", "seed0"))) == [
+  backdoor = ["--quick", "--attacks", "backdoor", "--aggregators", "fedavg,krum,bulyan"]
+  assert grid.main([*backdoor, "--output_dir", parallel, "--jobs", "2", "--archive", kept]) == 0
+  header, *lines = open(os.path.join(out, "grid.csv")).read().splitlines()
+  backdoor_rows = [header] + [line for line in lines if line.split(",")[1] == "backdoor"]
+  assert len(backdoor_rows) == 3
+  assert open(os.path.join(parallel, "grid.csv")).read().splitlines() == backdoor_rows == open(
+      os.path.join(kept, "grid.csv")).read().splitlines()
+  assert sorted(os.listdir(os.path.join(kept, "fmnist", "backdoor_f1", "seed0"))) == [
       "config.json", "summary.json"]   # archived by the subprocess path too
-  assert "krum: accuracy" in open(os.path.join(parallel, "fmnist", "ipm_f1", "seed0",
+  assert "krum: accuracy" in open(os.path.join(parallel, "fmnist", "backdoor_f1", "seed0",
                                                "run.log")).read()
 
 
