@@ -561,22 +561,29 @@ def start_long_run(out, num_workers: int = 1):
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_the_run_and_its_worker(tmp_path):
+@pytest.mark.parametrize("stop,code,said", [(signal.SIGINT, 130, "interrupted"),
+                                            (signal.SIGTERM, 143, "terminated (SIGTERM)")],
+                         ids=["ctrl_c", "sigterm"])
+def test_ctrl_c_or_sigterm_stops_the_run_and_its_worker(tmp_path, stop, code, said):
+  """Ctrl-C, and SIGTERM as a scheduler or ``timeout`` sends it: one line, exit 128 + the
+  signal, the worker stopped, the finished rounds kept (Python's default SIGTERM ends the
+  process at once, exit -15, nothing said)."""
   out = tmp_path / "interrupted"
   proc, workers = start_long_run(out)
   rows_at_signal = len(read_metrics(str(out)))
-  proc.send_signal(signal.SIGINT)
+  proc.send_signal(stop)
   try:
     _, stderr = proc.communicate(timeout=60)
   except subprocess.TimeoutExpired:  # say what was left, for the next look at it
     alive = [pid for pid in workers if process_alive(pid)]
     proc.kill()
     _, stderr = proc.communicate()
-    pytest.fail(f"the run did not stop within 60 s of SIGINT (sent after {rows_at_signal} "
+    pytest.fail(f"the run did not stop within 60 s of {stop!r} (sent after {rows_at_signal} "
                 f"rows; now {len(read_metrics(str(out)))}; workers alive: {alive}); "
                 f"stderr: {stderr[-2000:]!r}")
-  assert proc.returncode == 130
-  assert "interrupted" in stderr and "Traceback" not in stderr
+  assert proc.returncode == code
+  assert said in stderr and "Traceback" not in stderr
+  assert len([line for line in stderr.splitlines() if line.startswith("run.py:")]) == 1
   assert_gone(workers, "outlived the interrupted run")
   rows = read_metrics(str(out))
   assert 2 <= len(rows) < 500 and all(math.isfinite(float(r["accuracy"])) for r in rows)

@@ -24,8 +24,11 @@ settings) prints one line and exits with 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
+import threading
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -266,6 +269,30 @@ def config_from_args(args):
   return build_config(args.task, **{name: getattr(args, name) for name in names})
 
 
+class Terminated(KeyboardInterrupt):
+  """SIGTERM arrived (a scheduler's preemption, ``timeout``, ``kill PID``): it takes the
+  path of Ctrl-C, so the workers stop and the finished rounds stay in metrics.csv."""
+
+
+@contextlib.contextmanager
+def sigterm_stops_the_run():
+  """Within the block, SIGTERM raises ``Terminated`` in the main thread (Python's
+  default lets the process die at once, with no cleanup); the previous handler returns
+  after it."""
+  if threading.current_thread() is not threading.main_thread():
+    yield
+    return
+
+  def stop(signum, frame):
+    raise Terminated()
+
+  previous = signal.signal(signal.SIGTERM, stop)
+  try:
+    yield
+  finally:
+    signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv=None) -> int:
   parser = build_parser()
   args = parser.parse_args(argv)
@@ -281,12 +308,17 @@ def main(argv=None) -> int:
     config, family = config_from_args(args)
     prepared = runner.prepare(config, family)
     output_dir = args.output_dir or runner.default_output_dir(config.task)
-    runner.run(prepared, output_dir, progress=not args.no_progress,
-               runtime_options=dict(num_workers=num_workers, workers=addresses),
-               aggregation=args.aggregation)
+    with sigterm_stops_the_run():
+      runner.run(prepared, output_dir, progress=not args.no_progress,
+                 runtime_options=dict(num_workers=num_workers, workers=addresses),
+                 aggregation=args.aggregation)
   except (ConfigError, DataError, FileExistsError) as error:
     print(f"run.py: error: {error}", file=sys.stderr)
     return 2
+  except Terminated:
+    print("run.py: terminated (SIGTERM); the rounds finished so far are in metrics.csv",
+          file=sys.stderr)
+    return 143
   except KeyboardInterrupt:
     print("run.py: interrupted; the rounds finished so far are in metrics.csv", file=sys.stderr)
     return 130
