@@ -126,3 +126,11 @@ def test_zero_size_leaf_is_kept_empty(method):
   else:
     np.testing.assert_allclose(agg["w"], np.full(3, 2.0))
   np.testing.assert_allclose(info["client_weights"].sum(), 1.0, atol=1e-6)
+
+
+def test_the_public_names_are_visible_to_dir_and_each_loads():
+  """The exports load lazily; dir() (tab completion in a notebook) still lists them."""
+  names = dir(tff_residual)
+  assert set(tff_residual.__all__) <= set(names)
+  assert {"ResidualReweightingFactory", "aggregate", "build_factory"} <= set(names)
+  assert callable(tff_residual.aggregate)

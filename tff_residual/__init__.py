@@ -44,3 +44,9 @@ def __getattr__(name):
     import importlib
     return getattr(importlib.import_module(_LAZY_EXPORTS[name]), name)
   raise AttributeError(f"module 'tff_residual' has no attribute {name!r}")
+
+
+def __dir__():
+  """The public names too (they load lazily), so that tab completion and ``dir()`` show
+  them."""
+  return sorted(set(globals()) | set(__all__))
