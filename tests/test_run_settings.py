@@ -137,6 +137,17 @@ def test_tasks_attacks_the_federation_and_the_round_loop_never_see_the_run_confi
     assert "ExperimentConfig" not in names, file
 
 
+@pytest.mark.parametrize("module", NARROW_MODULES)
+def test_no_narrow_module_imports_the_config_module(module):
+  """The config reads them, never the other way round (no import cycle: ConfigError lives
+  in simulation/errors.py)."""
+  path = PACKAGE / module
+  for file in sorted(path.glob("*.py")) if path.is_dir() else [path]:
+    imported = {node.module for node in ast.walk(ast.parse(file.read_text()))
+                if isinstance(node, ast.ImportFrom)}
+    assert "tff_residual.simulation.config" not in imported, file
+
+
 def test_build_config_takes_python_values_as_run_py_takes_flags():
   from tff_residual import cli
   from tff_residual.simulation.config import ConfigError

@@ -13,10 +13,9 @@ from typing import Any
 
 from tff_residual.tasks import presets
 from tff_residual.tasks.base import DataSettings, TargetSettings, TaskFamily
+from tff_residual.simulation.errors import ConfigError
+from tff_residual.simulation.federation import FederationSettings
 from tff_residual.tasks.loan import FEATURE_SCALINGS
-
-class ConfigError(ValueError):
-  """An invalid setting; the CLI prints it as one line and exits with 2."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,7 +109,6 @@ class ExperimentConfig:
   def federation_settings(self):
     """What the federation reads (``federation.FederationSettings``)."""
     from tff_residual.attacks import LABEL_FLIP_ATTACKS
-    from tff_residual.simulation.federation import FederationSettings
     return self.narrow(FederationSettings,
                        attackers_hold_flip_source=self.attack in LABEL_FLIP_ATTACKS)
 

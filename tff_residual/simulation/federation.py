@@ -13,7 +13,7 @@ import dataclasses
 
 import numpy as np
 
-from tff_residual.simulation.config import ConfigError
+from tff_residual.simulation.errors import ConfigError
 from tff_residual.tasks import partitions
 from tff_residual.tasks.base import Arrays, AttackTargets, TaskData
 
