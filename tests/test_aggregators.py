@@ -254,11 +254,14 @@ def test_non_finite_clients_are_dropped_in_tff(tff_runtime):
 
 
 @pytest.mark.slow
-def test_multiply_sample_weights_in_tff(tff_runtime):
+@pytest.mark.parametrize("weight_dtype", [np.float32, np.int64])
+def test_multiply_sample_weights_in_tff(tff_runtime, weight_dtype):
+  """Float weights, and integer ones (example counts) as TFF's MeanFactory takes them."""
   process = tff_residual.ResidualReweightingFactory(sample_weighting="multiply").create(
-      tff.TensorType(np.float32, [4]), tff.TensorType(np.float32))
+      tff.TensorType(np.float32, [4]), tff.TensorType(weight_dtype))
   values = [np.full(4, float(k), np.float32) for k in range(4)]  # K = 4, all on a line
-  output = process.next(process.initialize(), values, [0.0, 0.0, 1.0, 3.0])
+  output = process.next(process.initialize(), values,
+                        [weight_dtype(w) for w in (0, 0, 1, 3)])
   np.testing.assert_allclose(output.measurements["client_weights"], [0, 0, 0.25, 0.75], atol=1e-6)
   np.testing.assert_allclose(output.result, np.full(4, 2.75), atol=1e-6)
 
@@ -280,7 +283,8 @@ def test_invalid_construction(make, error, match):
     (tff.TensorType(np.int32, [3]), None, TypeError),
     (tff.TensorType(np.float32, [None]), None, ValueError),
     (tff.SequenceType(np.float32), None, TypeError),
-    (tff.TensorType(np.float32, [3]), tff.TensorType(np.int32), TypeError),
+    (tff.TensorType(np.float32, [3]), tff.TensorType(np.float32, [2]), TypeError),
+    (tff.TensorType(np.float32, [3]), tff.TensorType(np.bool_), TypeError),
 ])
 def test_invalid_create(value_type, weight_type, error):
   with pytest.raises(error):

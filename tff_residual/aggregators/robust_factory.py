@@ -259,15 +259,19 @@ class RobustAggregationFactory(tff.aggregators.WeightedAggregationFactory,
     weighted = weight_type is not None
     if weighted:
       weight_type = tff.types.to_type(weight_type)
-      if not (isinstance(weight_type, tff.TensorType) and np.issubdtype(weight_type.dtype, np.floating)
-              and tuple(weight_type.shape) == ()):
-        raise TypeError(f"weight_type must be a float scalar, got {weight_type}.")
+      if not (isinstance(weight_type, tff.TensorType) and tuple(weight_type.shape) == ()
+              and (np.issubdtype(weight_type.dtype, np.floating)
+                   or np.issubdtype(weight_type.dtype, np.integer))):
+        raise TypeError(f"weight_type must be a float or integer scalar (as TFF's "
+                        f"MeanFactory takes), got {weight_type}.")
     step = ServerStep(self._resolved, self._kernel, value_type)
     resolved = self._resolved
     stacked_value_type, vector_type = step.stacked_value_type, step.vector_type
     server_state_type = step.state_type
 
     def run_kernel(stack, weights, state):
+      if weights is not None and weights.dtype.is_integer:   # e.g. example counts
+        weights = tf.cast(weights, tf.float32)
       result, measurements, new_state = step(stack, weights, state)
       if resolved.stateful:
         return pack_as(value_type, result), measurements, new_state
