@@ -24,7 +24,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["tff_residual", "tff_residual.*"]),
-    entry_points={"console_scripts": ["tff-residual-run = tff_residual.cli:main"]},
+    entry_points={"console_scripts": ["tff-residual-run = tff_residual.entry:main"]},
     python_requires=">=3.9,<3.12",
     install_requires=["tensorflow>=2.14,<2.15", "numpy>=1.23,<2"],
     license="Apache-2.0",

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""The experiment CLI, ``tff_residual.cli`` (also the console script ``tff-residual-run``):
+"""The experiment CLI, ``tff_residual.cli`` through ``tff_residual.entry`` (also the console
+script ``tff-residual-run``):
 
     python experiments/run.py --task=fmnist_backdoor --aggregator=fedavg,median,residual
     python experiments/run.py --help
@@ -7,7 +8,7 @@
 
 import sys
 
-from tff_residual.cli import main
+from tff_residual.entry import main
 
 if __name__ == "__main__":
   sys.exit(main())

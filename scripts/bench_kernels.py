@@ -111,7 +111,8 @@ TFF_WORKERS = "1"
 def _enter_tff_runtime() -> list[int]:
   """Enters an owned TFF runtime (``TFF_WORKERS`` workers) for the rest of this
   process; returns its workers' PIDs."""
-  from tff_residual import cli
+  from tff_residual.entry import load_cli
+  cli = load_cli()
   from tff_residual.simulation.runtime import managed_tff_runtime
   num_workers, addresses = cli.parse_workers(TFF_WORKERS)
   runtime = managed_tff_runtime(num_workers=num_workers, workers=addresses)

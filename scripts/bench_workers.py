@@ -157,7 +157,8 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   if args.repeats < 1 or args.timed_rounds < 1 or args.warmup_rounds < 1:
     parser.error("--repeats, --warmup_rounds and --timed_rounds must be at least 1")
-  from tff_residual import cli
+  from tff_residual.entry import load_cli
+  cli = load_cli()
   preset = "--preset=smoke" if args.quick else "--preset=cpu"
   repeats = 1 if args.quick else args.repeats
   start = time.perf_counter()

@@ -29,7 +29,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from tff_residual import cli as run_cli  # noqa: E402
+from tff_residual.entry import load_cli  # noqa: E402
+
+run_cli = load_cli()
 
 
 def print_partition(federation, num_classes: int) -> None:

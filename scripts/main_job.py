@@ -25,9 +25,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def load_cli():
-  """The experiment CLI (``tff_residual.cli``; imports TensorFlow)."""
-  from tff_residual import cli
-  return cli
+  """The experiment CLI (``tff_residual.cli``, after TensorFlow's quiet import)."""
+  from tff_residual import entry
+  return entry.load_cli()
 
 
 def _percent(value, signed: bool = False) -> str:

@@ -134,3 +134,22 @@ def test_the_public_names_are_visible_to_dir_and_each_loads():
   assert set(tff_residual.__all__) <= set(names)
   assert {"ResidualReweightingFactory", "aggregate", "build_factory"} <= set(names)
   assert callable(tff_residual.aggregate)
+
+
+def test_importing_the_cli_changes_nothing_in_the_process():
+  """Only the program entry (tff_residual.entry: run.py, tff-residual-run, the scripts)
+  quiets TensorFlow's start-up; ``import tff_residual.cli`` sets no variable, and
+  TensorFlow's start-up lines reach stderr as they would without it."""
+  import os
+  import subprocess
+  import sys
+  code = "import os; import tff_residual.cli; print(os.environ.get('TF_CPP_MIN_LOG_LEVEL'))"
+  env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                       timeout=300)
+  assert out.stdout.split() == ["1"], out.stderr[-2000:]   # TensorFlow 2.14's own, not our 2
+  code = ("import os; import tff_residual.entry as e; e.quiet_tensorflow(); "
+          "print(os.environ['TF_CPP_MIN_LOG_LEVEL'])")
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                       timeout=300)
+  assert out.stdout.split() == ["2"] and "cuda" not in out.stderr.lower(), out.stderr[-2000:]

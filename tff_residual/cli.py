@@ -25,40 +25,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import signal
 import sys
 import threading
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
-def _import_tensorflow_quietly():
-  """Imports TensorFlow with the process's stderr (fd 2) sent to /dev/null: on a
-  machine without a GPU its C++ start-up logs CUDA plugin registration errors
-  that TF_CPP_MIN_LOG_LEVEL=2 keeps, and the flags' table (the method configs)
-  needs TensorFlow before any one-line error can be printed. A failed import
-  still raises, after stderr is back."""
-  saved = os.dup(2)
-  try:
-    with open(os.devnull, "w") as devnull:
-      os.dup2(devnull.fileno(), 2)
-      import tensorflow  # noqa: F401
-  finally:
-    os.dup2(saved, 2)
-    os.close(saved)
-
-
-_import_tensorflow_quietly()
-
-from tff_residual.attacks.mix_rate import HONEST_ESTIMATES  # noqa: E402
-from tff_residual.simulation.aggregators import (AGGREGATORS, METHOD_FLAGS,  # noqa: E402
-                                                 parse_aggregators)
-from tff_residual.simulation.config import ConfigError, config_from_preset  # noqa: E402
-from tff_residual.simulation.runner import AGGREGATIONS  # noqa: E402
-from tff_residual.tasks import presets  # noqa: E402
-from tff_residual.tasks.base import DataError  # noqa: E402
-from tff_residual.tasks.registry import FAMILIES, attacks_of, parse_task, valid_tasks  # noqa: E402
+from tff_residual.attacks.mix_rate import HONEST_ESTIMATES
+from tff_residual.simulation.aggregators import AGGREGATORS, METHOD_FLAGS, parse_aggregators
+from tff_residual.simulation.config import ConfigError, config_from_preset
+from tff_residual.simulation.runner import AGGREGATIONS
+from tff_residual.tasks import presets
+from tff_residual.tasks.base import DataError
+from tff_residual.tasks.registry import FAMILIES, attacks_of, parse_task, valid_tasks
 
 DEFAULT_AGGREGATORS = "fedavg,median,residual"
 
