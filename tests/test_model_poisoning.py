@@ -456,13 +456,16 @@ def test_robustness_grid_archives_each_run_and_resumes_from_the_archive(tmp_path
   monkeypatch.setattr(grid.results_script, "load_cli", lambda: fake)
   argv = ["--datasets", "loan", "--attacks", "alie", "--num_attackers", "1,2", "--seeds", "0",
           "--aggregators", "fedavg", "--archive", archive, "--data_paths", "loan=/data/x.csv",
-          "--leave_out", "alie@2", "--dataset_flags", "loan=--num_clients=12",
+          "--leave_out", "loan:alie@2", "--dataset_flags", "loan=--num_clients=12",
           "--attack_flags", "alie=--alie_z=1.5"]
   assert grid.main([*argv, "--output_dir", first]) == 0
   assert all("--num_clients=12" in command for command in fake.commands)
   assert [("--alie_z=1.5" in command, "--num_attackers=1" in command)
           for command in fake.commands] == [(False, False), (True, True)]   # attacked run only
-  assert "Not run (--leave_out): alie, f = 2." in open(os.path.join(first, "grid.md")).read()
+  assert "Not run (--leave_out): loan alie, f = 2." in open(os.path.join(first, "grid.md")).read()
+  for bad in ("alie@3", "fmnist:alie@2", "alie@x", "ipm@1"):   # not a cell of this grid
+    with pytest.raises(SystemExit):
+      grid.main([*argv[:-6], "--leave_out", bad, "--output_dir", str(tmp_path / "bad")])
   assert all("--data_path=/data/x.csv" in command for command in fake.commands)
   assert sorted(fake.calls) == [os.path.join(first, "loan", label, "seed0")
                                 for label in ("alie_f1", "clean_model_poisoning_f1")]
