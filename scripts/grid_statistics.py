@@ -145,7 +145,8 @@ LEGEND = ("Cells: accuracy % (mean of the last 10 rounds; mean ± sample standar
 
 def verdict_matrix(rows, datasets, columns, residual: str = "residual") -> str:
   """One Markdown row per (attack, f, dataset) of ``columns``: the best rule of the column
-  (``best_rule``, over the rules that ran), its metric, residual reweighting's and
+  (``best_rule``, over the rules that ran; every candidate tied with it at the shown
+  precision named after it), its metric, residual reweighting's and
   FedAvg's, each mean ± sd over seeds, and residual's paired difference against the best
   with the seeds on which its sign holds. The metric is the excess attack success rate
   of a targeted attack and the accuracy (with its drop) of an untargeted one; a column
@@ -169,12 +170,18 @@ def verdict_matrix(rows, datasets, columns, residual: str = "residual") -> str:
           text += f" (drop {100 * drop:+.1f})"
         return text + (" excess ASR" if metric == EXCESS else "")
 
+      def rounded(name):
+        values = by_seed(rows, dataset, name, attack, f, metric)
+        return round(100 * spread(values.values())[0], 1) if values else None
+
       if hurts_fedavg(rows, dataset, attack, f) is False:
         best_text = "no harm to FedAvg: not ranked"
         residual_text = shown(residual)
       else:
         best = best_rule(rows, dataset, attack, f, names)
-        best_text = f"{best}: {shown(best)}"
+        tied = [n for n in names if n != best and rounded(n) == rounded(best)
+                and best_rule(rows, dataset, attack, f, [n]) == n]   # n is a candidate
+        best_text = f"{', '.join([best, *tied])}: {shown(best)}"
         residual_text = shown(residual) + (difference_text(
             rows, dataset, residual, attack, f, best) if residual in names else "")
       lines.append(f"| {attack} | {f} | {dataset} | {best_text} | {residual_text} | "

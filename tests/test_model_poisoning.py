@@ -550,9 +550,10 @@ def test_grid_statistics_paired_differences_spreads_and_harm():
   targeted += [dict(dataset="d", attack="backdoor", num_attackers=2, aggregator=n, seed=s,
                     accuracy=0.9, accuracy_drop=0.0, excess_attack_success_rate=e)
                for n, s, e in (("residual", 0, 0.02), ("residual", 1, 0.04), ("median", 0, 0.01),
-                               ("median", 1, 0.03))]
+                               ("median", 1, 0.03), ("trimmed_mean", 0, 0.03),
+                               ("trimmed_mean", 1, 0.01))]   # tied with the median: named
   matrix = stats.verdict_matrix(rows + targeted, ["d"], [("ipm", 1), ("backdoor", 2)])
   assert matrix.splitlines()[2:] == [
       "| ipm | 1 | d | no harm to FedAvg: not ranked | - | 50.0 (drop +4.0) |",
-      "| backdoor | 2 | d | median: +2.0 ± 1.4 excess ASR | +3.0 ± 1.4 excess ASR "
+      "| backdoor | 2 | d | median, trimmed_mean: +2.0 ± 1.4 excess ASR | +3.0 ± 1.4 excess ASR "
       "Δ +1.0 ± 0.0 (2/2) | +50.5 ± 7.8 excess ASR |"]
