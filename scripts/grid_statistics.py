@@ -78,17 +78,20 @@ def best_rule(rows, dataset, attack, f, names) -> str | None:
   return min(scored)[-1] if scored else None
 
 
+def harmful(mean_drop: float, mean_excess: float | None) -> bool:
+  """An undefended mean hurt by an attack: ``HARM_POINTS`` of accuracy lost or, for a
+  targeted attack, ``HARM_EXCESS`` of excess attack success gained (means over seeds)."""
+  return mean_drop >= HARM_POINTS or (mean_excess is not None and mean_excess >= HARM_EXCESS)
 
 
 def hurts_fedavg(rows, dataset, attack, f) -> bool | None:
-  """Whether the column's attack hurts the undefended mean (``HARM_POINTS``,
-  ``HARM_EXCESS``, FedAvg's means over seeds); None where FedAvg did not run."""
+  """Whether the column's attack hurts the undefended mean (``harmful``, FedAvg's means
+  over seeds); None where FedAvg did not run."""
   drop = by_seed(rows, dataset, "fedavg", attack, f, "accuracy_drop")
   if not drop:
     return None
   excess = by_seed(rows, dataset, "fedavg", attack, f, EXCESS)
-  return (spread(drop.values())[0] >= HARM_POINTS
-          or bool(excess) and spread(excess.values())[0] >= HARM_EXCESS)
+  return harmful(spread(drop.values())[0], spread(excess.values())[0] if excess else None)
 
 
 def ranked_columns(rows, dataset, columns) -> list[tuple[str, int]]:
@@ -200,8 +203,8 @@ def harm_grid(rows, dataset, names, columns, key):
       values = by_seed(rows, dataset, name, attack, f, key)
       if values:
         grid[i, j] = 100 * spread(values.values())[0]
-  ranked = [j for j, column in enumerate(columns)
-            if column in ranked_columns(rows, dataset, columns)]
+  ranked_set = set(ranked_columns(rows, dataset, columns))   # once, not once per column
+  ranked = [j for j, column in enumerate(columns) if column in ranked_set]
   for i in range(len(names)):
     if ranked and np.isfinite(grid[i, ranked]).any():
       grid[i, -1] = np.nanmax(grid[i, ranked])

@@ -575,8 +575,10 @@ MATRIX_LEGEND = (
     "3 seeds, with the accuracy drop against the run without attackers in points. Best: the "
     "lowest excess (among the rules that lose under 5 points of accuracy) or the highest "
     "accuracy, every rule tied at this precision named; the rules compared are FedAvg, "
-    "median, trimmed mean, FoolsGold and residual reweighting. \"not ranked *\": the attack "
-    "costs FedAvg under 5 points and under 50 points of excess attack success.")
+    "median, trimmed mean, FoolsGold and residual reweighting (FoolsGold without its history "
+    "in these tables, made before 2026-12-07; with it, it fails the backdoor too: "
+    "results/foolsgold_history_*). \"not ranked *\": the attack costs FedAvg under 5 points "
+    "and under 50 points of excess attack success.")
 MATRIX_BEGIN, MATRIX_END = "<!-- results.py --matrix: begin -->", "<!-- results.py --matrix: end -->"
 
 
@@ -614,8 +616,8 @@ def matrix(archive: str) -> str:
     rounded = {a: round(100 * float(np.mean(scores(a))), 2) for a in candidates}
     best_value = (min if targeted else max)(rounded.values())
     best = [a for a, value in rounded.items() if value == best_value]
-    hurts = drop("fedavg") >= grid_statistics.HARM_POINTS or (
-        targeted and float(np.mean(scores("fedavg"))) >= grid_statistics.HARM_EXCESS)
+    hurts = grid_statistics.harmful(
+        drop("fedavg"), float(np.mean(scores("fedavg"))) if targeted else None)
     best_text = f"{', '.join(best)}: {shown(best[0])}" if hurts else "not ranked *"
     lines.append(f"| {attack} | {setting} | {best_text} | {shown('residual')} | "
                  f"{shown('fedavg')} |")

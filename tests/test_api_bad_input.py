@@ -128,7 +128,7 @@ def test_zero_size_leaf_is_kept_empty(method):
   np.testing.assert_allclose(info["client_weights"].sum(), 1.0, atol=1e-6)
 
 
-def test_the_public_names_are_visible_to_dir_and_each_loads():
+def test_the_public_names_are_visible_to_dir():
   """The exports load lazily; dir() (tab completion in a notebook) still lists them."""
   names = dir(tff_residual)
   assert set(tff_residual.__all__) <= set(names)
