@@ -476,6 +476,11 @@ BAD_INPUTS = [
      "--noise_scale (percent) must be a finite number >= 0, got -1.0"),
     (["--task=mnist_backdoor", "--backdoor_per_batch=0"],
      "--backdoor_per_batch must be an integer >= 1, got 0"),
+    (["--task=mnist_backdoor", "--execution=in_process", "--workers=2"],
+     "--workers and --execution=in_process cannot go together"),
+    (["--task=mnist_backdoor", "--execution=in_process", "--aggregation=tff"],
+     "--execution=in_process aggregates in this process too; --aggregation=tff needs "
+     "--execution=tff"),
 ]
 
 

@@ -32,7 +32,7 @@ import threading
 from tff_residual.attacks.mix_rate import HONEST_ESTIMATES
 from tff_residual.simulation.aggregators import AGGREGATORS, METHOD_FLAGS, parse_aggregators
 from tff_residual.simulation.config import ConfigError, config_from_preset
-from tff_residual.simulation.runner import AGGREGATIONS
+from tff_residual.simulation.placement import AGGREGATIONS, EXECUTIONS, where_it_runs
 from tff_residual.tasks import presets
 from tff_residual.tasks.base import DataError
 from tff_residual.tasks.registry import FAMILIES, attacks_of, parse_task, valid_tasks
@@ -156,11 +156,17 @@ def build_parser() -> argparse.ArgumentParser:
                            "or host:port,... of workers started with `python -m "
                            "tff_residual.worker --port P`; each round's clients are split "
                            "across them, with the same results")
-  parser.add_argument("--aggregation", default="tff", choices=AGGREGATIONS,
+  parser.add_argument("--execution", default="tff", choices=EXECUTIONS,
+                      help="where each round runs: the clients' training as one TFF "
+                           "computation on TFF's worker (tff, the default; the CPU: TFF "
+                           "0.87's worker is CPU-only), or the same training and the "
+                           "aggregation in this process, with no TFF worker (in_process: "
+                           "TensorFlow's placement, the GPU when present); the same results")
+  parser.add_argument("--aggregation", default=None, choices=AGGREGATIONS,
                       help="where each round's aggregation runs: in TFF's worker (tff, the "
-                           "CPU: TFF 0.87's worker is CPU-only), or eagerly in this process "
-                           "(in_process: TensorFlow's placement, the GPU when present); the "
-                           "same results")
+                           "default under --execution=tff), or eagerly in this process "
+                           "(in_process: TensorFlow's placement, the GPU when present; "
+                           "always so under --execution=in_process); the same results")
   group = parser.add_argument_group("settings (defaults from the preset)")
   for name, kind, text in SETTINGS:
     group.add_argument(f"--{name}", type=kind, default=None, help=text)
@@ -281,14 +287,16 @@ def main(argv=None) -> int:
     num_workers, addresses = parse_workers(args.workers)
   except ValueError as error:
     parser.error(str(error))
+  runtime_options = dict(num_workers=num_workers, workers=addresses)
   try:
+    where_it_runs(args.execution, args.aggregation, runtime_options)  # before any data loads
     config, family = config_from_args(args)
     prepared = runner.prepare(config, family)
     output_dir = args.output_dir or runner.default_output_dir(config.task)
     with sigterm_stops_the_run():
       runner.run(prepared, output_dir, progress=not args.no_progress,
-                 runtime_options=dict(num_workers=num_workers, workers=addresses),
-                 aggregation=args.aggregation)
+                 runtime_options=runtime_options, aggregation=args.aggregation,
+                 execution=args.execution)
   except (ConfigError, DataError, FileExistsError) as error:
     print(f"run.py: error: {error}", file=sys.stderr)
     return 2

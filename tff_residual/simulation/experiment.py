@@ -134,17 +134,17 @@ def summarize(name: str, rows: list[dict[str, Any]], shares: list[float],
 class Experiment:
   """Everything the compared aggregators share: the rounds' ``settings``, the data,
   the model, the attack and the federation (the clients, attackers and each
-  round's participants)."""
+  round's participants). ``execution``: where clients train (``ClientTrainer``)."""
 
   def __init__(self, settings: RoundSettings, data: TaskData, model_spec: ModelSpec,
-               attack: Attack, federation: Federation):
+               attack: Attack, federation: Federation, execution: str = "tff"):
     self.settings, self.data, self.model_spec = settings, data, model_spec
     self.attack, self.federation = attack, federation
     tf.keras.utils.set_random_seed(settings.seed)
     self.initial_weights = [np.asarray(w) for w in model_spec.build().get_weights()]
     x = data.train.x
     self.trainer = ClientTrainer(model_spec, x.dtype, x.shape[1:], settings.optimizer,
-                                 settings.momentum)
+                                 settings.momentum, execution)
     self.evaluator = Evaluator(model_spec, self._test_set(), attack.success_metric)
     self.attackers = set(federation.attackers)
     self.server_rule: Callable[[np.ndarray], np.ndarray] | None = None

@@ -18,6 +18,7 @@ import numpy as np
 
 from tff_residual.simulation.config import ConfigError, ExperimentConfig
 from tff_residual.simulation.federation import Federation, build_federation
+from tff_residual.simulation.placement import where_it_runs
 from tff_residual.tasks import presets
 from tff_residual.tasks.base import AttackTargets, TaskData, TaskFamily
 
@@ -165,10 +166,6 @@ def model_and_attack(prepared: Prepared):
   return model_spec, attack
 
 
-AGGREGATIONS = ("tff", "in_process")
-"""Where each round's aggregation runs (``run``'s ``aggregation``)."""
-
-
 class RuntimeFailure(RuntimeError):
   """The TFF runtime failed under the run: a worker died, or never answered.
   ``during_run``: whether rounds may have finished (False: it failed to start)."""
@@ -180,34 +177,43 @@ class RuntimeFailure(RuntimeError):
 
 def run(prepared: Prepared, output_dir: str, progress: bool = True,
         out: Callable[[str], None] = print,
-        runtime_options: dict | None = None, aggregation: str = "tff") -> dict[str, Any]:
+        runtime_options: dict | None = None, aggregation: str | None = None,
+        execution: str = "tff") -> dict[str, Any]:
   """Runs every aggregator; writes the outputs; returns the summary.
 
-  ``runtime_options`` go to ``managed_tff_runtime`` (``num_workers``,
-  ``workers``); ``aggregation="in_process"`` runs each round's aggregation
-  eagerly in this process (``in_process.InProcessFactory``) instead of in TFF's
-  worker. The results depend on neither. A worker that dies or does
-  not answer ends the run with ``RuntimeFailure`` (one line, naming it); the
-  finished rounds stay in metrics.csv."""
+  ``execution="tff"`` (the default) trains each round's clients as one TFF
+  computation on TFF's worker(s); ``runtime_options`` go to
+  ``managed_tff_runtime`` (``num_workers``, ``workers``), and
+  ``aggregation="in_process"`` runs each round's aggregation eagerly in this
+  process (``in_process.InProcessFactory``) instead of in TFF's worker.
+  ``execution="in_process"`` runs both in this process, with no TFF runtime
+  (``where_it_runs`` checks the combination). The results depend on none of
+  them. A worker that dies or does not answer ends the run with
+  ``RuntimeFailure`` (one line, naming it); the finished rounds stay in
+  metrics.csv."""
   import tensorflow as tf  # noqa: F401  (TF and TFF start here)
 
   from tff_residual.simulation.outputs import RunOutputs, format_table
-  from tff_residual.simulation.runtime import WorkerLostError, managed_tff_runtime
+  from tff_residual.simulation.runtime import WorkerLostError, managed_tff_runtime, no_tff_runtime
 
+  aggregation = where_it_runs(execution, aggregation, runtime_options)
   config, data = prepared.config, prepared.data
   model_spec, attack = model_and_attack(prepared)
   info = describe(prepared, attack.describe())
   outputs = RunOutputs(output_dir, info)
   for line in header_lines(prepared, info, output_dir):
     out(line)
-  try:
-    runtime = managed_tff_runtime(**(runtime_options or {})).start()
-  except RuntimeError as error:  # a worker that never started or answered
-    raise RuntimeFailure(str(error), during_run=False) from None
+  if execution == "in_process":
+    runtime = no_tff_runtime("--execution=in_process runs every round in this process")
+  else:
+    try:
+      runtime = managed_tff_runtime(**(runtime_options or {})).start()
+    except RuntimeError as error:  # a worker that never started or answered
+      raise RuntimeFailure(str(error), during_run=False) from None
   with runtime:
     try:
       results = _run_aggregators(prepared, model_spec, attack, outputs, progress, out,
-                                 aggregation)
+                                 aggregation, execution)
     except WorkerLostError as error:
       raise RuntimeFailure(str(error), during_run=True) from None
   summary = {
@@ -228,16 +234,15 @@ def run(prepared: Prepared, output_dir: str, progress: bool = True,
 
 
 def _run_aggregators(prepared: Prepared, model_spec, attack, outputs, progress: bool,
-                     out: Callable[[str], None], aggregation: str) -> list[dict[str, Any]]:
+                     out: Callable[[str], None], aggregation: str,
+                     execution: str = "tff") -> list[dict[str, Any]]:
   """Each aggregator's rounds on the installed runtime; its summary row each."""
   from tff_residual.simulation import aggregators as aggregator_table
   from tff_residual.simulation.experiment import Experiment
   from tff_residual.simulation.in_process import InProcessFactory
-  if aggregation not in AGGREGATIONS:
-    raise ConfigError(f"aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
   config = prepared.config
   experiment = Experiment(config.round_settings(), prepared.data, model_spec, attack,
-                          prepared.federation)
+                          prepared.federation, execution)
   aggregator_settings = config.aggregator_settings()
   results = []
   for name in config.aggregators:
