@@ -602,7 +602,7 @@ def test_an_exception_inside_the_run_stops_the_worker(tmp_path, monkeypatch):
   # Workers already running (e.g. the session's runtime of the factory tests) are not the run's.
   earlier = set(worker_children(os.getpid()))
 
-  def failing_run(self, name, factory, on_round, clean_baseline=False, server_rule=None):
+  def failing_run(self, *args, **kwargs):
     seen.extend(set(worker_children(os.getpid())) - earlier)
     raise RuntimeError("aggregator exploded")
 
