@@ -7,8 +7,9 @@
 For each task and preset, one experiment (the same data, clients, attackers and
 initial model) trains each round's clients twice from the same global model:
 with ``--execution=tff`` (one TFF computation on TFF's worker, as run.py does by
-default) and with ``--execution=in_process`` (the same ``local_training`` loop as
-a ``tf.function`` in this process), the order alternating from round to round.
+default), with ``--execution=in_process`` (the same ``local_training`` loop as
+a ``tf.function`` in this process, ``PARALLEL_CLIENTS`` clients at once) and in
+process one client at a time, the order rotating from round to round.
 The global model then moves by FedAvg of the TFF updates. A cell is the median
 over the ``--timed_rounds`` after ``--warmup_rounds`` (tracing, the worker's first
 call); "max |diff|" is the largest absolute difference between the two paths'
@@ -31,7 +32,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from main_job import load_cli  # noqa: E402  (scripts/ is on sys.path when run as a script)
 
-EXECUTIONS = ("tff", "in_process")
+EXECUTIONS = ("tff", "in_process", "in_process_1")
+"""TFF's worker; in process with ``client_training.PARALLEL_CLIENTS`` clients at once; in
+process one client at a time."""
 
 
 def bench_task(cli, task: str, preset: str, warmup_rounds: int, timed_rounds: int, seed: int,
@@ -40,6 +43,7 @@ def bench_task(cli, task: str, preset: str, warmup_rounds: int, timed_rounds: in
   import numpy as np
 
   from tff_residual.simulation import runner
+  from tff_residual.simulation.client_training import PARALLEL_CLIENTS, ClientTrainer
   from tff_residual.simulation.experiment import Experiment
   from tff_residual.simulation.runtime import managed_tff_runtime
 
@@ -53,23 +57,29 @@ def bench_task(cli, task: str, preset: str, warmup_rounds: int, timed_rounds: in
   largest_difference = 0.0
   with managed_tff_runtime():
     runs = {execution: Experiment(config.round_settings(), prepared.data, model_spec, attack,
-                                  prepared.federation, execution)
+                                  prepared.federation, execution.removesuffix("_1"))
             for execution in EXECUTIONS}
+    x = prepared.data.train.x
+    runs["in_process_1"].trainer = ClientTrainer(model_spec, x.dtype, x.shape[1:],
+                                                 config.optimizer, config.momentum,
+                                                 "in_process", parallel_clients=1)
     weights = runs["tff"].initial_weights
     for round_index in range(rounds):
-      order = EXECUTIONS if round_index % 2 == 0 else EXECUTIONS[::-1]
+      order = EXECUTIONS[round_index % 3:] + EXECUTIONS[:round_index % 3]  # rotating
       results = {}
       for execution in order:
         start = time.perf_counter()
         _, results[execution] = runs[execution].train_round(round_index, weights)
         if round_index >= warmup_rounds:
           seconds[execution].append(time.perf_counter() - start)
-      for a, b in zip(results["tff"], results["in_process"]):
-        for ua, ub in zip(a.update, b.update):
-          largest_difference = max(largest_difference, float(np.max(np.abs(ua - ub), initial=0)))
+      for other in EXECUTIONS[1:]:
+        for a, b in zip(results["tff"], results[other]):
+          for ua, ub in zip(a.update, b.update):
+            largest_difference = max(largest_difference,
+                                     float(np.max(np.abs(ua - ub), initial=0)))
       weights = [w + np.mean([r.update[t] for r in results["tff"]], axis=0).astype(w.dtype)
                  for t, w in enumerate(weights)]
-  return {"task": task, "preset": preset, "model": config.model,
+  return {"task": task, "preset": preset, "model": config.model, "parallel": PARALLEL_CLIENTS,
           "clients_per_round": config.participants_per_round,
           "data_source": prepared.data.data_source,
           "median": {e: statistics.median(seconds[e]) for e in EXECUTIONS},
@@ -78,15 +88,17 @@ def bench_task(cli, task: str, preset: str, warmup_rounds: int, timed_rounds: in
 
 def format_table(cells: list[dict], warmup_rounds: int, timed_rounds: int) -> str:
   lines = [f"Client training per round, seconds (median of {timed_rounds} rounds after "
-           f"{warmup_rounds} warm-up; both paths in one run, alternating)", "",
-           "| task | preset | model | clients per round | TFF worker | in process | "
+           f"{warmup_rounds} warm-up; the three in one run, in rotating order)", "",
+           "| task | preset | model | clients per round | TFF worker | in process, "
+           f"{cells[0]['parallel'] if cells else '?'} at once | in process, 1 at a time | "
            "TFF / in process | max abs diff of the updates |",
-           "|---|---|---|---|---|---|---|---|"]
+           "|---|---|---|---|---|---|---|---|---|"]
   for cell in cells:
-    tff_seconds, in_process = cell["median"]["tff"], cell["median"]["in_process"]
+    median = cell["median"]
     lines.append(f"| {cell['task']} | {cell['preset']} | {cell['model']} | "
-                 f"{cell['clients_per_round']} | {tff_seconds:.2f} | {in_process:.2f} | "
-                 f"{tff_seconds / in_process:.2f}x | {cell['max_difference']:.1e} |")
+                 f"{cell['clients_per_round']} | {median['tff']:.2f} | {median['in_process']:.2f} | "
+                 f"{median['in_process_1']:.2f} | {median['tff'] / median['in_process']:.2f}x | "
+                 f"{cell['max_difference']:.1e} |")
   return "\n".join(lines)
 
 
@@ -112,9 +124,9 @@ def main(argv=None) -> int:
         print(f"bench_execution.py: error: {task} {preset}: {error}", file=sys.stderr)
         return 2
       cells.append(cell)
-      print(f"{task} {preset} ({cell['data_source']}): TFF "
-            f"{[round(s, 3) for s in cell['all']['tff']]} s, in process "
-            f"{[round(s, 3) for s in cell['all']['in_process']]} s", flush=True)
+      print(f"{task} {preset} ({cell['data_source']}): "
+            + "; ".join(f"{e} {[round(s, 3) for s in cell['all'][e]]} s" for e in EXECUTIONS),
+            flush=True)
   print()
   print(format_table(cells, args.warmup_rounds, args.timed_rounds))
   return 0

@@ -118,3 +118,27 @@ def test_an_unknown_execution_is_a_clear_error():
   assert runner.where_it_runs("in_process", None, dict(num_workers=1, workers=None)) == "in_process"
   assert runner.where_it_runs("tff", None, None) == "tff"
   assert runner.where_it_runs("tff", "in_process", None) == "in_process"
+
+
+def test_clients_trained_at_once_give_what_one_at_a_time_gives():
+  """Threads (one model each) change no bit of any client's result, nor their order."""
+  config, family = make_config("loan_backdoor", num_attackers=1)
+  prepared = runner.prepare(config, family)
+  model_spec, attack = runner.model_and_attack(prepared)
+  experiment = Experiment(config.round_settings(), prepared.data, model_spec, attack,
+                          prepared.federation, "in_process")
+  x = prepared.data.train.x
+  results = {}
+  for parallel in (1, 3):
+    experiment.trainer = ClientTrainer(model_spec, x.dtype, x.shape[1:], config.optimizer,
+                                       config.momentum, "in_process", parallel_clients=parallel)
+    results[parallel] = experiment.train_round(0, experiment.initial_weights)
+  (clients, one), (same, three) = results[1], results[3]
+  assert clients == same and len(clients) >= 3
+  assert len({r.num_examples for r in one}) > 1 or len({r.mean_loss for r in one}) > 1
+  for a, b in zip(one, three):
+    assert (a.mean_loss, a.num_examples) == (b.mean_loss, b.num_examples)
+    for ua, ub in zip(a.update, b.update):
+      assert ua.tobytes() == ub.tobytes()
+  with pytest.raises(ValueError, match="parallel_clients must be an integer >= 1, got 0"):
+    ClientTrainer(model_spec, x.dtype, x.shape[1:], "sgdm", 0.0, "in_process", parallel_clients=0)

@@ -24,6 +24,9 @@ reference's boosted rate.
 
 from __future__ import annotations
 
+import concurrent.futures
+import os
+import queue
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -56,6 +59,10 @@ def build_optimizer(name: str, learning_rate: float, momentum: float):
 def weights_type(model: tf.keras.Model) -> tff.types.Type:
   """The TFF type of ``model.weights`` as a list."""
   return tff.types.to_type([tff.TensorType(v.dtype.as_numpy_dtype, v.shape) for v in model.weights])
+
+
+PARALLEL_CLIENTS = min(4, os.cpu_count() or 1)
+"""Clients trained at once in process: one per core, at most 4."""
 
 
 def local_training(model: tf.keras.Model, client_optimizer, loss_kind: str):
@@ -102,10 +109,15 @@ class ClientTrainer:
     optimizer: "sgdm" or "adam"; ``momentum`` for sgdm.
     execution: "tff" (one TFF computation per round, on TFF's worker) or
       "in_process" (``local_training`` as a ``tf.function`` in this process).
+    parallel_clients: in process, how many clients train at once (threads, one model
+      each), as TFF's worker runs a round's clients concurrently; default
+      ``PARALLEL_CLIENTS``. Each client's result depends on its own inputs only, so the
+      number changes no result.
   """
 
   def __init__(self, model_spec: ModelSpec, example_dtype, example_shape: Sequence[int],
-               optimizer: str, momentum: float, execution: str = "tff"):
+               optimizer: str, momentum: float, execution: str = "tff",
+               parallel_clients: int | None = None):
     if execution not in EXECUTIONS:
       raise ValueError(f"execution must be one of {EXECUTIONS}, got {execution!r}")
     self.execution = execution
@@ -115,9 +127,16 @@ class ClientTrainer:
     loss_kind = model_spec.loss
     client_optimizer = build_optimizer(optimizer, 0.01, momentum)
     if execution == "in_process":
-      # The template's variables are the in-process model's: each call assigns the
-      # global weights first, as the TFF computation does on its fresh model.
-      self._local = tf.function(local_training(template, client_optimizer, loss_kind))
+      parallel_clients = PARALLEL_CLIENTS if parallel_clients is None else parallel_clients
+      if not isinstance(parallel_clients, int) or parallel_clients < 1:
+        raise ValueError(f"parallel_clients must be an integer >= 1, got {parallel_clients!r}")
+      # One model per concurrent client (the template is the first): each call assigns
+      # the global weights first, as the TFF computation does on its fresh model.
+      models = [template] + [model_spec.build() for _ in range(parallel_clients - 1)]
+      self._replicas = queue.SimpleQueue()
+      for model in models:
+        self._replicas.put(tf.function(local_training(model, client_optimizer, loss_kind)))
+      self._parallel_clients = parallel_clients
       return
     element_type = tff.types.to_type((
         tff.TensorType(np.dtype(example_dtype), [None, *example_shape]),
@@ -148,9 +167,16 @@ class ClientTrainer:
     """
     if self.execution == "in_process":
       initial = [tf.constant(w, dtype) for w, dtype in zip(global_weights, self.weight_dtypes)]
-      outputs = [self._local(initial, dataset, tf.constant(lr, tf.float32),
-                             tf.constant(seed, tf.int64))
-                 for dataset, lr, seed in zip(datasets, learning_rates, seeds)]
+
+      def train_one(dataset, lr, seed):
+        local = self._replicas.get()
+        try:
+          return local(initial, dataset, tf.constant(lr, tf.float32), tf.constant(seed, tf.int64))
+        finally:
+          self._replicas.put(local)
+
+      with concurrent.futures.ThreadPoolExecutor(self._parallel_clients) as pool:
+        outputs = list(pool.map(train_one, datasets, learning_rates, seeds))
     else:
       outputs = self._train_round(global_weights, datasets,
                                   [np.float32(lr) for lr in learning_rates],
