@@ -5,9 +5,10 @@
     federated_map(client_update, (federated_broadcast(global_weights), datasets, learning_rates, seeds))
 
 on the TFF runtime (``execution="tff"``, the default), or calls the same
-``local_training`` function as a ``tf.function`` in this process, client after
-client (``execution="in_process"``: TensorFlow places it, on the GPU when one
-is present; TFF 0.87's ``worker_binary`` is CPU-only). Either way it returns
+``local_training`` function as a ``tf.function`` in this process, several
+clients at once on threads, one model each (``execution="in_process"``:
+TensorFlow places it, on the GPU when one is present; TFF 0.87's
+``worker_binary`` is CPU-only). Either way it returns
 each client's update (local weights minus the global weights, every Keras
 weight including BatchNorm's moving statistics, as the reference aggregates the
 whole state_dict), its mean training loss and its number of training batches'
