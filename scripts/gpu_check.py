@@ -1,7 +1,9 @@
 #!/usr/bin/env python
-"""Every eager kernel on the GPU and on the CPU: same results, and their times.
+"""Every eager kernel, and whole rounds run in process, on the GPU and on the CPU:
+same results, and their times.
 
     .venv/bin/python scripts/gpu_check.py [--clients 10] [--size 1000000] [--repeats 3]
+        [--task mnist_backdoor] [--rounds 2]
 
 For each method of ``kernels.registry`` (and nearest-neighbour mixing around
 residual reweighting), one compiled kernel runs on ``/GPU:0`` and on
@@ -9,12 +11,16 @@ residual reweighting), one compiled kernel runs on ``/GPU:0`` and on
 model, the last ``f`` shifted far away). The aggregate and ``client_weights``
 must agree to 1e-5 (absolute and relative); a cell is the median of
 ``--repeats`` timed calls after one warm-up call (tracing, XLA compilation).
-Exits 0 with "no GPU found" where TensorFlow sees no GPU, 1 if any kernel
-disagrees between the devices.
+Then ``--rounds`` rounds of ``--task`` (smoke preset, FedAvg and residual
+reweighting, with the clean twin) run with ``--execution=in_process`` (the
+clients' training and the aggregation in this process) under ``/GPU:0`` and
+under ``/CPU:0``: every metric of metrics.csv must agree to ``ROUND_TOLERANCE``
+(training on two devices sums in different orders, so it is looser than the
+kernels'). Exits 0 with "no GPU found" where TensorFlow sees no GPU, 1 if
+anything disagrees between the devices.
 
-This checks the eager API (``tff_residual.aggregate``) only: TFF 0.87's
-``worker_binary`` is CPU-only, so a TFF factory's aggregation never reaches a
-GPU (README, "Where the GPU is used").
+TFF 0.87's ``worker_binary`` is CPU-only, so a run with ``--execution=tff`` (the
+default) never reaches a GPU (README, "Where the GPU is used").
 """
 
 from __future__ import annotations
@@ -28,6 +34,9 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 TOLERANCE = 1e-5
+ROUND_TOLERANCE = 1e-3
+"""Absolute, on accuracies, losses and attack success rates after the rounds."""
+TIMING_COLUMNS = ("round_seconds", "train_seconds", "aggregation_seconds", "clean_round_seconds")
 
 
 def kernel_names() -> list[str]:
@@ -66,6 +75,49 @@ def run_on(device: str, kernel, x, repeats: int):
     return aggregate, output.client_weights.numpy(), statistics.median(times)
 
 
+def run_rounds(device: str, task: str, rounds: int, output_dir: str):
+  """(metrics.csv rows, seconds) of ``rounds`` rounds of ``task`` run in process under
+  ``device``."""
+  import csv
+
+  import tensorflow as tf
+
+  from tff_residual.cli import build_config
+  from tff_residual.simulation import runner
+  config, family = build_config(task, preset="smoke", rounds=rounds,
+                                aggregator=["fedavg", "residual"])
+  prepared = runner.prepare(config, family)
+  start = time.perf_counter()
+  with tf.device(device):
+    runner.run(prepared, output_dir, progress=False, out=lambda line: None,
+               execution="in_process")
+  seconds = time.perf_counter() - start
+  with open(os.path.join(output_dir, "metrics.csv")) as f:
+    return list(csv.DictReader(f)), seconds
+
+
+def rounds_difference(first: list, second: list) -> float:
+  """The largest absolute difference between two runs' metrics (timings aside)."""
+  import math
+  if len(first) != len(second):
+    return math.inf
+  largest = 0.0
+  for a, b in zip(first, second):
+    for column, value in a.items():
+      if column in TIMING_COLUMNS:
+        continue
+      try:
+        x, y = float(value), float(b[column])
+      except ValueError:
+        if value != b[column]:
+          return math.inf
+        continue
+      if math.isnan(x) and math.isnan(y):
+        continue
+      largest = max(largest, abs(x - y) if not (math.isnan(x) or math.isnan(y)) else math.inf)
+  return largest
+
+
 def max_difference(a, b) -> float:
   import numpy as np
   scale = np.maximum(np.abs(b), 1.0)
@@ -80,9 +132,14 @@ def main(argv=None) -> int:
   parser.add_argument("--repeats", type=int, default=3)
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--kernels", default=None, help="comma-separated (default: every method)")
+  parser.add_argument("--task", default="mnist_backdoor",
+                      help="the task whose rounds run in process on both devices")
+  parser.add_argument("--rounds", type=int, default=2,
+                      help="rounds of --task on each device (0: the kernels only)")
   args = parser.parse_args(argv)
-  if args.clients < 3 or args.size < 1 or args.repeats < 1:
-    parser.error("--clients must be at least 3, --size and --repeats at least 1")
+  if args.clients < 3 or args.size < 1 or args.repeats < 1 or args.rounds < 0:
+    parser.error("--clients must be at least 3, --size and --repeats at least 1, "
+                 "--rounds at least 0")
   import tensorflow as tf
 
   from tff_residual.kernels import registry
@@ -112,9 +169,27 @@ def main(argv=None) -> int:
     print(f"| {name} | {1e3 * cpu_seconds:.1f} ms | {1e3 * gpu_seconds:.1f} ms | "
           f"{cpu_seconds / gpu_seconds:.1f}x | {differences[0]:.1e}, {differences[1]:.1e} | "
           f"{'yes' if agree else 'NO'} |", flush=True)
+  if args.rounds:
+    import tempfile
+    with tempfile.TemporaryDirectory() as scratch:
+      cpu_rows, cpu_seconds = run_rounds("/CPU:0", args.task, args.rounds,
+                                         os.path.join(scratch, "cpu"))
+      gpu_rows, gpu_seconds = run_rounds(gpus[0].name, args.task, args.rounds,
+                                         os.path.join(scratch, "gpu"))
+    difference = rounds_difference(gpu_rows, cpu_rows)
+    agree = difference <= ROUND_TOLERANCE
+    if not agree:
+      failures.append(f"{args.task} rounds")
+    print(f"\n{args.rounds} rounds of {args.task} (smoke preset, fedavg and residual, "
+          "--execution=in_process), whole runs:")
+    print("| run | CPU | GPU | CPU / GPU | max absolute difference of the metrics | agree |")
+    print("|---|---|---|---|---|---|")
+    print(f"| {args.task} | {cpu_seconds:.1f} s | {gpu_seconds:.1f} s | "
+          f"{cpu_seconds / gpu_seconds:.1f}x | {difference:.1e} | {'yes' if agree else 'NO'} |",
+          flush=True)
   if failures:
-    print(f"gpu_check.py: GPU and CPU disagree beyond {TOLERANCE} for {failures}",
-          file=sys.stderr)
+    print(f"gpu_check.py: GPU and CPU disagree beyond {TOLERANCE} (kernels) or "
+          f"{ROUND_TOLERANCE} (rounds) for {failures}", file=sys.stderr)
     return 1
   return 0
 

@@ -476,6 +476,11 @@ BAD_INPUTS = [
      "--noise_scale (percent) must be a finite number >= 0, got -1.0"),
     (["--task=mnist_backdoor", "--backdoor_per_batch=0"],
      "--backdoor_per_batch must be an integer >= 1, got 0"),
+    (["--task=mnist_backdoor", "--execution=in_process", "--workers=2"],
+     "--workers and --execution=in_process cannot go together"),
+    (["--task=mnist_backdoor", "--execution=in_process", "--aggregation=tff"],
+     "--execution=in_process aggregates in this process too; --aggregation=tff needs "
+     "--execution=tff"),
 ]
 
 
@@ -597,7 +602,7 @@ def test_an_exception_inside_the_run_stops_the_worker(tmp_path, monkeypatch):
   # Workers already running (e.g. the session's runtime of the factory tests) are not the run's.
   earlier = set(worker_children(os.getpid()))
 
-  def failing_run(self, name, factory, on_round, clean_baseline=False, server_rule=None):
+  def failing_run(self, *args, **kwargs):
     seen.extend(set(worker_children(os.getpid())) - earlier)
     raise RuntimeError("aggregator exploded")
 

@@ -44,11 +44,33 @@ def test_the_table_with_the_cpu_standing_in_for_a_gpu(capsys, monkeypatch):
   real = tf.config.list_logical_devices
   monkeypatch.setattr(tf.config, "list_logical_devices",
                       lambda kind=None: real("CPU") if kind == "GPU" else real(kind))
-  assert gpu_check.main(["--size=2000", "--repeats=1"]) == 0
+  assert gpu_check.main(["--size=2000", "--repeats=1", "--rounds=0"]) == 0
   rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
   names = [row.split("|")[1].strip() for row in rows[1:]]
   assert names == gpu_check.kernel_names() and len(names) >= 15
   assert all(row.rstrip().endswith("| yes |") for row in rows[1:])
+
+
+@pytest.mark.slow
+def test_rounds_in_process_on_the_stand_in_device_agree(capsys, monkeypatch):
+  """The rounds' table: two in-process runs of a task, one per device, compared."""
+  real = tf.config.list_logical_devices
+  monkeypatch.setattr(tf.config, "list_logical_devices",
+                      lambda kind=None: real("CPU") if kind == "GPU" else real(kind))
+  assert gpu_check.main(["--kernels=median", "--size=100", "--repeats=1", "--task=loan_backdoor",
+                         "--rounds=2"]) == 0
+  out = capsys.readouterr().out
+  assert "2 rounds of loan_backdoor" in out
+  row = [line for line in out.splitlines() if line.startswith("| loan_backdoor |")]
+  assert len(row) == 1 and row[0].rstrip().endswith("| 0.0e+00 | yes |"), row
+
+
+def test_rounds_difference_sees_every_metric_and_only_the_metrics():
+  first = [{"round": "0", "accuracy": "0.5", "loss": "nan", "round_seconds": "1.0"}]
+  assert gpu_check.rounds_difference(first, [dict(first[0], round_seconds="9.0")]) == 0.0
+  assert gpu_check.rounds_difference(first, [dict(first[0], accuracy="0.502")]) == pytest.approx(0.002)
+  assert gpu_check.rounds_difference(first, [dict(first[0], loss="1.0")]) == float("inf")
+  assert gpu_check.rounds_difference(first, first + first) == float("inf")
 
 
 def test_a_disagreement_exits_1_naming_the_kernel(capsys, monkeypatch):
@@ -61,7 +83,7 @@ def test_a_disagreement_exits_1_naming_the_kernel(capsys, monkeypatch):
     return np.ones(3) + shift, np.full(3, 1 / 3), 0.01
 
   monkeypatch.setattr(gpu_check, "run_on", run_on)
-  assert gpu_check.main(["--size=10", "--kernels=median"]) == 1
+  assert gpu_check.main(["--size=10", "--kernels=median", "--rounds=0"]) == 1
   captured = capsys.readouterr()
   assert "| median |" in captured.out and "| NO |" in captured.out
-  assert "disagree beyond 1e-05 for ['median']" in captured.err
+  assert "disagree beyond 1e-05 (kernels) or 0.001 (rounds) for ['median']" in captured.err

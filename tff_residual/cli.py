@@ -32,7 +32,7 @@ import threading
 from tff_residual.attacks.mix_rate import HONEST_ESTIMATES
 from tff_residual.simulation.aggregators import AGGREGATORS, METHOD_FLAGS, parse_aggregators
 from tff_residual.simulation.config import ConfigError, config_from_preset
-from tff_residual.simulation.runner import AGGREGATIONS
+from tff_residual.simulation.placement import AGGREGATIONS, EXECUTIONS, where_it_runs
 from tff_residual.tasks import presets
 from tff_residual.tasks.base import DataError
 from tff_residual.tasks.registry import FAMILIES, attacks_of, parse_task, valid_tasks
@@ -156,11 +156,23 @@ def build_parser() -> argparse.ArgumentParser:
                            "or host:port,... of workers started with `python -m "
                            "tff_residual.worker --port P`; each round's clients are split "
                            "across them, with the same results")
-  parser.add_argument("--aggregation", default="tff", choices=AGGREGATIONS,
+  parser.add_argument("--resume", metavar="DIR",
+                      help="continue the stopped run in DIR (a run saves its progress after "
+                           "every round) with DIR's own settings (config.json); only "
+                           "--execution, --aggregation, --workers and --no_progress may be "
+                           "given with it. Its metrics.csv and summary.json end equal to an "
+                           "uninterrupted run's, timings aside")
+  parser.add_argument("--execution", default="tff", choices=EXECUTIONS,
+                      help="where each round runs: the clients' training as one TFF "
+                           "computation on TFF's worker (tff, the default; the CPU: TFF "
+                           "0.87's worker is CPU-only), or the same training and the "
+                           "aggregation in this process, with no TFF worker (in_process: "
+                           "TensorFlow's placement, the GPU when present); the same results")
+  parser.add_argument("--aggregation", default=None, choices=AGGREGATIONS,
                       help="where each round's aggregation runs: in TFF's worker (tff, the "
-                           "CPU: TFF 0.87's worker is CPU-only), or eagerly in this process "
-                           "(in_process: TensorFlow's placement, the GPU when present); the "
-                           "same results")
+                           "default under --execution=tff), or eagerly in this process "
+                           "(in_process: TensorFlow's placement, the GPU when present; "
+                           "always so under --execution=in_process); the same results")
   group = parser.add_argument_group("settings (defaults from the preset)")
   for name, kind, text in SETTINGS:
     group.add_argument(f"--{name}", type=kind, default=None, help=text)
@@ -240,10 +252,13 @@ def build_config(task: str, **values):
   return config_from_preset(family, attack, run["preset"], overrides), family
 
 
+RUN_NAMES = (*RUN_VALUES, *(name for name, _, _ in SETTINGS), *METHOD_FLAGS)
+"""The flags that make a run's config (``config_from_args``)."""
+
+
 def config_from_args(args):
   """(config, family) from parsed flags (``build_config``); ConfigError on bad input."""
-  names = [*RUN_VALUES, *(name for name, _, _ in SETTINGS), *METHOD_FLAGS]
-  return build_config(args.task, **{name: getattr(args, name) for name in names})
+  return build_config(args.task, **{name: getattr(args, name) for name in RUN_NAMES})
 
 
 class Terminated(KeyboardInterrupt):
@@ -270,6 +285,14 @@ def sigterm_stops_the_run():
     signal.signal(signal.SIGTERM, previous)
 
 
+def _kept(output_dir: str | None) -> str:
+  """What a stopped run says of its finished rounds."""
+  if output_dir is None:
+    return ""
+  return ("; the rounds finished so far are in metrics.csv; "
+          f"continue with --resume={output_dir}")
+
+
 def main(argv=None) -> int:
   parser = build_parser()
   args = parser.parse_args(argv)
@@ -281,26 +304,37 @@ def main(argv=None) -> int:
     num_workers, addresses = parse_workers(args.workers)
   except ValueError as error:
     parser.error(str(error))
+  runtime_options = dict(num_workers=num_workers, workers=addresses)
+  output_dir = None
   try:
-    config, family = config_from_args(args)
+    where_it_runs(args.execution, args.aggregation, runtime_options)  # before any data loads
+    if args.resume:
+      given = [name for name in ("task", *RUN_NAMES, "output_dir")
+               if getattr(args, name) != parser.get_default(name)]
+      if given:
+        raise ConfigError(f"--resume takes the run's settings from {args.resume}/config.json; "
+                          f"drop --{', --'.join(given)}")
+      config, family = runner.config_of_run(args.resume)
+      output_dir = args.resume
+    else:
+      config, family = config_from_args(args)
+      output_dir = args.output_dir or runner.default_output_dir(config.task)
     prepared = runner.prepare(config, family)
-    output_dir = args.output_dir or runner.default_output_dir(config.task)
     with sigterm_stops_the_run():
       runner.run(prepared, output_dir, progress=not args.no_progress,
-                 runtime_options=dict(num_workers=num_workers, workers=addresses),
-                 aggregation=args.aggregation)
+                 runtime_options=runtime_options, aggregation=args.aggregation,
+                 execution=args.execution, resume=bool(args.resume))
   except (ConfigError, DataError, FileExistsError) as error:
     print(f"run.py: error: {error}", file=sys.stderr)
     return 2
   except Terminated:
-    print("run.py: terminated (SIGTERM); the rounds finished so far are in metrics.csv",
-          file=sys.stderr)
+    print(f"run.py: terminated (SIGTERM){_kept(output_dir)}", file=sys.stderr)
     return 143
   except KeyboardInterrupt:
-    print("run.py: interrupted; the rounds finished so far are in metrics.csv", file=sys.stderr)
+    print(f"run.py: interrupted{_kept(output_dir)}", file=sys.stderr)
     return 130
   except runner.RuntimeFailure as error:  # a worker died or never answered
-    kept = "; the rounds finished so far are in metrics.csv" if error.during_run else ""
+    kept = _kept(output_dir) if error.during_run else ""
     print(f"run.py: error: {error}{kept}", file=sys.stderr)
     return 1
   return 0

@@ -39,7 +39,7 @@ import tensorflow as tf
 import tensorflow_federated as tff
 
 from tff_residual.attacks.base import Attack, UpdateContext
-from tff_residual.simulation import detection
+from tff_residual.simulation import checkpoint, detection
 from tff_residual.simulation.client_data import client_dataset
 from tff_residual.simulation.client_training import ClientTrainer
 from tff_residual.simulation.evaluation import Evaluator
@@ -93,6 +93,16 @@ class _Track:
   """(attackers' mean, honest clients' mean) clip factor of each poisoning round"""
 
 
+def _track_state(track: _Track) -> checkpoint.TrackState:
+  return checkpoint.TrackState(track.state, track.weights, list(track.shares), list(track.aucs),
+                               list(track.clip_factors))
+
+
+def _from_track_state(saved: checkpoint.TrackState) -> _Track:
+  return _Track(saved.state, list(saved.weights), list(saved.shares), list(saved.aucs),
+                list(saved.clip_factors))
+
+
 def summarize(name: str, rows: list[dict[str, Any]], shares: list[float],
               wall_seconds: float, aucs: list[float] = (),
               clip_factors: list[tuple[float, float]] = ()) -> dict[str, Any]:
@@ -134,17 +144,17 @@ def summarize(name: str, rows: list[dict[str, Any]], shares: list[float],
 class Experiment:
   """Everything the compared aggregators share: the rounds' ``settings``, the data,
   the model, the attack and the federation (the clients, attackers and each
-  round's participants)."""
+  round's participants). ``execution``: where clients train (``ClientTrainer``)."""
 
   def __init__(self, settings: RoundSettings, data: TaskData, model_spec: ModelSpec,
-               attack: Attack, federation: Federation):
+               attack: Attack, federation: Federation, execution: str = "tff"):
     self.settings, self.data, self.model_spec = settings, data, model_spec
     self.attack, self.federation = attack, federation
     tf.keras.utils.set_random_seed(settings.seed)
     self.initial_weights = [np.asarray(w) for w in model_spec.build().get_weights()]
     x = data.train.x
     self.trainer = ClientTrainer(model_spec, x.dtype, x.shape[1:], settings.optimizer,
-                                 settings.momentum)
+                                 settings.momentum, execution)
     self.evaluator = Evaluator(model_spec, self._test_set(), attack.success_metric)
     self.attackers = set(federation.attackers)
     self.server_rule: Callable[[np.ndarray], np.ndarray] | None = None
@@ -206,7 +216,10 @@ class Experiment:
 
   def run(self, name: str, factory, on_round: Callable[[dict], None],
           clean_baseline: bool = False,
-          server_rule: Callable[[np.ndarray], np.ndarray] | None = None) -> dict[str, Any]:
+          server_rule: Callable[[np.ndarray], np.ndarray] | None = None,
+          resume_from: "checkpoint.Progress | None" = None,
+          on_checkpoint: Callable[["checkpoint.Progress"], None] | None = None
+          ) -> dict[str, Any]:
     """Runs every round with ``factory``; calls ``on_round(row)`` after each.
 
     The attack forgets earlier runs first (``UpdatePoisoning.reset``), and its
@@ -217,10 +230,16 @@ class Experiment:
     (its own aggregator state and global model, stepped in the same round),
     and each row also holds ``clean_accuracy``, ``clean_attack_success_rate``
     and ``excess_attack_success_rate`` = attack success rate - clean one.
+
+    ``on_checkpoint(progress)`` gets, after each round (and its ``on_round``), what
+    continues the run from there (``checkpoint.Progress`` with this run's part filled
+    in); ``resume_from`` (such a progress, of this aggregator) continues it: the
+    rounds it holds are not run again.
     """
     settings = self.settings
     self.server_rule = server_rule
-    reset = getattr(self.attack.update_poisoning, "reset", None)
+    poisoning = self.attack.update_poisoning
+    reset = getattr(poisoning, "reset", None)
     if reset is not None:
       reset()
     process = factory.create(self.trainer.weights_type, tff.TensorType(np.float32))
@@ -228,9 +247,15 @@ class Experiment:
     attacked = _Track(process.initialize(), [w.copy() for w in self.initial_weights])
     twin = self.clean_twin() if clean_baseline else None
     clean = _Track(process.initialize(), [w.copy() for w in self.initial_weights]) if twin else None
-    rows = []
+    rows, spent = [], 0.0
+    if resume_from is not None:
+      attacked = _from_track_state(resume_from.attacked)
+      if twin is not None:
+        clean = _from_track_state(resume_from.clean)
+      checkpoint.restore_attack_memory(poisoning, resume_from.attack_memory)
+      rows, spent = list(resume_from.rows), resume_from.wall_seconds
     start = time.perf_counter()
-    for round_index in range(settings.rounds):
+    for round_index in range(len(rows), settings.rounds):
       row = dict(aggregator=name, **self._round(process, attacked, round_index))
       if twin is not None:
         clean_row = twin._round(process, clean, round_index)
@@ -241,8 +266,14 @@ class Experiment:
                    clean_round_seconds=clean_row["round_seconds"])
       rows.append(row)
       on_round(row)
-    return summarize(name, rows, attacked.shares, time.perf_counter() - start, attacked.aucs,
-                     attacked.clip_factors)
+      if on_checkpoint is not None:
+        on_checkpoint(checkpoint.Progress(
+            finished=[], rows=list(rows), aggregator=name, rounds_done=len(rows),
+            attacked=_track_state(attacked), clean=_track_state(clean) if twin else None,
+            attack_memory=checkpoint.attack_memory(poisoning),
+            wall_seconds=spent + time.perf_counter() - start))
+    return summarize(name, rows, attacked.shares, spent + time.perf_counter() - start,
+                     attacked.aucs, attacked.clip_factors)
 
   def _round(self, process, track: "_Track", round_index: int) -> dict[str, Any]:
     """One round of ``track`` (steps 1-5); updates it and returns the round's row."""

@@ -45,12 +45,12 @@ attack's s), empty for the others. ``attackers_clip_factor``,
 round's attackers and honest clients, empty for aggregators that clip nothing."""
 
 
-def _clean(value):
+def json_safe(value):
   """JSON-safe: NaN -> None, NumPy scalars -> Python."""
   if isinstance(value, dict):
-    return {k: _clean(v) for k, v in value.items()}
+    return {k: json_safe(v) for k, v in value.items()}
   if isinstance(value, (list, tuple)):
-    return [_clean(v) for v in value]
+    return [json_safe(v) for v in value]
   if hasattr(value, "item") and not isinstance(value, (str, bytes)):
     value = value.item()
   if isinstance(value, float) and not math.isfinite(value):
@@ -60,17 +60,21 @@ def _clean(value):
 
 def write_json(path: str, payload: dict) -> None:
   with open(path, "w", encoding="utf-8") as f:
-    json.dump(_clean(payload), f, indent=2, sort_keys=False)
+    json.dump(json_safe(payload), f, indent=2, sort_keys=False)
     f.write("\n")
 
 
 class RunOutputs:
   """Writes one run's files into ``directory`` (created; must not hold a previous run)."""
 
-  def __init__(self, directory: str, config: dict[str, Any]):
-    if os.path.exists(os.path.join(directory, "metrics.csv")):
+  def __init__(self, directory: str, config: dict[str, Any],
+               resumed_rows: list[dict[str, Any]] | None = None):
+    """``resumed_rows``: continue a stopped run in ``directory`` (``--resume``): its
+    metrics.csv is rewritten with these rows (its checkpoint's), dropping any row
+    written after the checkpoint."""
+    if resumed_rows is None and os.path.exists(os.path.join(directory, "metrics.csv")):
       raise FileExistsError(f"--output_dir {directory} already holds a run (metrics.csv); "
-                            "choose another directory.")
+                            "choose another directory, or continue it with --resume.")
     os.makedirs(directory, exist_ok=True)
     self.directory = directory
     self.rows: list[dict[str, Any]] = []
@@ -78,6 +82,8 @@ class RunOutputs:
     self._metrics_path = os.path.join(directory, "metrics.csv")
     with open(self._metrics_path, "w", newline="", encoding="utf-8") as f:
       csv.writer(f).writerow(METRIC_COLUMNS)
+    for row in resumed_rows or []:
+      self.add_round(row)
 
   def add_round(self, row: dict[str, Any]) -> None:
     self.rows.append(row)

@@ -18,6 +18,8 @@ import numpy as np
 
 from tff_residual.simulation.config import ConfigError, ExperimentConfig
 from tff_residual.simulation.federation import Federation, build_federation
+from tff_residual.simulation import checkpoint
+from tff_residual.simulation.placement import where_it_runs
 from tff_residual.tasks import presets
 from tff_residual.tasks.base import AttackTargets, TaskData, TaskFamily
 
@@ -41,6 +43,55 @@ def prepare(config: ExperimentConfig, family: TaskFamily) -> Prepared:
   targets = family.attack_targets(config.target_settings(), data)
   federation = build_federation(config.federation_settings(), data, targets)
   return Prepared(config, family, data, targets, federation)
+
+
+def config_of_run(output_dir: str) -> tuple[ExperimentConfig, TaskFamily]:
+  """(config, family) of the run in ``output_dir``, from its config.json (``--resume``);
+  ConfigError if there is none."""
+  import json
+
+  from tff_residual.simulation.config import validate
+  from tff_residual.tasks.registry import parse_task
+  path = os.path.join(output_dir, "config.json")
+  if not os.path.exists(path):
+    raise ConfigError(f"--resume={output_dir}: no run to continue there (no config.json)")
+  with open(path, encoding="utf-8") as f:
+    settings = dict(json.load(f)["settings"])
+  family, _ = parse_task(settings["task"])
+  for name in ("aggregators", "trigger_features"):
+    settings[name] = tuple(settings[name])
+  try:
+    config = ExperimentConfig(**settings)
+  except TypeError as error:
+    raise ConfigError(f"--resume={output_dir}: its config.json is not this version's: "
+                      f"{error}") from None
+  validate(config, family)
+  return config, family
+
+
+def resumable_progress(output_dir: str, info: dict[str, Any]) -> dict[str, Any]:
+  """The saved progress of the stopped run in ``output_dir`` (``checkpoint.load_meta``;
+  none saved: start over); ConfigError if the run has finished, or if ``info`` (this
+  run's data and settings) differs from the stopped run's config.json."""
+  import json
+
+  from tff_residual.simulation.outputs import json_safe
+  if not os.path.exists(os.path.join(output_dir, "config.json")):
+    raise ConfigError(f"--resume={output_dir}: no run to continue there (no config.json)")
+  meta = checkpoint.load_meta(output_dir)
+  if meta is None:
+    if os.path.exists(os.path.join(output_dir, "summary.json")):
+      raise ConfigError(f"--resume={output_dir}: that run has finished (summary.json); "
+                        "nothing to continue")
+    meta = {"finished": [], "rows": [], "aggregator": None, "rounds_done": 0}
+  with open(os.path.join(output_dir, "config.json"), encoding="utf-8") as f:
+    recorded = json.load(f)
+  now = json.loads(json.dumps(json_safe(info)))
+  differ = sorted(k for k in set(now) | set(recorded) if now.get(k) != recorded.get(k))
+  if differ:
+    raise ConfigError(f"--resume={output_dir}: this run's {', '.join(differ)} differ(s) from "
+                      "the stopped run's config.json (same data and settings needed)")
+  return meta
 
 
 def majority_class_accuracy(labels: np.ndarray) -> float:
@@ -165,10 +216,6 @@ def model_and_attack(prepared: Prepared):
   return model_spec, attack
 
 
-AGGREGATIONS = ("tff", "in_process")
-"""Where each round's aggregation runs (``run``'s ``aggregation``)."""
-
-
 class RuntimeFailure(RuntimeError):
   """The TFF runtime failed under the run: a worker died, or never answered.
   ``during_run``: whether rounds may have finished (False: it failed to start)."""
@@ -180,34 +227,53 @@ class RuntimeFailure(RuntimeError):
 
 def run(prepared: Prepared, output_dir: str, progress: bool = True,
         out: Callable[[str], None] = print,
-        runtime_options: dict | None = None, aggregation: str = "tff") -> dict[str, Any]:
+        runtime_options: dict | None = None, aggregation: str | None = None,
+        execution: str = "tff", resume: bool = False) -> dict[str, Any]:
   """Runs every aggregator; writes the outputs; returns the summary.
 
-  ``runtime_options`` go to ``managed_tff_runtime`` (``num_workers``,
-  ``workers``); ``aggregation="in_process"`` runs each round's aggregation
-  eagerly in this process (``in_process.InProcessFactory``) instead of in TFF's
-  worker. The results depend on neither. A worker that dies or does
-  not answer ends the run with ``RuntimeFailure`` (one line, naming it); the
-  finished rounds stay in metrics.csv."""
+  ``execution="tff"`` (the default) trains each round's clients as one TFF
+  computation on TFF's worker(s); ``runtime_options`` go to
+  ``managed_tff_runtime`` (``num_workers``, ``workers``), and
+  ``aggregation="in_process"`` runs each round's aggregation eagerly in this
+  process (``in_process.InProcessFactory``) instead of in TFF's worker.
+  ``execution="in_process"`` runs both in this process, with no TFF runtime
+  (``where_it_runs`` checks the combination). The results depend on none of
+  them. A worker that dies or does not answer ends the run with
+  ``RuntimeFailure`` (one line, naming it); the finished rounds stay in
+  metrics.csv.
+
+  After every round the run saves ``output_dir/checkpoint.npz``
+  (``simulation/checkpoint.py``); ``resume=True`` continues the stopped run in
+  ``output_dir`` from it (``prepared`` from its config.json: ``config_of_run``),
+  so that metrics.csv and summary.json equal an uninterrupted run's, timings aside."""
   import tensorflow as tf  # noqa: F401  (TF and TFF start here)
 
   from tff_residual.simulation.outputs import RunOutputs, format_table
-  from tff_residual.simulation.runtime import WorkerLostError, managed_tff_runtime
+  from tff_residual.simulation.runtime import WorkerLostError, managed_tff_runtime, no_tff_runtime
 
+  aggregation = where_it_runs(execution, aggregation, runtime_options)
   config, data = prepared.config, prepared.data
   model_spec, attack = model_and_attack(prepared)
   info = describe(prepared, attack.describe())
-  outputs = RunOutputs(output_dir, info)
+  saved = resumable_progress(output_dir, info) if resume else None
+  outputs = RunOutputs(output_dir, info, resumed_rows=saved["rows"] if saved else None)
   for line in header_lines(prepared, info, output_dir):
     out(line)
-  try:
-    runtime = managed_tff_runtime(**(runtime_options or {})).start()
-  except RuntimeError as error:  # a worker that never started or answered
-    raise RuntimeFailure(str(error), during_run=False) from None
+  if saved:
+    out(f"resuming {output_dir}: {len(saved['finished'])} of {len(config.aggregators)} "
+        f"aggregators done" + (f", {saved['aggregator']} after round {saved['rounds_done']}"
+                               if saved["aggregator"] else ""))
+  if execution == "in_process":
+    runtime = no_tff_runtime("--execution=in_process runs every round in this process")
+  else:
+    try:
+      runtime = managed_tff_runtime(**(runtime_options or {})).start()
+    except RuntimeError as error:  # a worker that never started or answered
+      raise RuntimeFailure(str(error), during_run=False) from None
   with runtime:
     try:
       results = _run_aggregators(prepared, model_spec, attack, outputs, progress, out,
-                                 aggregation)
+                                 aggregation, execution, saved)
     except WorkerLostError as error:
       raise RuntimeFailure(str(error), during_run=True) from None
   summary = {
@@ -220,6 +286,7 @@ def run(prepared: Prepared, output_dir: str, progress: bool = True,
                   for r in results},
   }
   plots = outputs.finish(summary)
+  checkpoint.remove(output_dir)
   out("")
   out(format_table(results))
   out(f"outputs: {output_dir} (config.json, metrics.csv, summary.json, "
@@ -228,22 +295,37 @@ def run(prepared: Prepared, output_dir: str, progress: bool = True,
 
 
 def _run_aggregators(prepared: Prepared, model_spec, attack, outputs, progress: bool,
-                     out: Callable[[str], None], aggregation: str) -> list[dict[str, Any]]:
-  """Each aggregator's rounds on the installed runtime; its summary row each."""
+                     out: Callable[[str], None], aggregation: str,
+                     execution: str = "tff", saved: dict | None = None) -> list[dict[str, Any]]:
+  """Each aggregator's rounds on the installed runtime; its summary row each. ``saved``:
+  the checkpoint's progress (``checkpoint.load_meta``) of a run to continue."""
+  import tensorflow_federated as tff
+
   from tff_residual.simulation import aggregators as aggregator_table
   from tff_residual.simulation.experiment import Experiment
   from tff_residual.simulation.in_process import InProcessFactory
-  if aggregation not in AGGREGATIONS:
-    raise ConfigError(f"aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
   config = prepared.config
   experiment = Experiment(config.round_settings(), prepared.data, model_spec, attack,
-                          prepared.federation)
+                          prepared.federation, execution)
   aggregator_settings = config.aggregator_settings()
-  results = []
-  for name in config.aggregators:
+  results = list(saved["finished"]) if saved else []
+  for result in results:
+    out(f"{result['aggregator']}: done before the stop")
+
+  def save_progress(progress):
+    checkpoint.save(outputs.directory, dataclasses.replace(
+        progress, finished=list(results), rows=list(outputs.rows)))
+
+  for name in config.aggregators[len(results):]:
     factory = aggregator_table.build_factory(name, aggregator_settings)
     if aggregation == "in_process":
       factory = InProcessFactory(factory)
+    resume_from = None
+    if saved and saved["aggregator"] == name:
+      template = factory.create(experiment.trainer.weights_type,
+                                tff.TensorType(np.float32)).initialize()
+      resume_from = checkpoint.load(outputs.directory, template)
+      resume_from.rows = [row for row in resume_from.rows if row["aggregator"] == name]
     bar = _progress_bar(name, config.rounds) if progress else None
 
     def on_round(row, bar=bar):
@@ -254,13 +336,17 @@ def _run_aggregators(prepared: Prepared, model_spec, attack, outputs, progress: 
         bar.update(1)
 
     try:
+      if bar is not None and resume_from is not None:
+        bar.update(len(resume_from.rows))
       result = experiment.run(name, factory, on_round, clean_baseline=config.runs_clean_baseline,
                               server_rule=aggregator_table.server_rule_for_run(
-                                  name, aggregator_settings))
+                                  name, aggregator_settings),
+                              resume_from=resume_from, on_checkpoint=save_progress)
     finally:
       if bar is not None:
         bar.close()
     results.append(result)
+    save_progress(checkpoint.Progress(finished=[], rows=[]))
     line = (f"{name}: accuracy {_number(result['final_accuracy'])}, attack success rate "
             f"{_number(result['attack_success_rate'])}")
     if config.runs_clean_baseline:

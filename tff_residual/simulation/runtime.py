@@ -315,3 +315,27 @@ def _stop_all_runtimes() -> None:
   for runtime in list(_LIVE_RUNTIMES):
     with contextlib.suppress(Exception):
       runtime.stop()
+
+
+class NoTffRuntimeError(RuntimeError):
+  """A TFF computation was invoked where none may run (``no_tff_runtime``)."""
+
+
+class _RefusingContext(tff.framework.SyncContext):
+  """A context that runs nothing: invoking a computation is an error, not a worker."""
+
+  def __init__(self, why: str):
+    self.why = why
+
+  def invoke(self, comp, arg):
+    raise NoTffRuntimeError(f"a TFF computation was invoked, but {self.why}")
+
+
+@contextlib.contextmanager
+def no_tff_runtime(why: str = "this run executes in process, with no TFF runtime"):
+  """Within the block, invoking a TFF computation raises ``NoTffRuntimeError`` instead
+  of starting TFF's default ``worker_binary``: a run that promises to run in process
+  (``--execution=in_process``) is held to it. Tracing computations and building TFF
+  types stay allowed."""
+  with tff.framework.get_context_stack().install(_RefusingContext(why)):
+    yield
