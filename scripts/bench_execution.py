@@ -13,7 +13,8 @@ process one client at a time, the order rotating from round to round.
 The global model then moves by FedAvg of the TFF updates. A cell is the median
 over the ``--timed_rounds`` after ``--warmup_rounds`` (tracing, the worker's first
 call); "max |diff|" is the largest absolute difference between the two paths'
-updates over every round, the equality check beside the timing.
+updates over every round, the equality check beside the timing; each client's of round 0
+is printed above the table.
 
 Other flags go to every run's settings, as run.py's (e.g. ``--data_path=...`` for
 CIFAR-10, ``--clients_per_round=10``, ``--max_batches_per_epoch=5`` to cut a
@@ -77,13 +78,18 @@ def bench_task(cli, task: str, preset: str, warmup_rounds: int, timed_rounds: in
           for ua, ub in zip(a.update, b.update):
             largest_difference = max(largest_difference,
                                      float(np.max(np.abs(ua - ub), initial=0)))
+      if round_index == 0:  # each client's, from the same initial model
+        first_round = [max(float(np.max(np.abs(ua - ub), initial=0))
+                           for ua, ub in zip(a.update, b.update))
+                       for a, b in zip(results["tff"], results["in_process"])]
       weights = [w + np.mean([r.update[t] for r in results["tff"]], axis=0).astype(w.dtype)
                  for t, w in enumerate(weights)]
   return {"task": task, "preset": preset, "model": config.model, "parallel": PARALLEL_CLIENTS,
           "clients_per_round": config.participants_per_round,
           "data_source": prepared.data.data_source,
           "median": {e: statistics.median(seconds[e]) for e in EXECUTIONS},
-          "all": seconds, "max_difference": largest_difference}
+          "all": seconds, "max_difference": largest_difference,
+          "first_round_differences": first_round}
 
 
 def format_table(cells: list[dict], warmup_rounds: int, timed_rounds: int) -> str:
@@ -125,8 +131,9 @@ def main(argv=None) -> int:
         return 2
       cells.append(cell)
       print(f"{task} {preset} ({cell['data_source']}): "
-            + "; ".join(f"{e} {[round(s, 3) for s in cell['all'][e]]} s" for e in EXECUTIONS),
-            flush=True)
+            + "; ".join(f"{e} {[round(s, 3) for s in cell['all'][e]]} s" for e in EXECUTIONS)
+            + "; round 0, each client's max |in_process - tff|: "
+            + ", ".join(f"{d:.1e}" for d in cell["first_round_differences"]), flush=True)
   print()
   print(format_table(cells, args.warmup_rounds, args.timed_rounds))
   return 0
