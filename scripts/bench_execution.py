@@ -33,9 +33,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from main_job import load_cli  # noqa: E402  (scripts/ is on sys.path when run as a script)
 
-EXECUTIONS = ("tff", "in_process", "in_process_1")
-"""TFF's worker; in process with ``client_training.PARALLEL_CLIENTS`` clients at once; in
-process one client at a time."""
+VARIANTS = {"tff": ("tff", None), "in_process": ("in_process", None),
+            "in_process_1": ("in_process", 1)}
+"""Name: (execution, clients at once). TFF's worker; in process with
+``client_training.PARALLEL_CLIENTS`` clients at once; in process one client at a time."""
 
 
 def bench_task(cli, task: str, preset: str, warmup_rounds: int, timed_rounds: int, seed: int,
@@ -44,7 +45,7 @@ def bench_task(cli, task: str, preset: str, warmup_rounds: int, timed_rounds: in
   import numpy as np
 
   from tff_residual.simulation import runner
-  from tff_residual.simulation.client_training import PARALLEL_CLIENTS, ClientTrainer
+  from tff_residual.simulation.client_training import PARALLEL_CLIENTS
   from tff_residual.simulation.experiment import Experiment
   from tff_residual.simulation.runtime import managed_tff_runtime
 
@@ -54,26 +55,24 @@ def bench_task(cli, task: str, preset: str, warmup_rounds: int, timed_rounds: in
   config, family = cli.config_from_args(args)
   prepared = runner.prepare(config, family)
   model_spec, attack = runner.model_and_attack(prepared)
-  seconds = {execution: [] for execution in EXECUTIONS}
+  names = list(VARIANTS)
+  seconds = {name: [] for name in names}
   largest_difference = 0.0
   with managed_tff_runtime():
-    runs = {execution: Experiment(config.round_settings(), prepared.data, model_spec, attack,
-                                  prepared.federation, execution.removesuffix("_1"))
-            for execution in EXECUTIONS}
-    x = prepared.data.train.x
-    runs["in_process_1"].trainer = ClientTrainer(model_spec, x.dtype, x.shape[1:],
-                                                 config.optimizer, config.momentum,
-                                                 "in_process", parallel_clients=1)
+    runs = {name: Experiment(config.round_settings(), prepared.data, model_spec, attack,
+                             prepared.federation, execution, parallel_clients)
+            for name, (execution, parallel_clients) in VARIANTS.items()}
     weights = runs["tff"].initial_weights
     for round_index in range(rounds):
-      order = EXECUTIONS[round_index % 3:] + EXECUTIONS[:round_index % 3]  # rotating
+      turn = round_index % len(names)
+      order = names[turn:] + names[:turn]  # rotating
       results = {}
       for execution in order:
         start = time.perf_counter()
         _, results[execution] = runs[execution].train_round(round_index, weights)
         if round_index >= warmup_rounds:
           seconds[execution].append(time.perf_counter() - start)
-      for other in EXECUTIONS[1:]:
+      for other in names[1:]:
         for a, b in zip(results["tff"], results[other]):
           for ua, ub in zip(a.update, b.update):
             largest_difference = max(largest_difference,
@@ -87,7 +86,7 @@ def bench_task(cli, task: str, preset: str, warmup_rounds: int, timed_rounds: in
   return {"task": task, "preset": preset, "model": config.model, "parallel": PARALLEL_CLIENTS,
           "clients_per_round": config.participants_per_round,
           "data_source": prepared.data.data_source,
-          "median": {e: statistics.median(seconds[e]) for e in EXECUTIONS},
+          "median": {name: statistics.median(seconds[name]) for name in names},
           "all": seconds, "max_difference": largest_difference,
           "first_round_differences": first_round}
 
@@ -131,7 +130,7 @@ def main(argv=None) -> int:
         return 2
       cells.append(cell)
       print(f"{task} {preset} ({cell['data_source']}): "
-            + "; ".join(f"{e} {[round(s, 3) for s in cell['all'][e]]} s" for e in EXECUTIONS)
+            + "; ".join(f"{e} {[round(s, 3) for s in cell['all'][e]]} s" for e in VARIANTS)
             + "; round 0, each client's max |in_process - tff|: "
             + ", ".join(f"{d:.1e}" for d in cell["first_round_differences"]), flush=True)
   print()

@@ -9,7 +9,8 @@ import os
 import numpy as np
 import pytest
 
-from test_experiments_cli import TIMING_COLUMNS, read_metrics
+from test_experiments_cli import read_metrics
+from test_multi_worker import assert_same_metrics
 from tff_residual import cli
 from tff_residual.simulation import checkpoint
 from tff_residual.simulation.outputs import RunOutputs
@@ -48,19 +49,9 @@ def stop_after(monkeypatch, rows: int):
 
 
 def assert_same_run(first, second, tolerance=0.0):
-  a, b = read_metrics(str(first)), read_metrics(str(second))
-  assert len(a) == len(b) == 15
-  for row_a, row_b in zip(a, b):
-    for column, value in row_a.items():
-      if column in TIMING_COLUMNS or column == "clean_round_seconds":
-        continue
-      where = (row_a["aggregator"], row_a["round"], column)
-      try:
-        number_a, number_b = float(value), float(row_b[column])
-      except ValueError:  # names, and the empty cells of metrics without a value
-        assert row_b[column] == value, where
-        continue
-      assert number_b == pytest.approx(number_a, abs=tolerance, nan_ok=True), where
+  """metrics.csv (``assert_same_metrics``) and summary.json equal, timings aside."""
+  assert len(read_metrics(str(first))) == 15
+  assert_same_metrics(first, second, tolerance)
   with open(os.path.join(first, "summary.json")) as f:
     summary_a = json.load(f)
   with open(os.path.join(second, "summary.json")) as f:
@@ -90,8 +81,7 @@ def test_a_stopped_run_resumes_to_the_uninterrupted_run(uninterrupted, tmp_path,
   assert len(read_metrics(str(out))) == STOP_AFTER_ROWS
   saved = checkpoint.load_meta(str(out))
   assert [r["aggregator"] for r in saved["finished"]] == ["fedavg"]
-  assert (saved["aggregator"], saved["rounds_done"], len(saved["rows"])) == (
-      "centered_clipping", 1, STOP_AFTER_ROWS - 1)
+  assert (saved["aggregator"], len(saved["rows"])) == ("centered_clipping", STOP_AFTER_ROWS - 1)
   assert cli.main(["--resume", str(out), f"--execution={execution}", "--no_progress"]) == 0
   said = capsys.readouterr().out
   assert "1 of 3 aggregators done, centered_clipping after round 1" in said
@@ -131,18 +121,18 @@ def test_the_checkpoint_round_trips_state_weights_and_memory(tmp_path):
   import collections
   state = collections.OrderedDict(center=[np.arange(3, dtype=np.float32)],
                                   has_center=np.bool_(True), count=np.int64(4))
-  track = checkpoint.TrackState(state, [np.ones((2, 2), np.float32), np.zeros(3, np.float64)],
+  track = checkpoint.Track(state, [np.ones((2, 2), np.float32), np.zeros(3, np.float64)],
                                 [0.25, np.float32(0.5)], [float("nan")], [(1.0, 0.5)])
   progress = checkpoint.Progress(
       finished=[{"aggregator": "fedavg", "final_accuracy": 0.5, "detection_auc": float("nan")}],
       rows=[{"aggregator": "fedavg", "round": 0, "accuracy": np.float32(0.125)}],
-      aggregator="centered_clipping", rounds_done=1, attacked=track, clean=None,
+      aggregator="centered_clipping", attacked=track, clean=None,
       attack_memory={"rounds_seen": 2, "mean": np.full(3, 0.5)}, wall_seconds=1.5)
   checkpoint.save(str(tmp_path), progress)
   template = collections.OrderedDict(center=[np.zeros(3, np.float32)], has_center=np.bool_(False),
                                      count=np.int64(0))
   loaded = checkpoint.load(str(tmp_path), template)
-  assert loaded.aggregator == "centered_clipping" and loaded.rounds_done == 1
+  assert loaded.aggregator == "centered_clipping" and len(loaded.rows_of("fedavg")) == 1
   assert loaded.clean is None and loaded.wall_seconds == 1.5
   np.testing.assert_array_equal(loaded.attacked.state["center"][0], [0, 1, 2])
   assert bool(loaded.attacked.state["has_center"]) and int(loaded.attacked.state["count"]) == 4

@@ -33,14 +33,17 @@ FILE = "checkpoint.npz"
 
 
 @dataclasses.dataclass
-class TrackState:
-  """One model's run through the rounds (``experiment._Track``): what it holds."""
+class Track:
+  """One model's run through the rounds (the attacked run's, or its clean twin's): its
+  aggregator state, global model, and the attackers' weight shares, detection AUCs and
+  clip factors of its poisoning rounds. ``Experiment.run`` steps it; a checkpoint holds it."""
 
   state: Any
   weights: list
-  shares: list
-  aucs: list
-  clip_factors: list
+  shares: list = dataclasses.field(default_factory=list)
+  aucs: list = dataclasses.field(default_factory=list)
+  clip_factors: list = dataclasses.field(default_factory=list)
+  """(attackers' mean, honest clients' mean) clip factor of each poisoning round"""
 
 
 @dataclasses.dataclass
@@ -52,12 +55,15 @@ class Progress:
   rows: list[dict[str, Any]]
   """every metrics row written so far, in order"""
   aggregator: str | None = None
-  """the aggregator in progress (None between two aggregators)"""
-  rounds_done: int = 0
-  attacked: TrackState | None = None
-  clean: TrackState | None = None
+  """the aggregator in progress (None between two aggregators); its rounds done are its
+  rows (``rows_of``)"""
+  attacked: Track | None = None
+  clean: Track | None = None
   attack_memory: dict | None = None
   wall_seconds: float = 0.0
+
+  def rows_of(self, aggregator: str) -> list[dict[str, Any]]:
+    return [row for row in self.rows if row["aggregator"] == aggregator]
 
 
 def _leaves(state) -> list[np.ndarray]:
@@ -69,7 +75,7 @@ def save(directory: str, progress: Progress) -> None:
   """Writes ``progress`` to ``directory/checkpoint.npz`` atomically."""
   arrays: dict[str, np.ndarray] = {}
   meta: dict[str, Any] = {"finished": progress.finished, "rows": progress.rows,
-                          "aggregator": progress.aggregator, "rounds_done": progress.rounds_done,
+                          "aggregator": progress.aggregator,
                           "wall_seconds": progress.wall_seconds, "tracks": {}}
   for kind in ("attacked", "clean"):
     track = getattr(progress, kind)
@@ -106,10 +112,10 @@ def load(directory: str, initial_state) -> Progress | None:
     for kind, info in meta["tracks"].items():
       weights = [data[f"{kind}/weights/{i}"] for i in range(info["num_weights"])]
       leaves = [data[f"{kind}/state/{i}"] for i in range(info["num_state"])]
-      tracks[kind] = TrackState(_pack(initial_state, leaves), weights, info["shares"],
+      tracks[kind] = Track(_pack(initial_state, leaves), weights, info["shares"],
                                 info["aucs"], [tuple(c) for c in info["clip_factors"]])
-  return Progress(meta["finished"], meta["rows"], meta["aggregator"], meta["rounds_done"],
-                  tracks.get("attacked"), tracks.get("clean"), memory, meta["wall_seconds"])
+  return Progress(meta["finished"], meta["rows"], meta["aggregator"], tracks.get("attacked"),
+                  tracks.get("clean"), memory, meta["wall_seconds"])
 
 
 def load_meta(directory: str) -> dict[str, Any] | None:

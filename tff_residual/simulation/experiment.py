@@ -28,7 +28,6 @@ value from the same clients, seeds and rounds beside it.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -80,29 +79,6 @@ class AggregationInputs(NamedTuple):
   """updates dropped for NaN/Inf values"""
 
 
-@dataclasses.dataclass
-class _Track:
-  """One aggregator's run through the rounds: its aggregator state, global model
-  and the attackers' weight shares and detection AUCs of its poisoning rounds."""
-
-  state: Any
-  weights: list
-  shares: list = dataclasses.field(default_factory=list)
-  aucs: list = dataclasses.field(default_factory=list)
-  clip_factors: list = dataclasses.field(default_factory=list)
-  """(attackers' mean, honest clients' mean) clip factor of each poisoning round"""
-
-
-def _track_state(track: _Track) -> checkpoint.TrackState:
-  return checkpoint.TrackState(track.state, track.weights, list(track.shares), list(track.aucs),
-                               list(track.clip_factors))
-
-
-def _from_track_state(saved: checkpoint.TrackState) -> _Track:
-  return _Track(saved.state, list(saved.weights), list(saved.shares), list(saved.aucs),
-                list(saved.clip_factors))
-
-
 def summarize(name: str, rows: list[dict[str, Any]], shares: list[float],
               wall_seconds: float, aucs: list[float] = (),
               clip_factors: list[tuple[float, float]] = ()) -> dict[str, Any]:
@@ -144,17 +120,19 @@ def summarize(name: str, rows: list[dict[str, Any]], shares: list[float],
 class Experiment:
   """Everything the compared aggregators share: the rounds' ``settings``, the data,
   the model, the attack and the federation (the clients, attackers and each
-  round's participants). ``execution``: where clients train (``ClientTrainer``)."""
+  round's participants). ``execution``, ``parallel_clients``: where and how many at once the
+clients train (``ClientTrainer``)."""
 
   def __init__(self, settings: RoundSettings, data: TaskData, model_spec: ModelSpec,
-               attack: Attack, federation: Federation, execution: str = "tff"):
+               attack: Attack, federation: Federation, execution: str = "tff",
+               parallel_clients: int | None = None):
     self.settings, self.data, self.model_spec = settings, data, model_spec
     self.attack, self.federation = attack, federation
     tf.keras.utils.set_random_seed(settings.seed)
     self.initial_weights = [np.asarray(w) for w in model_spec.build().get_weights()]
     x = data.train.x
     self.trainer = ClientTrainer(model_spec, x.dtype, x.shape[1:], settings.optimizer,
-                                 settings.momentum, execution)
+                                 settings.momentum, execution, parallel_clients)
     self.evaluator = Evaluator(model_spec, self._test_set(), attack.success_metric)
     self.attackers = set(federation.attackers)
     self.server_rule: Callable[[np.ndarray], np.ndarray] | None = None
@@ -232,8 +210,9 @@ class Experiment:
     and ``excess_attack_success_rate`` = attack success rate - clean one.
 
     ``on_checkpoint(progress)`` gets, after each round (and its ``on_round``), what
-    continues the run from there (``checkpoint.Progress`` with this run's part filled
-    in); ``resume_from`` (such a progress, of this aggregator) continues it: the
+    continues the run from there: a ``checkpoint.Progress`` with this aggregator's part
+    (its rows, its live tracks: to be saved during the call) and ``finished`` left to
+    the caller; ``resume_from`` (such a progress, of this aggregator) continues it: the
     rounds it holds are not run again.
     """
     settings = self.settings
@@ -244,14 +223,14 @@ class Experiment:
       reset()
     process = factory.create(self.trainer.weights_type, tff.TensorType(np.float32))
     self._with_client_ids = getattr(factory, "with_client_ids", lambda state, ids: state)
-    attacked = _Track(process.initialize(), [w.copy() for w in self.initial_weights])
+    attacked = checkpoint.Track(process.initialize(), [w.copy() for w in self.initial_weights])
     twin = self.clean_twin() if clean_baseline else None
-    clean = _Track(process.initialize(), [w.copy() for w in self.initial_weights]) if twin else None
+    clean = checkpoint.Track(process.initialize(), [w.copy() for w in self.initial_weights]) if twin else None
     rows, spent = [], 0.0
     if resume_from is not None:
-      attacked = _from_track_state(resume_from.attacked)
+      attacked = resume_from.attacked
       if twin is not None:
-        clean = _from_track_state(resume_from.clean)
+        clean = resume_from.clean
       checkpoint.restore_attack_memory(poisoning, resume_from.attack_memory)
       rows, spent = list(resume_from.rows), resume_from.wall_seconds
     start = time.perf_counter()
@@ -268,14 +247,13 @@ class Experiment:
       on_round(row)
       if on_checkpoint is not None:
         on_checkpoint(checkpoint.Progress(
-            finished=[], rows=list(rows), aggregator=name, rounds_done=len(rows),
-            attacked=_track_state(attacked), clean=_track_state(clean) if twin else None,
+            finished=[], rows=rows, aggregator=name, attacked=attacked, clean=clean,
             attack_memory=checkpoint.attack_memory(poisoning),
             wall_seconds=spent + time.perf_counter() - start))
     return summarize(name, rows, attacked.shares, spent + time.perf_counter() - start,
                      attacked.aucs, attacked.clip_factors)
 
-  def _round(self, process, track: "_Track", round_index: int) -> dict[str, Any]:
+  def _round(self, process, track: checkpoint.Track, round_index: int) -> dict[str, Any]:
     """One round of ``track`` (steps 1-5); updates it and returns the round's row."""
     round_start = time.perf_counter()
     clients, results = self.train_round(round_index, track.weights)

@@ -83,7 +83,7 @@ def resumable_progress(output_dir: str, info: dict[str, Any]) -> dict[str, Any]:
     if os.path.exists(os.path.join(output_dir, "summary.json")):
       raise ConfigError(f"--resume={output_dir}: that run has finished (summary.json); "
                         "nothing to continue")
-    meta = {"finished": [], "rows": [], "aggregator": None, "rounds_done": 0}
+    meta = {"finished": [], "rows": [], "aggregator": None}
   with open(os.path.join(output_dir, "config.json"), encoding="utf-8") as f:
     recorded = json.load(f)
   now = json.loads(json.dumps(json_safe(info)))
@@ -261,7 +261,8 @@ def run(prepared: Prepared, output_dir: str, progress: bool = True,
     out(line)
   if saved:
     out(f"resuming {output_dir}: {len(saved['finished'])} of {len(config.aggregators)} "
-        f"aggregators done" + (f", {saved['aggregator']} after round {saved['rounds_done']}"
+        f"aggregators done" + (f", {saved['aggregator']} after round "
+                               f"{sum(r['aggregator'] == saved['aggregator'] for r in saved['rows'])}"
                                if saved["aggregator"] else ""))
   if execution == "in_process":
     runtime = no_tff_runtime("--execution=in_process runs every round in this process")
@@ -325,7 +326,7 @@ def _run_aggregators(prepared: Prepared, model_spec, attack, outputs, progress: 
       template = factory.create(experiment.trainer.weights_type,
                                 tff.TensorType(np.float32)).initialize()
       resume_from = checkpoint.load(outputs.directory, template)
-      resume_from.rows = [row for row in resume_from.rows if row["aggregator"] == name]
+      resume_from.rows = resume_from.rows_of(name)
     bar = _progress_bar(name, config.rounds) if progress else None
 
     def on_round(row, bar=bar):
