@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import collections
-import concurrent.futures
-import functools
-import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -19,10 +16,6 @@ FLOAT_DTYPES = (np.float16, np.float32, np.float64)
 # TensorFlow takes a host buffer without copying only if its data starts on a
 # boundary of EIGEN_MAX_ALIGN_BYTES (at most 64); NumPy aligns to 16.
 TENSOR_ALIGNMENT = 64
-# Stacking copies the clients' values once; above this many bytes the K client
-# copies run on up to COPY_THREADS threads (NumPy releases the GIL while it copies).
-PARALLEL_COPY_BYTES = 16 * 2**20
-COPY_THREADS = min(4, os.cpu_count() or 1)
 
 
 def aligned_empty(shape: tuple[int, ...], dtype) -> np.ndarray:
@@ -33,23 +26,6 @@ def aligned_empty(shape: tuple[int, ...], dtype) -> np.ndarray:
   buffer = np.empty(size + TENSOR_ALIGNMENT, np.uint8)
   start = -buffer.ctypes.data % TENSOR_ALIGNMENT
   return buffer[start:start + size].view(dtype).reshape(shape)
-
-
-@functools.cache
-def _copy_pool() -> concurrent.futures.ThreadPoolExecutor:
-  return concurrent.futures.ThreadPoolExecutor(COPY_THREADS, thread_name_prefix="stack")
-
-
-def _for_each_client(copy_client: Callable[[int], None], num_clients: int,
-                     num_bytes: int) -> None:
-  """Runs ``copy_client(k)`` for every client, on the copy threads when the
-  copy is large (each k writes its own rows: the order does not matter)."""
-  if num_bytes < PARALLEL_COPY_BYTES or COPY_THREADS == 1 or num_clients == 1:
-    for k in range(num_clients):
-      copy_client(k)
-    return
-  for future in [_copy_pool().submit(copy_client, k) for k in range(num_clients)]:
-    future.result()
 
 
 def as_tensor(matrix: np.ndarray) -> tf.Tensor:
@@ -143,20 +119,14 @@ def stack_client_values(client_values: Sequence[Any],
   if join is not None and join(dtypes):
     matrix = aligned_empty((num_clients, sum(sizes)), dtypes[0])
     starts = np.cumsum([0, *sizes[:-1]])
-
-    def copy_client(k):
-      for leaf, start, size in zip(per_client[k], starts, sizes):
+    for k, leaves in enumerate(per_client):
+      for leaf, start, size in zip(leaves, starts, sizes):
         matrix[k, start:start + size] = np.ravel(leaf)
-
-    _for_each_client(copy_client, num_clients, matrix.nbytes)
     return template, [matrix], shapes
   matrices = [aligned_empty((num_clients, size), dtype) for size, dtype in zip(sizes, dtypes)]
-
-  def copy_client(k):
-    for matrix, leaf in zip(matrices, per_client[k]):
+  for k, leaves in enumerate(per_client):
+    for matrix, leaf in zip(matrices, leaves):
       matrix[k] = np.ravel(leaf)
-
-  _for_each_client(copy_client, num_clients, sum(m.nbytes for m in matrices))
   return template, matrices, shapes
 
 
