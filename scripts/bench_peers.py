@@ -1,33 +1,50 @@
-"""Side-by-side benchmark of the model-level defences against ByzFL 0.0.11 (PyTorch).
+"""Side by side: our defences through the public API and as bare kernels, against
+the authors' PyTorch code, ByzFL 0.0.11 and ByzPy 0.1.4, on the same input.
 
 For each (N coordinates, K clients) cell, one float32 [K, N] matrix (NumPy,
-seeded) is written to a temporary file; this process times our eager kernels on
-it and ``tf.reduce_mean``, and a second Python, in a virtual environment with
-``torch`` and ``byzfl`` (``--byzfl_python``), times ByzFL's rules on the same
-file as a torch tensor. Median wall seconds of --repeats calls after one warm-up
-call, then the median over --passes passes that interleave the two sides rule by
-rule (this shared machine has slow spells); f = (K - 3) // 4 for every rule that
-takes it (the largest Bulyan allows).
+seeded) is written to a temporary file. This process times, per rule:
 
-Matched settings, so that both sides compute the same function:
-  krum, multi_krum (m = K - f): ByzFL Krum(f), MultiKrum(f) (ByzFL scores over
-    K - f - 1 neighbours, Blanchard et al. over K - f - 2: same cost).
-  geometric_median: ours max_iter=3, nu=0.1, tolerance=0; ByzFL GeometricMedian
-    (nu=0.1, T=3), its defaults.
+* ``ours API``: ``tff_residual.aggregate(clients, method, ...)`` on a list of K
+  dicts of NumPy arrays (a weight matrix of N - 1000 and a bias of 1000
+  coordinates), what a user calls: checks, stacking and the copy back included;
+* ``ours kernel``: the compiled kernel called directly on the [K, N] tensor;
+
+and a second Python, in a virtual environment with torch, ByzFL and ByzPy
+(``--peer_python``), times each peer on the same file: ByzFL on the [K, N] tensor,
+ByzPy on the list of K row tensors (its API), the authors' code on K state dicts.
+A side's time is the median of --repeats calls after one warm-up call; a cell is
+the median over --passes passes that interleave the sides rule by rule (this
+shared machine has slow spells). f = (K - 3) // 4 for every rule that takes it.
+
+Matched settings, so that every side computes the same function:
+  residual: ours defaults (reference variant, lambda 2, delta 0.1); the authors'
+    IRLS_aggregation_split_restricted(w_locals, 2.0, 0.1) from averaging.py.
+  median; trimmed_mean (ours beta = f / K; ByzFL TrMean(f), ByzPy trimmed mean(f)).
+  krum; multi_krum (m = K - f; ByzFL scores over K - f - 1 neighbours, Blanchard
+    et al. over K - f - 2: same cost).
+  geometric_median: 3 Weiszfeld iterations (ours max_iter=3, nu=0.1,
+    tolerance=0; ByzFL GeometricMedian(nu=0.1, T=3), its defaults; ByzPy
+    GeometricMedian(max_iter=3, init="mean"), tol 1e-12 so that it runs all 3).
   centered_clipping: one iteration around a zero centre, tau = 100 (ByzFL's
-    defaults; ours given center=0).
-  nnm: ours nnm+mean; ByzFL NNM(f) then Average.
-  bulyan: ByzFL 0.0.11 has none; ours alone.
+    defaults; ByzPy c_tau=100, M=1, init="zero"; ours given center=0).
+  nnm, arc, bucketing (bucket size 2): the pre-aggregation, then the mean
+    (bucketing then equals the mean, whatever permutation each side draws).
+  bulyan: neither peer has it; ours alone.
 
-Set up the peer once, outside the project's dependencies:
+Set up the peers once, outside the project's dependencies (this machine's pip
+serves torch 2.13.0+cpu from its wheel directory):
 
-    python3.11 -m venv /tmp/byzfl-venv
-    /tmp/byzfl-venv/bin/pip install torch==2.13.0+cpu scipy
-    /tmp/byzfl-venv/bin/pip install --no-deps byzfl==0.0.11
-    .venv/bin/python scripts/bench_peers.py --byzfl_python /tmp/byzfl-venv/bin/python
+    python3.11 -m venv /tmp/peers-venv
+    /tmp/peers-venv/bin/pip install torch==2.13.0+cpu scipy scikit-learn
+    /tmp/peers-venv/bin/pip install --no-deps byzfl==0.0.11 byzpy==0.1.4
+    git clone https://github.com/fushuhao6/Attack-Resistant-Federated-Learning /tmp/authors
+    .venv/bin/python scripts/bench_peers.py --peer_python /tmp/peers-venv/bin/python \\
+        --authors_code /tmp/authors/FedAvg/averaging.py
 
 ByzFL's package ``__init__`` imports torchvision; the peer side loads
-``byzfl.aggregators`` under a stub ``byzfl`` package module instead.
+``byzfl.aggregators`` under a stub ``byzfl`` package module instead. The authors'
+code names ``torch.cuda.FloatTensor``; the peer side aliases it to the CPU type.
+``--peer_python none`` times our two columns only.
 """
 
 from __future__ import annotations
@@ -45,113 +62,222 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-METHODS = ("krum", "multi_krum", "geometric_median", "centered_clipping", "nnm", "bulyan")
+RULES = ("residual", "median", "trimmed_mean", "krum", "multi_krum", "geometric_median",
+         "centered_clipping", "nnm", "arc", "bucketing", "bulyan")
+PEERS = ("ByzFL", "ByzPy", "authors")
+# The speed-up over the fastest peer each rule must reach (issue "Performance"):
+# residual against the authors' code by K; every other rule against ByzFL and ByzPy.
+RESIDUAL_TARGETS = {10: 25.0, 30: 60.0}
+PEER_TARGET = 2.0
+BIAS_SIZE = 1000
 
 PEER_SCRIPT = r"""
-import importlib.util, json, os, statistics, sys, time, types
+import copy, importlib.util, json, os, statistics, sys, time, types
 import numpy as np, torch
-spec = importlib.util.find_spec("byzfl")
-root = os.path.dirname(spec.origin)
-stub = types.ModuleType("byzfl"); stub.__path__ = [root]; sys.modules["byzfl"] = stub
-from byzfl.aggregators import aggregators as agg, preaggregators as pre
-path, f, repeats, methods = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4].split(",")
+library, path, f, repeats, name, authors_path = sys.argv[1:7]
+f, repeats = int(f), int(repeats)
 x = torch.from_numpy(np.load(path))
-rules = {"krum": agg.Krum(f=f), "multi_krum": agg.MultiKrum(f=f),
-         "geometric_median": agg.GeometricMedian(nu=0.1, T=3),
-         "centered_clipping": None, "nnm": None}
-def call(name):
-    if name == "centered_clipping":
-        return agg.CenteredClipping(L=1, tau=100.0)(x)  # a fresh rule: centre 0
-    if name == "nnm":
-        return agg.Average()(pre.NNM(f=f)(x))
-    return rules[name](x)
-out = {}
-for name in methods:
-    result = call(name)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter(); call(name); times.append(time.perf_counter() - start)
-    out[name] = {"seconds": statistics.median(times),
-                 "result": np.asarray(result, dtype=np.float64)[:8].tolist()}
-print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), **out}))
+k = x.shape[0]
+
+def byzfl_rules():
+    root = os.path.dirname(importlib.util.find_spec("byzfl").origin)
+    stub = types.ModuleType("byzfl"); stub.__path__ = [root]; sys.modules["byzfl"] = stub
+    from byzfl.aggregators import aggregators as agg, preaggregators as pre
+    mean = agg.Average()
+    return {
+        "median": lambda: agg.Median()(x),
+        "trimmed_mean": lambda: agg.TrMean(f=f)(x),
+        "krum": lambda: agg.Krum(f=f)(x),
+        "multi_krum": lambda: agg.MultiKrum(f=f)(x),
+        "geometric_median": lambda: agg.GeometricMedian(nu=0.1, T=3)(x),
+        "centered_clipping": lambda: agg.CenteredClipping(L=1, tau=100.0)(x),  # centre 0
+        "nnm": lambda: mean(pre.NNM(f=f)(x)),
+        "arc": lambda: mean(pre.ARC(f=f)(x)),
+        "bucketing": lambda: mean(pre.Bucketing(s=2)(x)),
+    }
+
+def byzpy_rules():
+    from byzpy.aggregators.coordinate_wise import CoordinateWiseMedian, CoordinateWiseTrimmedMean
+    from byzpy.aggregators.geometric_wise import GeometricMedian, Krum, MultiKrum
+    from byzpy.aggregators.norm_wise import CenteredClipping
+    from byzpy.pre_aggregators import ARC, Bucketing, NearestNeighborMixing
+    rows = list(x)
+    mean = lambda xs: torch.stack(list(xs)).mean(dim=0)
+    return {
+        "median": lambda: CoordinateWiseMedian().aggregate(rows),
+        "trimmed_mean": lambda: CoordinateWiseTrimmedMean(f=f).aggregate(rows),
+        "krum": lambda: Krum(f=f).aggregate(rows),
+        "multi_krum": lambda: MultiKrum(f=f, q=k - f).aggregate(rows),
+        "geometric_median": lambda: GeometricMedian(max_iter=3, tol=1e-12, init="mean").aggregate(rows),
+        "centered_clipping": lambda: CenteredClipping(c_tau=100.0, M=1, init="zero").aggregate(rows),
+        "nnm": lambda: mean(NearestNeighborMixing(f=f).pre_aggregate(rows)),
+        "arc": lambda: mean(ARC(f=f).pre_aggregate(rows)),
+        "bucketing": lambda: mean(Bucketing(bucket_size=2).pre_aggregate(rows)),
+    }
+
+def authors_rules():
+    torch.cuda.FloatTensor = torch.FloatTensor  # the code names CUDA types; CPU here
+    spec = importlib.util.spec_from_file_location("averaging", authors_path)
+    averaging = importlib.util.module_from_spec(spec); spec.loader.exec_module(averaging)
+    models = [{"w": x[i]} for i in range(k)]
+    # IRLS corrects extreme values in its input in place: every call gets fresh copies
+    # (made before the clock starts, see below).
+    return {"residual": (lambda: [{"w": m["w"].clone()} for m in models],
+                         lambda w: averaging.IRLS_aggregation_split_restricted(w, 2.0, 0.1)[0]["w"])}
+
+rules = {"ByzFL": byzfl_rules, "ByzPy": byzpy_rules, "authors": authors_rules}[library]()
+rule = rules[name]
+prepare, call = rule if isinstance(rule, tuple) else (lambda: None, lambda _: rule())
+result = call(prepare())
+times = []
+for _ in range(repeats):
+    argument = prepare()
+    start = time.perf_counter(); call(argument); times.append(time.perf_counter() - start)
+print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(),
+                  "seconds": statistics.median(times),
+                  "result": np.asarray(result, dtype=np.float64).reshape(-1)[:8].tolist()}))
 """
 
 
-def our_kernel(name: str, f: int, k: int, n: int):
-  import tensorflow as tf
-
-  from tff_residual.kernels import registry
-  if name == "tf.function no-op":  # the floor: calling a compiled function from Python
-    first = tf.function(lambda x: x[0, :1])
-    return lambda x: first(x)
-  if name == "tf.reduce_mean":
-    mean = tf.function(lambda x: tf.reduce_mean(x, axis=0))
-    return lambda x: mean(x)
-  params = {"krum": {"num_byzantine": f}, "multi_krum": {"num_byzantine": f},
-            "geometric_median": {"max_iter": 3, "nu": 0.1, "tolerance": 0.0},
-            "centered_clipping": {"tau": 100.0, "num_iters": 1},
-            "nnm": {"num_byzantine": f}, "bulyan": {"num_byzantine": f}}[name]
-  kernel = registry.build_kernel("nnm+mean" if name == "nnm" else name, **params)
-  if name == "centered_clipping":
-    zero = [tf.zeros([n], tf.float32)]
-    return lambda x: kernel([x], None, center=zero).aggregate[0]
-  return lambda x: kernel([x], None).aggregate[0]
+def peer_has(library: str, name: str) -> bool:
+  if library == "authors":
+    return name == "residual"
+  return name not in ("residual", "bulyan")
 
 
-def time_ours(name, x, f, repeats):
-  import tensorflow as tf
-  matrix = tf.constant(x)
-  call = our_kernel(name, f, *x.shape)
-  result = call(matrix).numpy()
+def our_method(name: str, f: int, k: int) -> tuple[str, dict]:
+  """(method, params) of ``tff_residual.aggregate`` matching the peers' settings."""
+  return {
+      "residual": ("residual", {}),
+      "median": ("median", {}),
+      "trimmed_mean": ("trimmed_mean", {"beta": f / k}),
+      "krum": ("krum", {"num_byzantine": f}),
+      "multi_krum": ("multi_krum", {"num_byzantine": f}),
+      "geometric_median": ("geometric_median", {"max_iter": 3, "nu": 0.1, "tolerance": 0.0}),
+      "centered_clipping": ("centered_clipping", {"tau": 100.0, "num_iters": 1}),
+      "nnm": ("nnm+mean", {"num_byzantine": f}),
+      "arc": ("arc+mean", {"num_byzantine": f}),
+      "bucketing": ("bucketing+mean", {"bucket_size": 2}),
+      "bulyan": ("bulyan", {"num_byzantine": f}),
+  }[name]
+
+
+def as_clients(x: np.ndarray) -> list[dict]:
+  """The K rows of ``x`` as client models: a weight matrix and a bias, NumPy."""
+  cut = x.shape[1] - BIAS_SIZE
+  return [{"kernel": row[:cut].reshape(-1, 1), "bias": row[cut:]} for row in x]
+
+
+def timed(call, repeats: int) -> tuple[float, np.ndarray]:
+  """(median seconds of ``repeats`` calls after a warm-up call, its first 8 outputs)."""
+  result = call()
   times = []
   for _ in range(repeats):
     start = time.perf_counter()
-    call(matrix).numpy()
+    call()
     times.append(time.perf_counter() - start)
-  return statistics.median(times), result
+  return statistics.median(times), np.asarray(result, np.float64).reshape(-1)[:8]
 
 
-def peer_time(args, path: str, f: int, name: str, info: dict) -> dict:
-  """ByzFL's timing of rule ``name`` on the matrix at ``path``, in a fresh process."""
-  proc = subprocess.run([args.byzfl_python, "-c", PEER_SCRIPT, path, str(f), str(args.repeats),
-                         name], capture_output=True, text=True)
+def ours(name: str, x: np.ndarray, f: int, repeats: int) -> dict[str, tuple[float, np.ndarray]]:
+  """Our two columns for rule ``name`` (or the tf.reduce_mean / no-op floors)."""
+  import tensorflow as tf
+
+  import tff_residual
+  from tff_residual.kernels import registry
+  matrix = tf.constant(x)
+  if name == "tf.reduce_mean":
+    mean = tf.function(lambda v: tf.reduce_mean(v, axis=0))
+    return {"kernel": timed(lambda: mean(matrix).numpy(), repeats)}
+  if name == "tf.function no-op":  # calling a compiled function from Python at all
+    first = tf.function(lambda v: v[0, :1])
+    return {"kernel": timed(lambda: first(matrix).numpy(), repeats)}
+  method, params = our_method(name, f, x.shape[0])
+  kernel = registry.eager_kernel(registry.resolve(method, **params))  # the API's own
+  state = {}
+  api_extra = {}
+  if name == "centered_clipping":
+    state = {"center": [tf.zeros([x.shape[1]], tf.float32)], "has_center": tf.constant(True)}
+    api_extra = {"center": as_clients(np.zeros((1, x.shape[1]), np.float32))[0]}
+  clients = as_clients(x)
+
+  def api():
+    aggregate, _ = tff_residual.aggregate(clients, method, **params, **api_extra)
+    return aggregate["kernel"][:8, 0]
+
+  return {"kernel": timed(lambda: kernel([matrix], None, **state).aggregate[0].numpy(), repeats),
+          "api": timed(api, repeats)}
+
+
+def peer_time(args, library: str, path: str, f: int, name: str, info: dict) -> dict:
+  """The peer's timing of rule ``name`` on the matrix at ``path``, in a fresh process."""
+  proc = subprocess.run([args.peer_python, "-c", PEER_SCRIPT, library, path, str(f),
+                         str(args.repeats), name, args.authors_code or ""],
+                        capture_output=True, text=True)
   if proc.returncode != 0:
     lines = proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"]
     return {"failed": lines[-1][:60]}
   out = json.loads(proc.stdout.strip().splitlines()[-1])
   info.update(torch=out["torch"], threads=out["threads"])
-  return out[name]
+  return out
 
 
-def main():
+def peers_of(args, name: str) -> list[str]:
+  if args.peer_python == "none":
+    return []
+  return [p for p in PEERS if peer_has(p, name) and (p != "authors" or args.authors_code)]
+
+
+def cell_text(runs: list[dict] | None) -> tuple[str, float | None]:
+  if not runs:
+    return "-", None
+  failed = [r["failed"] for r in runs if "failed" in r]
+  if failed:
+    return f"failed ({failed[0]})", None
+  seconds = statistics.median(r["seconds"] for r in runs)
+  return f"{seconds:.4f}", seconds
+
+
+def target_text(name: str, k: int, speedup: float | None) -> str:
+  goal = RESIDUAL_TARGETS.get(k) if name == "residual" else PEER_TARGET
+  if speedup is None or goal is None:
+    return "-"
+  return f">= {goal:g}: {'met' if speedup >= goal else 'NOT met'}"
+
+
+def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--byzfl_python", required=True,
-                      help="python of a venv with torch and byzfl 0.0.11 (see above)")
-  parser.add_argument("--sizes", default="100000,1000000")
-  parser.add_argument("--clients", default="10,30,100")
-  parser.add_argument("--methods", default=",".join(METHODS))
-  parser.add_argument("--repeats", type=int, default=5)
+  parser.add_argument("--peer_python", required=True,
+                      help="python of a venv with torch, byzfl 0.0.11 and byzpy 0.1.4 (see "
+                           "above); 'none': our columns only")
+  parser.add_argument("--authors_code", default="",
+                      help="path of the authors' FedAvg/averaging.py (residual's peer)")
+  parser.add_argument("--sizes", default="1000000")
+  parser.add_argument("--clients", default="10,30")
+  parser.add_argument("--rules", default=",".join(RULES))
+  parser.add_argument("--repeats", type=int, default=3)
   parser.add_argument("--passes", type=int, default=3,
                       help="interleaved passes per cell; a cell is the median over passes")
   parser.add_argument("--seed", type=int, default=0)
-  args = parser.parse_args()
-  methods = args.methods.split(",")
-  unknown = [m for m in methods if m not in METHODS]
+  args = parser.parse_args(argv)
+  rules = args.rules.split(",")
+  unknown = [m for m in rules if m not in RULES]
   if unknown:
-    parser.error(f"unknown method(s) {unknown}; expected some of {METHODS}")
+    parser.error(f"unknown rule(s) {unknown}; expected some of {RULES}")
+  if args.authors_code and not os.path.isfile(args.authors_code):
+    parser.error(f"--authors_code {args.authors_code!r} is not a file")
   import tensorflow as tf
   print(f"machine: {platform.machine()}, {os.cpu_count()} cores, TF {tf.__version__}, "
         f"float32 [K, N]; a side's time is the median over {args.passes} passes of the median "
-        f"of {args.repeats} calls after 1 warm-up call; both sides on the same input, "
-        "interleaved rule by rule; 'per pass': the range of the passes' ratios")
-  header = (f"| {'N':>8} | {'K':>4} | {'f':>3} | {'method':<18} | {'ours s':>8} | "
-            f"{'ByzFL s':>8} | {'ByzFL / ours':>12} | {'per pass':>11} | {'ours x mean':>11} | "
-            f"{'same result':>11} |")
-  print(header)
-  print("|" + "|".join("-" * len(c) for c in header.split("|")[1:-1]) + "|")
-  floors = []
-  peer = {}
+        f"of {args.repeats} calls after 1 warm-up call, every side on the same input, "
+        "interleaved rule by rule")
+  columns = ["N", "K", "f", "rule", "ours API s", "ours kernel s", "API / kernel",
+             *[f"{p} s" for p in PEERS], "fastest peer / API", "target", "same result"]
+  print("| " + " | ".join(columns) + " |")
+  print("|" + "|".join("---" for _ in columns) + "|")
+  floors, means = [], {}
+  info = {}
   with tempfile.TemporaryDirectory() as directory:
     for n in (int(float(s)) for s in args.sizes.split(",")):
       for k in (int(c) for c in args.clients.split(",")):
@@ -159,42 +285,46 @@ def main():
         x = np.random.default_rng([args.seed, n, k]).standard_normal((k, n), np.float32)
         path = os.path.join(directory, "x.npy")
         np.save(path, x)
-        ours, theirs, means = {}, {}, []
-        # Passes interleave the two sides rule by rule, so that a slow spell of
-        # this shared machine hits both.
-        for _ in range(args.passes):
-          means.append(time_ours("tf.reduce_mean", x, f, args.repeats)[0])
-          floors.append(time_ours("tf.function no-op", x, f, args.repeats)[0])
-          for name in methods:
-            if name != "bulyan":  # one process per rule: a failure costs its row only
-              theirs.setdefault(name, []).append(peer_time(args, path, f, name, peer))
-            ours.setdefault(name, []).append(time_ours(name, x, f, args.repeats))
-        mean_seconds = statistics.median(means)
-        for name in methods:
-          seconds = statistics.median(t for t, _ in ours[name])
-          result = ours[name][0][1]
-          runs = theirs.get(name)
-          if runs is None:
-            peer_text, ratio, spread, same = "-", "-", "-", "-"
-          elif any("failed" in r for r in runs):
-            failure = next(r["failed"] for r in runs if "failed" in r)
-            peer_text, ratio, spread, same = "failed", "-", "-", f"({failure})"
-          else:
-            peer_seconds = statistics.median(r["seconds"] for r in runs)
-            ratios = [r["seconds"] / t for r, (t, _) in zip(runs, ours[name])]
-            peer_text = f"{peer_seconds:.4f}"
-            ratio = f"{peer_seconds / seconds:.2f}"
-            spread = f"{min(ratios):.2f}-{max(ratios):.2f}"
-            same = "yes" if np.allclose(result[:8], runs[0]["result"], atol=1e-4,
-                                        rtol=1e-4) else "no"
-          print(f"| {n:>8} | {k:>4} | {f:>3} | {name:<18} | {seconds:>8.4f} | "
-                f"{peer_text:>8} | {ratio:>12} | {spread:>11} | {seconds / mean_seconds:>11.0f} | "
-                f"{same:>11} |", flush=True)
-  print(f"tf.reduce_mean as the 'x mean' baseline; ByzFL on torch {peer.get('torch')} with "
-        f"{peer.get('threads')} threads. 'same result': the first 8 coordinates agree to 1e-4 "
-        "(krum/multi_krum can differ where ByzFL's K - f - 1 neighbours pick another client). "
-        f"Floor: a tf.function that returns one value takes {1e3 * min(floors):.2f}-"
+        our_runs, peer_runs, mean_runs = {}, {}, []
+        for _ in range(args.passes):  # interleaved: a slow spell hits every side
+          mean_runs.append(ours("tf.reduce_mean", x, f, args.repeats)["kernel"][0])
+          floors.append(ours("tf.function no-op", x, f, args.repeats)["kernel"][0])
+          for name in rules:
+            for library in peers_of(args, name):
+              peer_runs.setdefault((name, library), []).append(
+                  peer_time(args, library, path, f, name, info))
+            our_runs.setdefault(name, []).append(ours(name, x, f, args.repeats))
+        means[(n, k)] = statistics.median(mean_runs)
+        for name in rules:
+          api = statistics.median(run["api"][0] for run in our_runs[name])
+          kernel = statistics.median(run["kernel"][0] for run in our_runs[name])
+          reference = our_runs[name][0]["kernel"][1]
+          same = ["yes" if np.allclose(our_runs[name][0]["api"][1], reference, rtol=1e-6,
+                                       atol=1e-7) else "no (API)"]
+          texts, fastest = [], None
+          for library in PEERS:
+            runs = peer_runs.get((name, library))
+            text, seconds = cell_text(runs)
+            texts.append(text)
+            if seconds is not None:
+              fastest = seconds if fastest is None else min(fastest, seconds)
+              agrees = np.allclose(reference, runs[0]["result"], atol=1e-4, rtol=1e-4)
+              same.append(f"{library}: {'yes' if agrees else 'no'}")
+          speedup = None if fastest is None else fastest / api
+          print(f"| {n} | {k} | {f} | {name} | {api:.4f} | {kernel:.4f} | {api / kernel:.2f} | "
+                + " | ".join(texts)
+                + f" | {'-' if speedup is None else f'{speedup:.2f}'} | "
+                f"{target_text(name, k, speedup)} | {', '.join(same)} |", flush=True)
+  print("tf.reduce_mean of the [K, N] tensor: "
+        + ", ".join(f"N {n} K {k}: {s:.4f} s" for (n, k), s in means.items())
+        + f". A tf.function returning one value takes {1e3 * min(floors):.2f}-"
         f"{1e3 * max(floors):.2f} ms a call from Python here (every 'ours' includes it).")
+  if info:
+    print(f"Peers on torch {info.get('torch')} with {info.get('threads')} threads. 'same result': "
+          "the first 8 coordinates agree with our kernel's to 1e-4 (the API's to 1e-6; "
+          "krum/multi_krum can differ where ByzFL's K - f - 1 neighbours pick another client; "
+          "ByzPy's median of an even K is the lower middle value, ours and ByzFL's the mean "
+          "of the two).")
 
 
 if __name__ == "__main__":

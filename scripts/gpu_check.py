@@ -36,7 +36,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 TOLERANCE = 1e-5
 ROUND_TOLERANCE = 1e-3
 """Absolute, on accuracies, losses and attack success rates after the rounds."""
-TIMING_COLUMNS = ("round_seconds", "train_seconds", "aggregation_seconds", "clean_round_seconds")
 
 
 def kernel_names() -> list[str]:
@@ -94,28 +93,6 @@ def run_rounds(device: str, task: str, rounds: int, output_dir: str):
   seconds = time.perf_counter() - start
   with open(os.path.join(output_dir, "metrics.csv")) as f:
     return list(csv.DictReader(f)), seconds
-
-
-def rounds_difference(first: list, second: list) -> float:
-  """The largest absolute difference between two runs' metrics (timings aside)."""
-  import math
-  if len(first) != len(second):
-    return math.inf
-  largest = 0.0
-  for a, b in zip(first, second):
-    for column, value in a.items():
-      if column in TIMING_COLUMNS:
-        continue
-      try:
-        x, y = float(value), float(b[column])
-      except ValueError:
-        if value != b[column]:
-          return math.inf
-        continue
-      if math.isnan(x) and math.isnan(y):
-        continue
-      largest = max(largest, abs(x - y) if not (math.isnan(x) or math.isnan(y)) else math.inf)
-  return largest
 
 
 def max_difference(a, b) -> float:
@@ -176,7 +153,8 @@ def main(argv=None) -> int:
                                          os.path.join(scratch, "cpu"))
       gpu_rows, gpu_seconds = run_rounds(gpus[0].name, args.task, args.rounds,
                                          os.path.join(scratch, "gpu"))
-    difference = rounds_difference(gpu_rows, cpu_rows)
+    from tff_residual.simulation.outputs import largest_metric_difference
+    difference, _ = largest_metric_difference(gpu_rows, cpu_rows)
     agree = difference <= ROUND_TOLERANCE
     if not agree:
       failures.append(f"{args.task} rounds")

@@ -19,6 +19,7 @@ from task_helpers import (make_config, write_cifar_batches, write_emnist_sqlite,
                           write_idx_directory, write_loan_csv)
 from test_runtime import assert_gone, process_alive
 from tff_residual import cli as CLI  # the experiment CLI; experiments/run.py wraps it
+from tff_residual.simulation import outputs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN_PY = os.path.join(ROOT, "experiments", "run.py")
@@ -26,7 +27,7 @@ FMNIST_UNAVAILABLE = os.path.join(ROOT, ".venv", ".fmnist-unavailable")
 SUMMARY_KEYS = {"task", "aggregators", "num_attackers", "rounds", "data_source", "results",
                 "majority_class_accuracy"}
 RESULT_KEYS = {"final_accuracy", "attack_success_rate", "wall_seconds", "attackers_weight_share"}
-TIMING_COLUMNS = {"round_seconds", "train_seconds", "aggregation_seconds"}
+TIMING_COLUMNS = set(outputs.TIMING_COLUMNS)
 
 
 def load_results_script():
@@ -742,3 +743,19 @@ def test_results_borrows_the_clean_baseline_of_its_clean_from_run():
                                *zero["0 attackers"]], "2 attackers": zero["2 attackers"]}
   (two,) = results.borrow_clean_baseline(flip, two_seeds)["2 attackers"]
   assert two["results"]["median"]["window_clean_accuracy"] == 0.5
+
+
+def test_largest_metric_difference_sees_every_metric_and_only_the_metrics():
+  first = [{"aggregator": "median", "round": "0", "accuracy": "0.5", "loss": "nan",
+            "round_seconds": "1.0", "clean_round_seconds": "2.0"}]
+  def differs(**cells):
+    return outputs.largest_metric_difference(first, [dict(first[0], **cells)])
+  assert differs(round_seconds="9.0", clean_round_seconds="0.1") == (0.0, "no difference")
+  difference, where = differs(accuracy="0.502")
+  assert difference == pytest.approx(0.002)
+  assert where.startswith("accuracy, round 0 of median: 0.5 against 0.502")
+  assert differs(loss="1.0")[0] == float("inf")                   # NaN on one side only
+  assert differs(aggregator="krum") == (float("inf"), "aggregator, round 0 of median: "
+                                        "'median' against 'krum'")
+  assert outputs.largest_metric_difference(first, first + first) == (float("inf"),
+                                                                     "1 rows against 2")

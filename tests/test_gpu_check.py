@@ -65,13 +65,6 @@ def test_rounds_in_process_on_the_stand_in_device_agree(capsys, monkeypatch):
   assert len(row) == 1 and row[0].rstrip().endswith("| 0.0e+00 | yes |"), row
 
 
-def test_rounds_difference_sees_every_metric_and_only_the_metrics():
-  first = [{"round": "0", "accuracy": "0.5", "loss": "nan", "round_seconds": "1.0"}]
-  assert gpu_check.rounds_difference(first, [dict(first[0], round_seconds="9.0")]) == 0.0
-  assert gpu_check.rounds_difference(first, [dict(first[0], accuracy="0.502")]) == pytest.approx(0.002)
-  assert gpu_check.rounds_difference(first, [dict(first[0], loss="1.0")]) == float("inf")
-  assert gpu_check.rounds_difference(first, first + first) == float("inf")
-
 
 def test_a_disagreement_exits_1_naming_the_kernel(capsys, monkeypatch):
   real = tf.config.list_logical_devices

@@ -13,6 +13,32 @@ from tff_residual.kernels import foolsgold
 from tff_residual.kernels import registry
 
 FLOAT_DTYPES = (np.float16, np.float32, np.float64)
+# TensorFlow takes a host buffer without copying only if its data starts on a
+# boundary of EIGEN_MAX_ALIGN_BYTES (at most 64); NumPy aligns to 16.
+TENSOR_ALIGNMENT = 64
+
+
+def aligned_empty(shape: tuple[int, ...], dtype) -> np.ndarray:
+  """An uninitialised C-contiguous array whose data starts on a
+  ``TENSOR_ALIGNMENT``-byte boundary, so that ``as_tensor`` shares it."""
+  dtype = np.dtype(dtype)
+  size = int(np.prod(shape)) * dtype.itemsize
+  buffer = np.empty(size + TENSOR_ALIGNMENT, np.uint8)
+  start = -buffer.ctypes.data % TENSOR_ALIGNMENT
+  return buffer[start:start + size].view(dtype).reshape(shape)
+
+
+def as_tensor(matrix: np.ndarray) -> tf.Tensor:
+  """``matrix`` as a tensor. An aligned, C-contiguous, writeable array (as
+  ``aligned_empty`` makes) is shared through DLPack, not copied: the tensor keeps
+  it alive, and the caller must not write to it afterwards. Any other array is
+  copied (``tf.constant``); TensorFlow aborts the process on an unaligned DLPack
+  buffer, so nothing else goes that way."""
+  shareable = (matrix.size > 0 and matrix.flags.c_contiguous and matrix.flags.writeable
+               and matrix.ctypes.data % TENSOR_ALIGNMENT == 0)
+  if shareable:
+    return tf.experimental.dlpack.from_dlpack(matrix.__dlpack__())
+  return tf.constant(matrix)
 
 
 def flatten(value, like=None) -> list:
@@ -49,8 +75,9 @@ def stack_client_values(client_values: Sequence[Any],
                         join: Callable[[list], bool] | None = None,
                         ) -> tuple[Any, list[np.ndarray], list[tuple]]:
   """Checks K structures and stacks each leaf into a [K, n] matrix, or, where
-  ``join(leaf dtypes)`` is true, every leaf into one [K, N] matrix (written in
-  place: one copy of the clients' values either way).
+  ``join(leaf dtypes)`` is true, every leaf into one [K, N] matrix: one copy of
+  the clients' values either way, into aligned arrays (``aligned_empty``) that
+  ``as_tensor`` hands to TensorFlow without a second copy.
 
   Returns (structure of client 0, matrices, leaf shapes). Raises ValueError or
   TypeError naming the first problem found.
@@ -88,17 +115,18 @@ def stack_client_values(client_values: Sequence[Any],
     dtypes.append(np.dtype(np.float32 if first.dtype == np.float16 else first.dtype))
     shapes.append(first.shape)
   num_clients = len(per_client)
+  sizes = [int(np.prod(shape)) for shape in shapes]
   if join is not None and join(dtypes):
-    sizes = [int(np.prod(shape)) for shape in shapes]
-    matrix = np.empty((num_clients, sum(sizes)), dtypes[0])
-    ends = np.cumsum(sizes)
+    matrix = aligned_empty((num_clients, sum(sizes)), dtypes[0])
+    starts = np.cumsum([0, *sizes[:-1]])
     for k, leaves in enumerate(per_client):
-      for leaf, end, size in zip(leaves, ends, sizes):
-        matrix[k, end - size:end] = np.ravel(leaf)
+      for leaf, start, size in zip(leaves, starts, sizes):
+        matrix[k, start:start + size] = np.ravel(leaf)
     return template, [matrix], shapes
-  matrices = [np.stack([per_client[k][index] for k in range(num_clients)])
-              .astype(dtype, copy=False).reshape(num_clients, -1)
-              for index, dtype in enumerate(dtypes)]
+  matrices = [aligned_empty((num_clients, size), dtype) for size, dtype in zip(sizes, dtypes)]
+  for k, leaves in enumerate(per_client):
+    for matrix, leaf in zip(matrices, leaves):
+      matrix[k] = np.ravel(leaf)
   return template, matrices, shapes
 
 
@@ -176,7 +204,7 @@ def aggregate(client_values: Sequence[Any], method: str = "residual",
                               for row, matrix in zip(rows, matrices)]
     kernel_state["has_center"] = tf.constant(True)
   try:
-    output = kernel([tf.constant(m) for m in matrices], weights, **kernel_state)
+    output = kernel([as_tensor(m) for m in matrices], weights, **kernel_state)
   except tf.errors.InvalidArgumentError as error:
     lines = [line for line in error.message.splitlines() if "assertion failed:" in line]
     if not lines:

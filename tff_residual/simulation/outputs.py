@@ -43,6 +43,38 @@ chose this round (ALIE's z, Min-Max's and Min-Sum's gamma, the adaptive
 attack's s), empty for the others. ``attackers_clip_factor``,
 ``honest_clip_factor``: the mean ``clip_factors`` (centered clipping's) of the
 round's attackers and honest clients, empty for aggregators that clip nothing."""
+TIMING_COLUMNS = ("round_seconds", "train_seconds", "aggregation_seconds", "clean_round_seconds")
+"""The ``METRIC_COLUMNS`` that measure time, not the run: two runs with the same
+settings may differ in these only."""
+
+
+def largest_metric_difference(first: Sequence[dict], second: Sequence[dict]
+                              ) -> tuple[float, str]:
+  """The largest |a - b| between two runs' metrics.csv rows (as ``csv.DictReader``
+  reads them), the ``TIMING_COLUMNS`` aside, and where it is ("accuracy, round 3
+  of median"). Infinite where the runs differ in kind: another number of rows, a
+  text cell (the aggregator) that differs, or NaN on one side only (NaN on both
+  sides is equal)."""
+  if len(first) != len(second):
+    return math.inf, f"{len(first)} rows against {len(second)}"
+  largest, where = 0.0, "no difference"
+  for row, other in zip(first, second):
+    for column, value in row.items():
+      if column in TIMING_COLUMNS:
+        continue
+      place = f"{column}, round {row.get('round')} of {row.get('aggregator')}"
+      try:
+        a, b = float(value), float(other[column])
+      except ValueError:
+        if value != other[column]:
+          return math.inf, f"{place}: {value!r} against {other[column]!r}"
+        continue
+      if math.isnan(a) and math.isnan(b):
+        continue
+      difference = math.inf if math.isnan(a) or math.isnan(b) else abs(a - b)
+      if difference > largest:
+        largest, where = difference, f"{place}: {a!r} against {b!r}"
+  return largest, where
 
 
 def json_safe(value):
