@@ -87,9 +87,14 @@ def test_peer_cells_speedups_targets_and_a_failed_peer(tmp_path, capsys):
   assert "Peers on torch fake with 1 threads" in out
 
 
-def test_bad_arguments_are_named(tmp_path):
+def test_bad_arguments_are_named(tmp_path, capsys):
   bench = load_bench_peers()
-  with pytest.raises(SystemExit):
+  with pytest.raises(SystemExit) as exit_info:
     bench.main(["--peer_python=none", "--rules=median,zeno"])
-  with pytest.raises(SystemExit):
-    bench.main(["--peer_python=none", f"--authors_code={tmp_path / 'missing.py'}"])
+  assert exit_info.value.code == 2
+  assert "unknown rule(s) ['zeno']" in capsys.readouterr().err
+  missing = tmp_path / "missing.py"
+  with pytest.raises(SystemExit) as exit_info:
+    bench.main(["--peer_python=none", f"--authors_code={missing}"])
+  assert exit_info.value.code == 2
+  assert f"--authors_code '{missing}' is not a file" in capsys.readouterr().err
