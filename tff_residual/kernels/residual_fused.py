@@ -78,9 +78,17 @@ networks over B wires of shape [c]; above, they are counted (K^2 comparisons):
 the networks' XLA compilation grows past minutes at B = 100 (BENCHMARKS.md,
 "Design measurements")."""
 MAX_CHUNK_WIDTH = 4096
-"""Coordinates per fused call: small enough for the working set to stay in cache."""
-BYTES_PER_COORDINATE = 32 * 4 * MAX_CLIENTS
-"""Generous bound on one coordinate's temporaries in a fused call (float32)."""
+"""Coordinates per call where K is unknown while the graph is built (the plain-executor
+path, TFF's worker): small enough for the working set to stay in cache."""
+FUSED_CHUNK_VALUES = 2**19
+"""Client values per chunk (B x width) of the XLA programs, whose client count B is
+known: 2^19 // B coordinates (52,428 at B = 10, 4,096 at B = 128). At N = 1e6 the
+kernel took a half to a third of the time at K = 10 with 16,384-65,536 coordinates
+per chunk than with 4,096 (BENCHMARKS.md, "Design measurements")."""
+BYTES_PER_CLIENT_VALUE = 32 * 4
+"""Generous bound on the temporaries of one client's value in a fused call (float32)."""
+BYTES_PER_COORDINATE = BYTES_PER_CLIENT_VALUE * MAX_CLIENTS
+"""The same bound for one coordinate of MAX_CLIENTS clients."""
 
 
 def supports(variant: str, estimator: str, weighting: str) -> bool:
@@ -94,14 +102,20 @@ def check_max_clients(max_clients: int) -> None:
     raise ValueError(f"{max_clients} clients are outside the fused path's 3..{MAX_CLIENTS}.")
 
 
-def chunk_width(chunk_size: int | None, memory_budget_bytes: int) -> int:
+def chunk_width(chunk_size: int | None, memory_budget_bytes: int,
+                max_clients: int | None = None) -> int:
   """Static number of coordinates per fused call: ``chunk_size``, else as many as
-  fit the budget with ``chunking.FIXED_WIDTH_CHUNKS_IN_FLIGHT`` chunks at once
-  (at most ``MAX_CHUNK_WIDTH``)."""
+  fit the budget with ``chunking.FIXED_WIDTH_CHUNKS_IN_FLIGHT`` chunks at once, at
+  most ``MAX_CHUNK_WIDTH`` (K unknown: ``max_clients`` None) or
+  ``FUSED_CHUNK_VALUES // max_clients`` (the XLA programs for a static bound)."""
   if chunk_size is not None:
     return int(chunk_size)
-  per_coordinate = BYTES_PER_COORDINATE * chunking.FIXED_WIDTH_CHUNKS_IN_FLIGHT
-  return int(max(1, min(MAX_CHUNK_WIDTH, memory_budget_bytes // per_coordinate)))
+  if max_clients is None:
+    per_coordinate, most = BYTES_PER_COORDINATE, MAX_CHUNK_WIDTH
+  else:
+    per_coordinate, most = BYTES_PER_CLIENT_VALUE * max_clients, FUSED_CHUNK_VALUES // max_clients
+  per_coordinate *= chunking.FIXED_WIDTH_CHUNKS_IN_FLIGHT
+  return int(max(1, min(most, memory_budget_bytes // per_coordinate)))
 
 
 def inner_median_positions(size: int) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -151,9 +165,13 @@ def _inner_medians(size: int):
 
 
 @tf.function(jit_compile=True, autograph=False)
-def _ranks(values):
-  """x [K, c], the clients' stable ranks (``order_statistics.counted_ranks``)."""
-  return order_statistics.counted_ranks(values, values.dtype)
+def _ranks_of_rows(rows, num_clients):
+  """[B, c]: the stable ranks x of the first ``num_clients`` rows of ``rows`` [B, c]
+  among themselves in those rows (``order_statistics.ranks_of_rows``, the other
+  rows taken as +inf pads, which rank after them)."""
+  real = (tf.range(rows.shape[0]) < num_clients)[:, None]
+  padded = tf.where(real, rows, tf.constant(math.inf, rows.dtype))
+  return order_statistics.ranks_of_rows(padded, rows.dtype)
 
 
 def _padded_wires(rows: tf.Tensor, num_clients: tf.Tensor):
@@ -251,7 +269,7 @@ def chunk_statistics(chunk: tf.Tensor, num_columns: tf.Tensor, rule: equations.R
   pad = [[0, max_clients - num_clients], [0, 0]]
   padded_values = tf.ensure_shape(tf.pad(chunk, pad), [max_clients, chunk.shape[1]])
   if networks:
-    ranks = _ranks(chunk)
+    ranks = _ranks_of_rows(padded_values, num_clients)[:num_clients]
     value_median = _median_of_rows(padded_values, num_clients)
   else:
     ranks, value_median = _ranks_and_median(chunk)
