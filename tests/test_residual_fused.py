@@ -284,3 +284,25 @@ def test_counted_ranks_and_picked_medians_equal_sorting(num_clients, jit_compile
   np.testing.assert_array_equal(middle.numpy(), np.median(values, axis=0))
   np.testing.assert_array_equal(middle_of_tail.numpy(),
                                 np.median(np.sort(values, axis=0)[1:], axis=0))
+
+
+# Pairs compared once (static K up to PAIRWISE_RANKS_MAX_CLIENTS) and counting above,
+# with many ties and +inf pad rows, which must rank after every finite row.
+@pytest.mark.parametrize("num_clients", [1, 2, 3, 10, order_statistics.PAIRWISE_RANKS_MAX_CLIENTS,
+                                         order_statistics.PAIRWISE_RANKS_MAX_CLIENTS + 1])
+@pytest.mark.parametrize("num_pads", [0, 3])
+def test_ranks_of_rows_equal_the_stable_sort(num_clients, num_pads):
+  rng = np.random.default_rng(num_clients + 100 * num_pads)
+  real = rng.integers(-2, 3, size=(num_clients, 200)).astype(np.float32)
+  values = np.concatenate([real, np.full((num_pads, 200), np.inf, np.float32)])
+
+  @tf.function(jit_compile=True, autograph=False)
+  def run(values):
+    return (order_statistics.ranks_of_rows(values), order_statistics.ranks_of_rows(values, values.dtype))
+
+  ranks, float_ranks = run(tf.constant(values))
+  _, _, expected = order_statistics.sort_with_ranks(tf.constant(values.T))
+  np.testing.assert_array_equal(ranks.numpy(), expected.numpy().T)
+  np.testing.assert_array_equal(float_ranks.numpy(), expected.numpy().T.astype(np.float32))
+  np.testing.assert_array_equal(np.sort(ranks.numpy()[:num_clients], axis=0),
+                                np.broadcast_to(np.arange(num_clients)[:, None], real.shape))

@@ -131,9 +131,21 @@ def test_memory_budget_sets_chunks_without_changing_results():
   big, p_big, _, _ = run(models)
   budget = 500_000
   assert 1 < residual_fused.chunk_width(None, budget) < 100  # many chunks (15 columns each)
+  assert 1 < residual_fused.chunk_width(None, budget, 10) < 500  # the XLA path's, K = 10
   small, p_small, _, _ = run(models, memory_budget_bytes=budget)
   np.testing.assert_allclose(big[0], small[0], rtol=1e-6, atol=1e-7)
   np.testing.assert_allclose(p_big, p_small, rtol=1e-6)
+
+
+def test_chunk_width_by_static_client_count():
+  """Unknown K (TFF's worker): MAX_CHUNK_WIDTH columns; a static bound B (the XLA
+  programs): FUSED_CHUNK_VALUES // B; both within the memory budget; chunk_size wins."""
+  default = rr.ResidualReweightingConfig().memory_budget_bytes
+  assert residual_fused.chunk_width(None, default) == residual_fused.MAX_CHUNK_WIDTH == 4096
+  assert residual_fused.chunk_width(None, default, 10) == 2**19 // 10
+  assert residual_fused.chunk_width(None, default, 128) == 4096
+  assert residual_fused.chunk_width(None, 2**20, 10) == 2**20 // (32 * 4 * 10 * 2)
+  assert residual_fused.chunk_width(7, default, 10) == 7
 
 
 def test_model_weights_accumulate_over_all_tensors():

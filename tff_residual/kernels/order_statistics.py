@@ -82,6 +82,34 @@ def counted_ranks(values: tf.Tensor, dtype: tf.DType = tf.int32) -> tf.Tensor:
   return tf.cond(num_clients <= BROADCAST_RANKS_MAX_CLIENTS, broadcast, loop)
 
 
+PAIRWISE_RANKS_MAX_CLIENTS = 12
+"""Up to this many rows (known while the graph is built) ``ranks_of_rows`` compares
+each pair once, unrolled. As an XLA program of its own that was 2-4x faster than
+``counted_ranks`` at K = 10 and 12, even at 16 and slower above; inside the
+L-estimators' chunk program it was slower, so they count (BENCHMARKS.md, "Design
+measurements")."""
+
+
+def ranks_of_rows(values: tf.Tensor, dtype: tf.DType = tf.int32) -> tf.Tensor:
+  """``counted_ranks`` of ``values`` [K, c], for XLA programs: with K known while the
+  graph is built and at most ``PAIRWISE_RANKS_MAX_CLIENTS``, each pair b < k is
+  compared once, e = [y_b <= y_k], adding e to rank_k and 1 - e to rank_b (the
+  same counts: a tie goes to the later row); otherwise ``counted_ranks``. Rows of
+  +inf (pads) rank above every finite row and leave the finite rows' ranks as
+  they are."""
+  size = values.shape[0]
+  if size is None or size > PAIRWISE_RANKS_MAX_CLIENTS:
+    return counted_ranks(values, dtype)
+  rows = [values[k] for k in range(size)]
+  ranks = [tf.zeros_like(rows[0], dtype) for _ in range(size)]
+  for k in range(size):
+    for b in range(k):
+      at_most = tf.cast(rows[b] <= rows[k], dtype)
+      ranks[k] += at_most
+      ranks[b] += 1 - at_most
+  return tf.stack(ranks)
+
+
 def middle_of_ranked(values: tf.Tensor, ranks: tf.Tensor, offset: int = 0) -> tf.Tensor:
   """Median over the client axis 0 of ``values`` [K, c] whose ``counted_ranks`` are known.
 

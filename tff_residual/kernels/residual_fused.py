@@ -14,17 +14,19 @@ confidences), computed in client order instead of sorted order; eqs. 3-11 are
   (``sorting_networks``) over K wires of shape [K, c], fused by XLA
   (``tf.function(jit_compile=True)``): no [c, K, K] tensor and no sort kernel;
 * the other medians (the outer one of eq. 1, med(y), the scale M of eq. 3) are
-  picked by counted ranks (``order_statistics.middle_of_ranked``). As networks
-  over K wires of shape [c] they had cost XLA 40-80 s of compilation at K = 100.
+  selection networks over K wires of shape [c] up to ``NETWORK_MEDIANS_MAX_CLIENTS``
+  clients, else picked by counted ranks (``order_statistics.middle_of_ranked``);
+  each is an XLA program of its own (fused with the counting of ranks, XLA's
+  code was several times slower: BENCHMARKS.md, "Design measurements").
 
 Cost per coordinate: O(K^2) for ranks and slopes, O(K log^2 K) comparisons per
-inner median, so O(K^2 log^2 K) in all, in registers rather than memory.
+median, so O(K^2 log^2 K) in all, in registers rather than memory.
 
-Only the inner network needs K when the graph is built. A static client count B
-builds one network of B wires; when clients are dropped for NaN/Inf values, the
+Only the networks need K when the graph is built. A static client count B
+builds networks of B wires; when clients are dropped for NaN/Inf values, the
 B - K missing wires hold -inf (the first floor((B - K) / 2)) and +inf (the rest),
 which shifts the median's positions by a static amount per parity of B - K and
-leaves its value unchanged. Every other step runs on the K real rows.
+leaves its value unchanged. The ranks and eqs. 3-11 run on the K real rows.
 
 An unknown K (TFF's dynamic client axis) takes the *plain-executor* path
 (``plain_chunk_statistics``), one branch per K in ``BUCKETS``: TFF's worker runs
@@ -70,10 +72,23 @@ PLAIN_SLOPES_PER_CHUNK = 2**20
 """Bound on size^2 x width, the slope wires of one plain-executor chunk (4 MB of
 float32): the fastest of the widths tried in TFF's worker (BENCHMARKS.md, "Design
 measurements")."""
+NETWORK_MEDIANS_MAX_CLIENTS = 32
+"""Up to this static client count the outer median of eq. 1, med(y) and M are
+networks over B wires of shape [c]; above, they are counted (K^2 comparisons):
+the networks' XLA compilation grows past minutes at B = 100 (BENCHMARKS.md,
+"Design measurements")."""
 MAX_CHUNK_WIDTH = 4096
-"""Coordinates per fused call: small enough for the working set to stay in cache."""
-BYTES_PER_COORDINATE = 32 * 4 * MAX_CLIENTS
-"""Generous bound on one coordinate's temporaries in a fused call (float32)."""
+"""Coordinates per call where K is unknown while the graph is built (the plain-executor
+path, TFF's worker): small enough for the working set to stay in cache."""
+FUSED_CHUNK_VALUES = 2**19
+"""Client values per chunk (B x width) of the XLA programs, whose client count B is
+known: 2^19 // B coordinates (52,428 at B = 10, 4,096 at B = 128). At N = 1e6 the
+kernel took a half to a third of the time at K = 10 with 16,384-65,536 coordinates
+per chunk than with 4,096 (BENCHMARKS.md, "Design measurements")."""
+BYTES_PER_CLIENT_VALUE = 32 * 4
+"""Generous bound on the temporaries of one client's value in a fused call (float32)."""
+BYTES_PER_COORDINATE = BYTES_PER_CLIENT_VALUE * MAX_CLIENTS
+"""The same bound for one coordinate of MAX_CLIENTS clients."""
 
 
 def supports(variant: str, estimator: str, weighting: str) -> bool:
@@ -87,14 +102,20 @@ def check_max_clients(max_clients: int) -> None:
     raise ValueError(f"{max_clients} clients are outside the fused path's 3..{MAX_CLIENTS}.")
 
 
-def chunk_width(chunk_size: int | None, memory_budget_bytes: int) -> int:
+def chunk_width(chunk_size: int | None, memory_budget_bytes: int,
+                max_clients: int | None = None) -> int:
   """Static number of coordinates per fused call: ``chunk_size``, else as many as
-  fit the budget with ``chunking.FIXED_WIDTH_CHUNKS_IN_FLIGHT`` chunks at once
-  (at most ``MAX_CHUNK_WIDTH``)."""
+  fit the budget with ``chunking.FIXED_WIDTH_CHUNKS_IN_FLIGHT`` chunks at once, at
+  most ``MAX_CHUNK_WIDTH`` (K unknown: ``max_clients`` None) or
+  ``FUSED_CHUNK_VALUES // max_clients`` (the XLA programs for a static bound)."""
   if chunk_size is not None:
     return int(chunk_size)
-  per_coordinate = BYTES_PER_COORDINATE * chunking.FIXED_WIDTH_CHUNKS_IN_FLIGHT
-  return int(max(1, min(MAX_CHUNK_WIDTH, memory_budget_bytes // per_coordinate)))
+  if max_clients is None:
+    per_coordinate, most = BYTES_PER_COORDINATE, MAX_CHUNK_WIDTH
+  else:
+    per_coordinate, most = BYTES_PER_CLIENT_VALUE * max_clients, FUSED_CHUNK_VALUES // max_clients
+  per_coordinate *= chunking.FIXED_WIDTH_CHUNKS_IN_FLIGHT
+  return int(max(1, min(most, memory_budget_bytes // per_coordinate)))
 
 
 def inner_median_positions(size: int) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -144,23 +165,62 @@ def _inner_medians(size: int):
 
 
 @tf.function(jit_compile=True, autograph=False)
+def _ranks_of_rows(rows, num_clients):
+  """[B, c]: the stable ranks x of the first ``num_clients`` rows of ``rows`` [B, c]
+  among themselves in those rows (``order_statistics.ranks_of_rows``, the other
+  rows taken as +inf pads, which rank after them)."""
+  real = (tf.range(rows.shape[0]) < num_clients)[:, None]
+  padded = tf.where(real, rows, tf.constant(math.inf, rows.dtype))
+  return order_statistics.ranks_of_rows(padded, rows.dtype)
+
+
+def _padded_wires(rows: tf.Tensor, num_clients: tf.Tensor):
+  """The B rows of ``rows`` [B, c] as wires, rows from ``num_clients`` on replaced
+  by pads (the first floor(P/2) of the P = B - K pads -inf, the rest +inf), and
+  whether P is odd: the input of ``_padded_median_of_wires``."""
+  size = rows.shape[0]
+  inf = tf.constant(math.inf, rows.dtype)
+  padded = size - num_clients
+  wire = tf.range(size)
+  fill = tf.where(wire - num_clients < padded // 2, -inf, inf)
+  real = wire < num_clients
+  return [tf.where(real[b], rows[b], fill[b]) for b in range(size)], tf.equal(padded % 2, 1)
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _median_of_rows(rows, num_clients):
+  """[c]: the median of the first ``num_clients`` rows of ``rows`` [B, c] (med(y),
+  and b1 = med_a of the inner medians, eq. 1), by one network over B wires."""
+  return _padded_median_of_wires(*_padded_wires(rows, num_clients))
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _scale_median_of_rows(values, ranks, slope, value_median, num_clients):
+  """M [c] of eq. 3: the median of the absolute residuals |y - l| of the first
+  ``num_clients`` rows of ``values`` and ``ranks`` [B, c], without their smallest."""
+  line = equations.reference_line(ranks, slope, value_median, num_clients, axis=0)
+  return _padded_median_of_wires(*_padded_wires(tf.abs(values - line), num_clients), offset=1)
+
+
+@tf.function(jit_compile=True, autograph=False)
 def _ranks_and_median(values):
-  """x [K, c], the clients' stable ranks, and med(y) [c]."""
+  """x [K, c], the clients' stable ranks, and med(y) [c] by counting (more than
+  ``NETWORK_MEDIANS_MAX_CLIENTS`` clients)."""
   ranks = order_statistics.counted_ranks(values, values.dtype)
   return ranks, order_statistics.middle_of_ranked(values, ranks)
 
 
 @tf.function(jit_compile=True, autograph=False)
-def _outer_median(inner):
-  """b1 [c] = med_a inner_a (eq. 1). A program of its own: fused with the pick of
-  med(y), XLA's code was several times slower (BENCHMARKS.md, "Design measurements")."""
+def _outer_median_by_counting(inner):
+  """b1 [c] = med_a inner_a (eq. 1) by counting. A program of its own: fused with the
+  pick of med(y), XLA's code was several times slower (BENCHMARKS.md, "Design
+  measurements")."""
   return order_statistics.median_by_counting(inner)
 
 
 @tf.function(jit_compile=True, autograph=False)
-def _scale_median(values, ranks, slope, value_median):
-  """M [c] of eq. 3: the median of the absolute residuals |y - l| without their
-  smallest. A program of its own for the same reason as ``_outer_median``."""
+def _scale_median_by_counting(values, ranks, slope, value_median):
+  """M [c] of eq. 3 on [K, c] by counting (more than ``NETWORK_MEDIANS_MAX_CLIENTS``)."""
   return order_statistics.median_by_counting(
       tf.abs(values - _line(ranks, slope, value_median)), offset=1)
 
@@ -205,13 +265,23 @@ def chunk_statistics(chunk: tf.Tensor, num_columns: tf.Tensor, rule: equations.R
   """
   check_max_clients(max_clients)
   num_clients = tf.shape(chunk)[0]
-  ranks, value_median = _ranks_and_median(chunk)
+  networks = max_clients <= NETWORK_MEDIANS_MAX_CLIENTS
   pad = [[0, max_clients - num_clients], [0, 0]]
   padded_values = tf.ensure_shape(tf.pad(chunk, pad), [max_clients, chunk.shape[1]])
+  if networks:
+    ranks = _ranks_of_rows(padded_values, num_clients)[:num_clients]
+    value_median = _median_of_rows(padded_values, num_clients)
+  else:
+    ranks, value_median = _ranks_and_median(chunk)
   padded_ranks = tf.ensure_shape(tf.pad(ranks, pad), [max_clients, chunk.shape[1]])
-  inner = _inner_medians(max_clients)(padded_values, padded_ranks, num_clients)[:num_clients]
-  slope = _outer_median(inner)
-  spread = _scale_median(chunk, ranks, slope, value_median)
+  inner = _inner_medians(max_clients)(padded_values, padded_ranks, num_clients)
+  if networks:
+    slope = _median_of_rows(inner, num_clients)
+    spread = _scale_median_of_rows(padded_values, padded_ranks, slope, value_median,
+                                   num_clients)
+  else:
+    slope = _outer_median_by_counting(inner[:num_clients])
+    spread = _scale_median_by_counting(chunk, ranks, slope, value_median)
   return _weigh(rule)(chunk, ranks, slope, value_median, spread, num_columns)
 
 

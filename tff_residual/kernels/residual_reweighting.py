@@ -266,7 +266,8 @@ def residual_reweighting_valid(values: Sequence[tf.Tensor], sample_weights: tf.T
     return mean.weighted_average_valid(values, p), p, tf.zeros([num_clients], tf.float64)
 
   def reweight_fused():
-    width = residual_fused.chunk_width(config.chunk_size, config.memory_budget_bytes)
+    width = residual_fused.chunk_width(config.chunk_size, config.memory_budget_bytes,
+                                       max_clients)
     # One [K, N] matrix, so one loop: every loop over a tensor would be optimised
     # and compiled on its own (BENCHMARKS.md, "Design measurements"). Costs one
     # copy of the input.
