@@ -14,8 +14,8 @@ and a second Python, in a virtual environment with torch, ByzFL and ByzPy
 ByzPy on the list of K row tensors (its API), the authors' code on K state dicts.
 A side's time is the median of --repeats calls after one warm-up call, each peer
 call on a fresh copy of the input made before its clock starts (ByzFL's ARC clips
-its input in place: timed on the same tensor, its later calls had nothing left to
-clip, 6.8 ms at K = 10 against ours 37 ms in the run of 02809ea); a cell is
+its input in place: timed on one tensor, its later calls had nothing left to clip);
+a cell is
 the median over --passes passes that interleave the sides rule by rule (this
 shared machine has slow spells). f = (K - 3) // 4 for every rule that takes it.
 
