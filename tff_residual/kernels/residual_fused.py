@@ -144,21 +144,16 @@ def _inner_medians(size: int):
   @tf.function(jit_compile=True, autograph=False)
   def inner_medians(values, ranks, num_clients):
     """[B, c]: med_{b != a} (y_b - y_a) / (x_b - x_a) for every real row a (eq. 1)."""
-    dtype = values.dtype
-    inf = tf.constant(math.inf, dtype)
-    padded = size - num_clients
-    wire = tf.range(size)
-    fill = tf.where(wire - num_clients < padded // 2, -inf, inf)
-    real = wire < num_clients
+    inf = tf.constant(math.inf, values.dtype)
+    real, fill, odd_padding = _pads(size, num_clients, values.dtype)
     wires = []
     for b in range(size):  # one [B, c] wire per other client b (rows a)
       slope = (values[b:b + 1] - values) / (ranks[b:b + 1] - ranks)
       slope = tf.where(diagonal[b], inf, slope)
       wires.append(tf.where(real[b], slope, fill[b]))
     picked = dict(zip(positions, sorting_networks.select(wires, positions)))
-    even_padding = tf.equal(padded % 2, 0)
-    lower = tf.where(even_padding, picked[even[0]], picked[odd[0]])
-    upper = tf.where(even_padding, picked[even[1]], picked[odd[1]])
+    lower = tf.where(odd_padding, picked[odd[0]], picked[even[0]])
+    upper = tf.where(odd_padding, picked[odd[1]], picked[even[1]])
     return 0.5 * (lower + upper)
 
   return inner_medians
@@ -167,24 +162,31 @@ def _inner_medians(size: int):
 @tf.function(jit_compile=True, autograph=False)
 def _ranks_of_rows(rows, num_clients):
   """[B, c]: the stable ranks x of the first ``num_clients`` rows of ``rows`` [B, c]
-  among themselves in those rows (``order_statistics.ranks_of_rows``, the other
-  rows taken as +inf pads, which rank after them)."""
+  among themselves (``order_statistics.ranks_of_rows``, the other rows taken as
+  +inf pads, which rank after them: K..B-1)."""
   real = (tf.range(rows.shape[0]) < num_clients)[:, None]
   padded = tf.where(real, rows, tf.constant(math.inf, rows.dtype))
   return order_statistics.ranks_of_rows(padded, rows.dtype)
 
 
+def _pads(size: int, num_clients: tf.Tensor, dtype: tf.DType):
+  """For B = ``size`` wires of which the first K = ``num_clients`` are real: which
+  are real [B], the value of each pad [B] (the first floor(P/2) of the P = B - K
+  pads -inf, the rest +inf) and whether P is odd."""
+  inf = tf.constant(math.inf, dtype)
+  num_pads = size - num_clients
+  wire = tf.range(size)
+  fill = tf.where(wire - num_clients < num_pads // 2, -inf, inf)
+  return wire < num_clients, fill, tf.equal(num_pads % 2, 1)
+
+
 def _padded_wires(rows: tf.Tensor, num_clients: tf.Tensor):
   """The B rows of ``rows`` [B, c] as wires, rows from ``num_clients`` on replaced
-  by pads (the first floor(P/2) of the P = B - K pads -inf, the rest +inf), and
-  whether P is odd: the input of ``_padded_median_of_wires``."""
+  by ``_pads``, and whether their count is odd: the input of
+  ``_padded_median_of_wires``."""
   size = rows.shape[0]
-  inf = tf.constant(math.inf, rows.dtype)
-  padded = size - num_clients
-  wire = tf.range(size)
-  fill = tf.where(wire - num_clients < padded // 2, -inf, inf)
-  real = wire < num_clients
-  return [tf.where(real[b], rows[b], fill[b]) for b in range(size)], tf.equal(padded % 2, 1)
+  real, fill, odd_padding = _pads(size, num_clients, rows.dtype)
+  return [tf.where(real[b], rows[b], fill[b]) for b in range(size)], odd_padding
 
 
 @tf.function(jit_compile=True, autograph=False)
@@ -268,12 +270,13 @@ def chunk_statistics(chunk: tf.Tensor, num_columns: tf.Tensor, rule: equations.R
   networks = max_clients <= NETWORK_MEDIANS_MAX_CLIENTS
   pad = [[0, max_clients - num_clients], [0, 0]]
   padded_values = tf.ensure_shape(tf.pad(chunk, pad), [max_clients, chunk.shape[1]])
-  if networks:
-    ranks = _ranks_of_rows(padded_values, num_clients)[:num_clients]
+  if networks:  # the pad rows' ranks (K..B-1) are never read: every network masks them
+    padded_ranks = _ranks_of_rows(padded_values, num_clients)
+    ranks = padded_ranks[:num_clients]
     value_median = _median_of_rows(padded_values, num_clients)
   else:
     ranks, value_median = _ranks_and_median(chunk)
-  padded_ranks = tf.ensure_shape(tf.pad(ranks, pad), [max_clients, chunk.shape[1]])
+    padded_ranks = tf.ensure_shape(tf.pad(ranks, pad), [max_clients, chunk.shape[1]])
   inner = _inner_medians(max_clients)(padded_values, padded_ranks, num_clients)
   if networks:
     slope = _median_of_rows(inner, num_clients)
