@@ -104,7 +104,7 @@ def byzpy_rules():
     from byzpy.aggregators.geometric_wise import GeometricMedian, Krum, MultiKrum
     from byzpy.aggregators.norm_wise import CenteredClipping
     from byzpy.pre_aggregators import ARC, Bucketing, NearestNeighborMixing
-    rows = list  # ByzPy's rules take a list of K row tensors
+    rows = lambda v: v  # a list of K row tensors already (see fresh_input)
     mean = lambda xs: torch.stack(list(xs)).mean(dim=0)
     return {
         "median": lambda v: CoordinateWiseMedian().aggregate(rows(v)),
@@ -133,7 +133,9 @@ rule = rules[name]
 # Every call gets a fresh copy of the input, made before the clock starts: ByzFL's ARC
 # clips the largest vectors of its input in place, so from the second call on it would
 # time an input that needs no clipping (and every rule would see what the last one left).
-prepare, call = rule if isinstance(rule, tuple) else (lambda: x.clone(), rule)
+# ByzPy's rules take a list of K row tensors: the list is made there too, off the clock.
+fresh_input = (lambda: list(x.clone())) if library == "ByzPy" else (lambda: x.clone())
+prepare, call = rule if isinstance(rule, tuple) else (fresh_input, rule)
 result = call(prepare())
 times = []
 for _ in range(repeats):
