@@ -142,12 +142,12 @@ found harmless left out."""
 
 def runnable(aggregators, num_attackers: int, clients_per_round: int):
   """(aggregators that run with f attackers, {name: why not} for the others)."""
-  from tff_residual.kernels import registry
+  from tff_residual.kernels import method_table
   ok, skipped = [], {}
   for name in aggregators:
-    params = {"num_byzantine": num_attackers} if "num_byzantine" in registry.fields_of(
+    params = {"num_byzantine": num_attackers} if "num_byzantine" in method_table.fields_of(
         name) else {}
-    needed = registry.resolve(name, **params).minimum_clients()
+    needed = method_table.resolve(name, **params).minimum_clients()
     if needed > clients_per_round:
       skipped[name] = f"needs K >= {needed}"
     else:
