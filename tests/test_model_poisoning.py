@@ -559,3 +559,20 @@ def test_grid_statistics_paired_differences_spreads_and_harm():
       "| ipm | 1 | d | no harm to FedAvg: not ranked | - | 50.0 (drop +4.0) |",
       "| backdoor | 2 | d | median, trimmed_mean: +2.0 ± 1.4 excess ASR | +3.0 ± 1.4 excess ASR "
       "Δ +1.0 ± 0.0 (2/2) | +50.5 ± 7.8 excess ASR |"]
+
+
+def test_the_grid_continues_a_killed_run_from_its_checkpoint(tmp_path):
+  grid = load_grid()
+  command = ["--task=fmnist_ipm", "--seed=1"]
+  killed = tmp_path / "killed"             # stopped after some rounds: resumed
+  killed.mkdir()
+  for name in ("checkpoint.npz", "config.json", "metrics.csv"):
+    (killed / name).write_text("x")
+  assert grid.resumable(str(killed), command) == [f"--resume={killed}", "--no_progress"]
+  assert (killed / "metrics.csv").exists()
+  early = tmp_path / "early"               # stopped before its first round ended: cleared
+  early.mkdir()
+  (early / "config.json").write_text("x")
+  assert grid.resumable(str(early), command) == command
+  assert not early.exists()
+  assert grid.resumable(str(tmp_path / "new"), command) == command
