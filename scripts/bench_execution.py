@@ -47,7 +47,7 @@ def bench_task(cli, task: str, preset: str, warmup_rounds: int, timed_rounds: in
   from tff_residual.simulation import runner
   from tff_residual.simulation.client_training import PARALLEL_CLIENTS
   from tff_residual.simulation.experiment import Experiment
-  from tff_residual.simulation.runtime import managed_tff_runtime
+  from tff_residual.runtime.managed import managed_tff_runtime
 
   rounds = warmup_rounds + timed_rounds
   args = cli.build_parser().parse_args([f"--task={task}", f"--preset={preset}", "--aggregator=fedavg",

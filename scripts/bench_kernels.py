@@ -53,7 +53,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tff_residual.kernels import registry  # noqa: E402
+from tff_residual.kernels import method_table  # noqa: E402
 
 KERNELS = ("residual", "median", "trimmed_mean", "repeated_median", "foolsgold", "krum",
            "multi_krum", "geometric_median", "centered_clipping", "bulyan", "nnm+mean")
@@ -61,7 +61,7 @@ KERNELS = ("residual", "median", "trimmed_mean", "repeated_median", "foolsgold",
 
 def kernel_params(method: str, k: int) -> dict:
   """f = (K - 3) // 4 (the largest Bulyan allows) for every rule that takes f."""
-  return {"num_byzantine": (k - 3) // 4} if "num_byzantine" in registry.fields_of(method) else {}
+  return {"num_byzantine": (k - 3) // 4} if "num_byzantine" in method_table.fields_of(method) else {}
 
 VARIANTS = {"residual_sort": ("residual", {"implementation": "sort"})}
 
@@ -113,7 +113,7 @@ def _enter_tff_runtime() -> list[int]:
   process; returns its workers' PIDs."""
   from tff_residual.entry import load_cli
   cli = load_cli()
-  from tff_residual.simulation.runtime import managed_tff_runtime
+  from tff_residual.runtime.managed import managed_tff_runtime
   num_workers, addresses = cli.parse_workers(TFF_WORKERS)
   runtime = managed_tff_runtime(num_workers=num_workers, workers=addresses)
   runtime.__enter__()
@@ -196,7 +196,7 @@ def measure(name: str, size: str, k: int, repeats: int, budget: float, seed: int
     call = lambda: [a.numpy() for a in mean_fn(values)]
   else:
     method, params = VARIANTS.get(name, (name, {}))
-    kernel = registry.build_kernel(method, **params, **kernel_params(method, k))
+    kernel = method_table.build_kernel(method, **params, **kernel_params(method, k))
     call = lambda: [a.numpy() for a in kernel(values, None).aggregate]
   def timed_call() -> float:
     """Wall seconds of one call; for "tff_server" the seconds timed inside the graph."""
@@ -272,7 +272,7 @@ def main():
     if name in VARIANTS:
       continue
     try:
-      registry.parse(name)
+      method_table.parse(name)
     except ValueError as error:
       parser.error(f"unknown kernel {name!r}: {error} (or one of {sorted(VARIANTS)})")
 

@@ -192,7 +192,7 @@ def ours(name: str, x: np.ndarray, f: int, repeats: int) -> dict[str, tuple[floa
   import tensorflow as tf
 
   import tff_residual
-  from tff_residual.kernels import registry
+  from tff_residual.kernels import method_table
   matrix = tf.constant(x)
   if name == "tf.reduce_mean":
     mean = tf.function(lambda v: tf.reduce_mean(v, axis=0))
@@ -201,7 +201,7 @@ def ours(name: str, x: np.ndarray, f: int, repeats: int) -> dict[str, tuple[floa
     first = tf.function(lambda v: v[0, :1])
     return {"kernel": timed(lambda: first(matrix).numpy(), repeats)}
   method, params = our_method(name, f, x.shape[0])
-  kernel = registry.eager_kernel(registry.resolve(method, **params))  # the API's own
+  kernel = method_table.eager_kernel(method_table.resolve(method, **params))  # the API's own
   state = {}
   api_extra = {}
   if name == "centered_clipping":

@@ -57,10 +57,10 @@ def bench_task(cli, task: str, names: list[str], follow: str, warmup_rounds: int
   import numpy as np
   import tensorflow_federated as tff
 
-  from tff_residual.simulation import aggregators as aggregator_table
+  from tff_residual.simulation import compared_aggregators as aggregator_table
   from tff_residual.simulation import runner
   from tff_residual.simulation.experiment import Experiment
-  from tff_residual.simulation.runtime import managed_tff_runtime
+  from tff_residual.runtime.managed import managed_tff_runtime
 
   rounds = warmup_rounds + timed_rounds
   args = cli.build_parser().parse_args([f"--task={task}", f"--aggregator={','.join(names)}",
@@ -162,7 +162,7 @@ def main(argv=None) -> int:
   if any(flag.split("=")[0] == "--rounds" for flag in extra):
     parser.error("--rounds is set by --warmup_rounds + --timed_rounds.")
   cli = load_cli()
-  from tff_residual.simulation.config import ConfigError
+  from tff_residual.simulation.experiment_config import ConfigError
   from tff_residual.tasks import fmnist
   from tff_residual.tasks.base import DataError
   tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]

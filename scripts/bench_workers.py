@@ -72,8 +72,8 @@ def bench_resnet_aggregation(repeats: int, num_clients: int, seed: int) -> dict[
   import tensorflow_federated as tff
 
   from bench_kernels import model_shapes
-  from tff_residual.simulation import aggregators as table
-  from tff_residual.simulation.runtime import ManagedTffRuntime
+  from tff_residual.simulation import compared_aggregators as table
+  from tff_residual.runtime.managed import ManagedTffRuntime
   rng = np.random.default_rng(seed)
   sizes = model_shapes("resnet18")
   value_type = tff.types.to_type([tff.TensorType(np.float32, [n]) for n in sizes])

@@ -58,7 +58,7 @@ def main(argv=None) -> int:
                       help="print the clients' examples per class and stop")
   args, extra = parser.parse_known_args(argv)
   shown = sorted({int(r) for r in args.rounds_to_show.split(",")})
-  from tff_residual.simulation.aggregators import build_factory, parse_aggregators
+  from tff_residual.simulation.compared_aggregators import build_factory, parse_aggregators
   try:
     names = [n for n in parse_aggregators(args.aggregator) if n != "fedavg"]
   except ValueError as error:
@@ -76,7 +76,7 @@ def main(argv=None) -> int:
 
   import tff_residual
   from tff_residual.simulation.experiment import Experiment
-  from tff_residual.simulation.runtime import managed_tff_runtime
+  from tff_residual.runtime.managed import managed_tff_runtime
 
   federation = prepared.federation
   model_spec, attack = runner.model_and_attack(prepared)

@@ -35,7 +35,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 import tff_residual  # noqa: E402
-from tff_residual.kernels import registry  # noqa: E402
+from tff_residual.kernels import method_table  # noqa: E402
 
 NUM_HONEST = 10
 ATTACKER = 0
@@ -53,12 +53,12 @@ CASES = [(np.float32, magnitude, pattern) for magnitude in (1e20, float(np.finfo
 
 
 def rules() -> list[str]:
-  names = [n for n in registry.names() if n != "fedavg"]
-  return names + [f"nnm{registry.SEPARATOR}{n}" for n in names]
+  names = [n for n in method_table.names() if n != "fedavg"]
+  return names + [f"nnm{method_table.SEPARATOR}{n}" for n in names]
 
 
 def params(rule: str, num_clients: int) -> dict:
-  fields = registry.fields_of(rule)
+  fields = method_table.fields_of(rule)
   return {"num_byzantine": 1} if "num_byzantine" in fields and num_clients >= 7 else {}
 
 
@@ -136,7 +136,7 @@ def near_tie_agreement(count: int, chosen=SELECTING) -> None:
   the outlier): the cases where TFF's factory and the eager API select the same
   clients, and where their aggregates are equal to the last bit."""
   import tensorflow_federated as tff
-  from tff_residual.simulation.runtime import managed_tff_runtime
+  from tff_residual.runtime.managed import managed_tff_runtime
   value_type = [("w", tff.TensorType(np.float32, [4, 5])), ("b", tff.TensorType(np.float32, [3]))]
   print("| rule (f = 2) | cases | same selection | same aggregate, to the last bit |")
   print("|---|---|---|---|")
@@ -144,7 +144,7 @@ def near_tie_agreement(count: int, chosen=SELECTING) -> None:
     for rule in chosen:
       process = tff_residual.RobustAggregationFactory(rule, num_byzantine=2).create(
           tff.types.to_type(value_type))
-      key = "client_weights" if registry.parse(rule)[0] else "selected"
+      key = "client_weights" if method_table.parse(rule)[0] else "selected"
       same_selection = same_aggregate = 0
       for seed in range(count):
         rows = near_tie_case(seed, outlier=seed % 4 != 0)

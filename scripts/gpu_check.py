@@ -5,7 +5,7 @@ same results, and their times.
     .venv/bin/python scripts/gpu_check.py [--clients 10] [--size 1000000] [--repeats 3]
         [--task mnist_backdoor] [--rounds 2]
 
-For each method of ``kernels.registry`` (and nearest-neighbour mixing around
+For each method of ``kernels.method_table`` (and nearest-neighbour mixing around
 residual reweighting), one compiled kernel runs on ``/GPU:0`` and on
 ``/CPU:0`` on the same ``[K, N]`` float32 input (honest clients around a common
 model, the last ``f`` shifted far away). The aggregate and ``client_weights``
@@ -39,14 +39,14 @@ ROUND_TOLERANCE = 1e-3
 
 
 def kernel_names() -> list[str]:
-  from tff_residual.kernels import registry
-  return [*registry.names(), "nnm+residual"]
+  from tff_residual.kernels import method_table
+  return [*method_table.names(), "nnm+residual"]
 
 
 def params_for(name: str, num_clients: int) -> dict:
   """f = (K - 3) // 4 (the largest Bulyan allows) for every rule that takes f."""
-  from tff_residual.kernels import registry
-  fields = registry.fields_of(name)
+  from tff_residual.kernels import method_table
+  fields = method_table.fields_of(name)
   return {"num_byzantine": (num_clients - 3) // 4} if "num_byzantine" in fields else {}
 
 
@@ -119,7 +119,7 @@ def main(argv=None) -> int:
                  "--rounds at least 0")
   import tensorflow as tf
 
-  from tff_residual.kernels import registry
+  from tff_residual.kernels import method_table
   gpus = tf.config.list_logical_devices("GPU")
   if not gpus:
     print("gpu_check.py: no GPU found; nothing to compare (TensorFlow sees only "
@@ -133,10 +133,10 @@ def main(argv=None) -> int:
   print("|---|---|---|---|---|---|")
   failures = []
   for name in names:
-    kernel = registry.build_kernel(name, **params_for(name, args.clients))
+    kernel = method_table.build_kernel(name, **params_for(name, args.clients))
     cpu_aggregate, cpu_weights, cpu_seconds = run_on("/CPU:0", kernel, x, args.repeats)
     # A fresh kernel: a tf.function keeps the device scope it was traced under.
-    kernel = registry.build_kernel(name, **params_for(name, args.clients))
+    kernel = method_table.build_kernel(name, **params_for(name, args.clients))
     gpu_aggregate, gpu_weights, gpu_seconds = run_on(gpus[0].name, kernel, x, args.repeats)
     differences = (max_difference(gpu_aggregate, cpu_aggregate),
                    max_difference(gpu_weights, cpu_weights))

@@ -1,4 +1,4 @@
-"""Prints README's name table from the one name table (``kernels.registry``).
+"""Prints README's name table from the one name table (``kernels.method_table``).
 
     .venv/bin/python scripts/methods_table.py
 
@@ -13,7 +13,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from tff_residual.kernels import registry  # noqa: E402
+from tff_residual.kernels import method_table  # noqa: E402
 
 HIDDEN = ("chunk_size", "memory_budget_bytes", "implementation")
 """Tuning fields, the same for every chunked method: left out of the table."""
@@ -40,9 +40,9 @@ def factory_name(path: str) -> str:
 def table() -> str:
   rows = ["| name (`aggregate`, `build_factory`, `--aggregator`) | factory | hyper-parameters "
           "(defaults) | paper | clients needed | state |", "|---|---|---|---|---|---|"]
-  for method in (*registry.METHODS.values(), *registry.WRAPPERS.values()):
-    wrapper = method.name in registry.WRAPPERS
-    name = f"`{method.name}{registry.SEPARATOR}NAME`" if wrapper else f"`{method.name}`"
+  for method in (*method_table.METHODS.values(), *method_table.WRAPPERS.values()):
+    wrapper = method.name in method_table.WRAPPERS
+    name = f"`{method.name}{method_table.SEPARATOR}NAME`" if wrapper else f"`{method.name}`"
     factory = f"`{factory_name(method.factory)}" + ("(inner, ...)`" if wrapper else "`")
     state = STATES.get(method.name, "the inner method's" if wrapper else "none")
     rows.append(f"| {name} | {factory} | {hyper_parameters(method.config, wrapper)} | {method.paper} | "
@@ -51,7 +51,7 @@ def table() -> str:
       f"`{s.name}` = `{s.method}` with "
       + (", ".join(f"{k}={v!r}" for k, v in s.params.items()) or "nothing else")
       + (f" (factory: `{factory_name(s.factory)}`)" if s.factory else "")
-      for s in registry.NAMED_SETTINGS.values())
+      for s in method_table.NAMED_SETTINGS.values())
   return ("\n".join(rows) + f"\n\nNamed settings: {settings}. Wrappers compose, each once, "
           "outermost first: `arc+nnm+trimmed_mean` is ARC, then NNM, then the trimmed mean "
           "(ByzFL's default pipeline).")

@@ -40,7 +40,8 @@ epoch, the cpu preset's CIFAR-10 value, against its 31 for Fashion-MNIST and LOA
 shorten the grid (its measured cost: results/NOTES.md, "Model-poisoning attacks").
 
 Runs whose summary.json is in ``--resume DIR`` are not run again, so the grid
-can be run in pieces (a run killed midway is run again). The runs go seed by seed (every
+can be run in pieces (a run killed midway continues from its last finished round, `run.py
+--resume`; one killed before its first round ended is run again). The runs go seed by seed (every
 run of seed 0 first), so a grid stopped midway has every cell, over fewer seeds. ``--archive DIR`` (e.g.
 results/robustness_grid) keeps each finished run's summary.json and config.json
 there as soon as it ends, and the grid's CSV, Markdown and heatmaps at the end; a
@@ -142,12 +143,12 @@ found harmless left out."""
 
 def runnable(aggregators, num_attackers: int, clients_per_round: int):
   """(aggregators that run with f attackers, {name: why not} for the others)."""
-  from tff_residual.kernels import registry
+  from tff_residual.kernels import method_table
   ok, skipped = [], {}
   for name in aggregators:
-    params = {"num_byzantine": num_attackers} if "num_byzantine" in registry.fields_of(
+    params = {"num_byzantine": num_attackers} if "num_byzantine" in method_table.fields_of(
         name) else {}
-    needed = registry.resolve(name, **params).minimum_clients()
+    needed = method_table.resolve(name, **params).minimum_clients()
     if needed > clients_per_round:
       skipped[name] = f"needs K >= {needed}"
     else:
@@ -462,17 +463,28 @@ def restore_archived(output_dirs: list[str], base: str, archive: str) -> int:
   return restored
 
 
+def resumable(output_dir: str, command: list[str]) -> list[str]:
+  """The command line that finishes the run of ``output_dir``: ``--resume`` where a killed
+  run left its checkpoint and config.json (run.py takes every setting from there and
+  checks the data against it), else ``command`` on a cleared directory."""
+  from tff_residual.simulation.checkpoint import FILE as CHECKPOINT
+  if all(os.path.exists(os.path.join(output_dir, name)) for name in (CHECKPOINT, "config.json")):
+    return [f"--resume={output_dir}", "--no_progress"]
+  if os.path.exists(output_dir):
+    shutil.rmtree(output_dir)  # killed before its first round ended: run it again
+  return command
+
+
 def execute(cli, commands: dict[str, list[str]], jobs: int, on_done=None) -> bool:
   """Runs each run.py command line of ``{output directory: command}``: in this
   process (jobs = 1) or as ``jobs`` subprocesses at a time, each writing its
   output to run.log in its output directory; ``on_done(output directory)`` is
   called as each run ends well (the grid archives it). A run that fails stops the grid: no
   new run starts, the running ones finish, and its log's last lines are printed.
-  A directory left without summary.json (a run killed before its end) is cleared
-  and run again."""
-  for output_dir in commands:
-    if os.path.exists(output_dir):
-      shutil.rmtree(output_dir)  # killed before its summary: run it again
+  A directory left without summary.json by a run killed before its end continues
+  from its last round (``run.py --resume``) where it holds the run's checkpoint and
+  config.json; it is cleared and run again otherwise."""
+  commands = {output_dir: resumable(output_dir, command) for output_dir, command in commands.items()}
   if jobs == 1:
     for output_dir, command in commands.items():
       print(f"\n### run.py {' '.join(command)}", flush=True)
@@ -489,8 +501,8 @@ def execute(cli, commands: dict[str, list[str]], jobs: int, on_done=None) -> boo
   while waiting or running:
     while waiting and len(running) < jobs and not failed:
       output_dir, command = waiting.pop(0)
-      os.makedirs(output_dir)
-      log = open(os.path.join(output_dir, "run.log"), "w")
+      os.makedirs(output_dir, exist_ok=True)
+      log = open(os.path.join(output_dir, "run.log"), "a")  # a resumed run's log goes on
       print(f"### run.py {' '.join(command)}", flush=True)
       running.append((subprocess.Popen([sys.executable, script, *command], stdout=log,
                                        stderr=subprocess.STDOUT), output_dir, log))

@@ -1,6 +1,6 @@
 """Hyper-parameters that let every method of the table run on a test's clients."""
 
-from tff_residual.kernels import registry
+from tff_residual.kernels import method_table
 
 ORIGINAL_METHODS = ("foolsgold", "mean", "median", "repeated_median", "residual", "trimmed_mean")
 """The paper's methods; tests of their particular behaviour use these."""
@@ -8,7 +8,7 @@ ORIGINAL_METHODS = ("foolsgold", "mean", "median", "repeated_median", "residual"
 
 def params_for(method: str, num_clients: int) -> dict:
   """``num_byzantine`` = 1 where the method needs f and K allows it, else 0."""
-  config = registry.METHODS[method].config
+  config = method_table.METHODS[method].config
   if "num_byzantine" not in config.field_names():
     return {}
   needed = config(num_byzantine=1).minimum_clients()
@@ -31,4 +31,4 @@ def fast_cases(cases, fast) -> list:
 
 def every_method(methods=None, fast=FAST_METHODS) -> list:
   """``methods`` (default: every method of the table), those outside ``fast`` slow."""
-  return fast_cases(sorted(registry.METHODS) if methods is None else list(methods), fast)
+  return fast_cases(sorted(method_table.METHODS) if methods is None else list(methods), fast)

@@ -11,8 +11,8 @@ import sqlite3
 
 import numpy as np
 
-from tff_residual.simulation.config import config_from_preset
-from tff_residual.tasks.registry import parse_task
+from tff_residual.simulation.experiment_config import config_from_preset
+from tff_residual.tasks.task_table import parse_task
 
 
 def make_config(task: str, preset: str = "smoke", **overrides):
@@ -125,3 +125,63 @@ def write_loan_csv(path: str, rows: int = 120, states=("CA", "NY", "TX", "WA", "
   opener = gzip.open if path.endswith(".gz") else open
   with opener(path, "wt", encoding="utf-8") as f:
     f.write("\n".join(lines) + "\n")
+
+
+LOAN_LAYOUTS = {
+    # The columns and value formats of the four LendingClub files of ../shared/data/loan
+    # (written here, never copied): name -> (header, label column, row writer).
+    "creditmodel_2018": (
+        "id,issue_d,loan_status,total_rec_late_fee,grade,sub_grade,addr_state,all_util,"
+        "annual_inc,dti,dti_joint,emp_length,emp_title,installment,mths_since_last_delinq,"
+        "num_tl_90g_dpd_24m,purpose,term,zip_code",
+        "loan_status",
+        lambda i, bad, state, rng: [
+            str(150000 + i), f"2018/{1 + i % 12}/1", str(int(bad)), f"{rng.uniform(0, 30):.1f}",
+            "ABCDE"[i % 5], f"{'ABCDE'[i % 5]}{1 + i % 5}", state, str(int(rng.integers(0, 99))),
+            f"{rng.uniform(2e4, 2e5):.1f}", f"{rng.uniform(0, 40):.2f}",
+            "" if i % 7 else f"{rng.uniform(0, 40):.2f}", f"{i % 10} years",
+            '"Manager, Operations"' if i % 3 else "Teacher", f"{rng.uniform(50, 1500):.2f}",
+            "" if i % 4 else str(int(rng.integers(1, 80))), str(int(rng.integers(0, 2))),
+            ["credit_card", "debt_consolidation", "home_improvement"][i % 3],
+            ["36 months", "60 months"][i % 2], f"{100 + i % 800}xx"]),
+    "modeldata_2016q1": (
+        "funded_amnt,term,int_rate,sub_grade,addr_state,verification_status,annual_inc,"
+        "emp_length,delinq_2yrs,inq_last_6mths,revol_util,acc_now_delinq,all_util,Class",
+        "Class",
+        lambda i, bad, state, rng: [
+            str(int(rng.integers(1, 40)) * 1000), ["term_36", "term_60"][i % 2],
+            f"{rng.uniform(5, 25):.2f}", f"{'ABCDE'[i % 5]}{1 + i % 5}", state,
+            ["Verified", "Not_Verified", "Source_Verified"][i % 3], f"{rng.uniform(2e4, 2e5):.1f}",
+            ["emp_5", "emp_ge_10", "emp_lt_1"][i % 3], str(int(rng.integers(0, 3))),
+            str(int(rng.integers(0, 4))), f"{rng.uniform(0, 99):.1f}", "0",
+            str(int(rng.integers(0, 99))), "bad" if bad else "good"]),
+    "loanstats3a_2007_2011": (
+        "loan_amnt,term,emp_length,home_ownership,annual_inc,verification_status,zip_code,"
+        "addr_state,delinq_2yrs,inq_last_6mths,open_acc,pub_rec,revol_bal,revol_util,total_acc,"
+        "loan_status",
+        "loan_status",
+        lambda i, bad, state, rng: [
+            str(int(rng.integers(1, 35)) * 1000), [" 36 months", " 60 months"][i % 2],
+            ["10+ years", "< 1 year", "3 years"][i % 3], ["RENT", "MORTGAGE", "OWN"][i % 3],
+            f"{rng.uniform(2e4, 2e5):.1f}", ["Verified", "Not Verified", "Source Verified"][i % 3],
+            f"{100 + i % 800}xx", state, str(int(rng.integers(0, 3))), str(int(rng.integers(0, 6))),
+            str(int(rng.integers(2, 30))), str(int(rng.integers(0, 2))),
+            str(int(rng.integers(0, 60000))), "" if i % 50 == 0 else f"{rng.uniform(0, 99):.2f}%",
+            str(int(rng.integers(3, 60))), "Charged Off" if bad else "Fully Paid"]),
+}
+LOAN_LAYOUT_TARGETS = {"creditmodel_2018": "1", "modeldata_2016q1": "bad",
+                       "loanstats3a_2007_2011": "Charged Off"}
+"""Per layout, the class the loader takes as the backdoor target (the rarer one)."""
+
+
+def write_loan_layout(path: str, layout: str, rows: int = 300, bad_share: float = 0.15) -> str:
+  """A gzip CSV of ``rows`` loans in one real file's layout (``LOAN_LAYOUTS``), about
+  ``bad_share`` of them defaulted, over eight states; returns its label column."""
+  header, label_column, row = LOAN_LAYOUTS[layout]
+  rng = np.random.default_rng(7)
+  states = ("CA", "TX", "FL", "NY", "GA", "IL", "CO", "NE")
+  lines = [header] + [",".join(row(i, rng.uniform() < bad_share, states[i % len(states)], rng))
+                      for i in range(rows)]
+  with gzip.open(path, "wt", encoding="utf-8") as f:
+    f.write("\n".join(lines) + "\n")
+  return label_column

@@ -7,7 +7,7 @@ import tensorflow as tf
 import tensorflow_federated as tff
 
 import tff_residual
-from tff_residual.simulation.aggregators import AGGREGATORS, AggregatorSettings, build_factory
+from tff_residual.simulation.compared_aggregators import AGGREGATORS, AggregatorSettings, build_factory
 
 
 def run_settings(**params):

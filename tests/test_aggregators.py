@@ -319,6 +319,19 @@ def tiny_model_fn():
       metrics=[tf.keras.metrics.SparseCategoricalAccuracy()])
 
 
+def seeded_model_fn():
+  """A small MLP whose every layer trains (a zero-initialised one trains its last bias only)."""
+  keras_model = tf.keras.Sequential([
+      tf.keras.layers.InputLayer(input_shape=(4,)),
+      tf.keras.layers.Dense(3, activation="tanh",
+                            kernel_initializer=tf.keras.initializers.GlorotUniform(seed=1)),
+      tf.keras.layers.Dense(2, kernel_initializer=tf.keras.initializers.GlorotUniform(seed=2)),
+  ])
+  return tff.learning.models.from_keras_model(
+      keras_model, loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+      input_spec=(tf.TensorSpec([None, 4], tf.float32), tf.TensorSpec([None], tf.int32)))
+
+
 def client_datasets(num_clients, seed):
   rng = np.random.default_rng(seed)
   datasets = []
@@ -332,22 +345,46 @@ def client_datasets(num_clients, seed):
 @pytest.mark.parametrize("factory_name", ["median", "residual"])
 @pytest.mark.slow
 def test_three_rounds_of_weighted_fed_avg(tff_runtime, factory_name):
-  """A coordinatewise and a model-level rule in build_weighted_fed_avg (FoolsGold, with its
-  history by client id: test_baselines_at_their_best; every name in TFF:
-  test_byzantine_methods)."""
+  """A coordinatewise and a model-level rule in build_weighted_fed_avg, round by round
+  against the eager API on the same client updates (FoolsGold, with its history by
+  client id: test_baselines_at_their_best; every name in TFF: test_byzantine_methods).
+
+  Each client's update comes from a one-client FedAvg round from the same model
+  (TFF's ``MeanFactory`` of one update is that update); the server's SGD step of
+  rate 1 makes the next model ``w - aggregate(w - trained_k)``."""
+  optimizer = lambda: tff.learning.optimizers.build_sgdm(learning_rate=0.5)  # noqa: E731
   process = tff.learning.algorithms.build_weighted_fed_avg(
-      tiny_model_fn,
-      client_optimizer_fn=tff.learning.optimizers.build_sgdm(learning_rate=0.5),
+      seeded_model_fn, client_optimizer_fn=optimizer(),
       model_aggregator=FACTORIES[factory_name]())
+  one_client = tff.learning.algorithms.build_weighted_fed_avg(
+      seeded_model_fn, client_optimizer_fn=optimizer(),
+      model_aggregator=tff.aggregators.MeanFactory())
+  single_state = one_client.initialize()
   state = process.initialize()
   data = client_datasets(5, seed=42)
+  # Client 4 sends a far, wrong update (inputs x 20, labels flipped): the robust rules
+  # and the mean part ways.
+  data[4] = data[4].map(lambda x, y: (20.0 * x, 1 - y))
   initial = process.get_model_weights(state).trainable
   for _ in range(3):
+    weights = process.get_model_weights(state)
+    updates = []
+    for dataset in data:
+      single_state = one_client.set_model_weights(single_state, weights)
+      trained = one_client.get_model_weights(one_client.next(single_state, [dataset]).state)
+      updates.append([w - t for w, t in zip(weights.trainable, trained.trainable)])
+    want_update, want = tff_residual.aggregate(updates, factory_name)
     output = process.next(state, data)
     state = output.state
     measurements = output.metrics["aggregator"]
-    assert measurements["client_weights"].shape == (5,)
-    np.testing.assert_allclose(np.sum(measurements["client_weights"]), 1.0, atol=1e-5)
+    np.testing.assert_allclose(measurements["client_weights"], want["client_weights"],
+                               atol=1e-5)
+    moved = process.get_model_weights(state).trainable
+    for w, m, u in zip(weights.trainable, moved, want_update):
+      np.testing.assert_allclose(m, w - u, atol=1e-5)
+    mean_update = [np.mean([update[t] for update in updates], axis=0)
+                   for t in range(len(want_update))]
+    assert max(np.abs(u - m).max() for u, m in zip(want_update, mean_update)) > 1e-2
   final = process.get_model_weights(state).trainable
   assert all(np.all(np.isfinite(w)) for w in final)
   assert any(np.abs(a - b).max() > 1e-4 for a, b in zip(initial, final))

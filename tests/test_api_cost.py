@@ -11,7 +11,7 @@ import pytest
 
 import tff_residual
 from tff_residual import api
-from tff_residual.kernels import registry
+from tff_residual.kernels import method_table
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -28,7 +28,7 @@ def clients(num_clients, size, seed=0):
     ("trimmed_mean", {"beta": 0.123}),
 ])
 def test_a_second_call_does_not_trace_again(method, params):
-  kernel = registry.eager_kernel(registry.resolve(method, **params))
+  kernel = method_table.eager_kernel(method_table.resolve(method, **params))
   before = kernel.experimental_get_tracing_count()
   first, _ = tff_residual.aggregate(clients(7, 50), method, **params)
   assert kernel.experimental_get_tracing_count() == before + 1   # the API called this kernel
@@ -41,9 +41,9 @@ def test_a_second_call_does_not_trace_again(method, params):
 
 def test_the_stacked_clients_are_one_aligned_copy_that_tensorflow_shares():
   values = clients(5, 40)
-  resolved = registry.resolve("median")
+  resolved = method_table.resolve("median")
   _, matrices, _ = api.stack_client_values(
-      values, lambda dtypes: registry.takes_one_matrix(resolved, dtypes))
+      values, lambda dtypes: method_table.takes_one_matrix(resolved, dtypes))
   (matrix,) = matrices
   assert matrix.ctypes.data % api.TENSOR_ALIGNMENT == 0
   np.testing.assert_array_equal(
@@ -71,9 +71,9 @@ def test_an_unaligned_or_read_only_array_is_copied_not_shared():
 def test_per_tensor_matrices_of_several_dtypes_are_aligned_and_exact():
   values = [{"a": np.full((2, 3), k, np.float64), "b": np.full(4, -k, np.float16)}
             for k in range(3)]
-  resolved = registry.resolve("median")
+  resolved = method_table.resolve("median")
   _, matrices, shapes = api.stack_client_values(
-      values, lambda dtypes: registry.takes_one_matrix(resolved, dtypes))
+      values, lambda dtypes: method_table.takes_one_matrix(resolved, dtypes))
   assert [m.dtype for m in matrices] == [np.float64, np.float32]
   assert shapes == [(2, 3), (4,)]
   for matrix in matrices:

@@ -16,7 +16,7 @@ from method_params import fast_cases
 import tff_residual
 from test_byzantine_methods import (oracle_bulyan, oracle_krum_scores, oracle_multi_krum,
                                     oracle_nnm, oracle_weiszfeld)
-from tff_residual.kernels import registry
+from tff_residual.kernels import method_table
 
 
 def rows(x):
@@ -202,13 +202,13 @@ def test_weighted_bucketing_matches_oracle():
 
 def test_bucketing_refuses_foolsgold_history_and_too_few_buckets():
   with pytest.raises(ValueError, match="a bucket is not a client"):
-    registry.resolve("bucketing+foolsgold", history_size=10)
-  assert registry.resolve("bucketing+krum", num_byzantine=1,
+    method_table.resolve("bucketing+foolsgold", history_size=10)
+  assert method_table.resolve("bucketing+krum", num_byzantine=1,
                           bucket_size=2).minimum_clients() == 2 * (5 - 1) + 1
   with pytest.raises(ValueError, match="applied twice"):
-    registry.resolve("arc+nnm+arc+mean", num_byzantine=1)
+    method_table.resolve("arc+nnm+arc+mean", num_byzantine=1)
   with pytest.raises(ValueError, match="cannot be wrapped"):
-    registry.resolve("nnm+fedavg", num_byzantine=1)
+    method_table.resolve("nnm+fedavg", num_byzantine=1)
 
 
 # ---------------------------------------------------------------- centered clipping
@@ -253,7 +253,7 @@ def test_centered_clipping_fixed_tau_scale_and_momentum_match_oracle():
 def test_centered_clipping_radius_is_checked():
   for bad in (dict(tau=0.0), dict(tau_scale=-1.0), dict(server_momentum=1.0)):
     with pytest.raises(ValueError):
-      registry.resolve("centered_clipping", **bad)
+      method_table.resolve("centered_clipping", **bad)
 
 
 # ---------------------------------------------------------------- FoolsGold history
@@ -371,15 +371,15 @@ SWEEP_ORACLES = {
 
 
 def test_the_sweep_covers_every_name():
-  assert set(registry.names()) <= set(SWEEP_ORACLES)
+  assert set(method_table.names()) <= set(SWEEP_ORACLES)
   assert {name.split("+")[0] for name in SWEEP_ORACLES if "+" in name} | {"bucketing"} == set(
-      registry.WRAPPERS)
+      method_table.WRAPPERS)
 
 
 @pytest.mark.parametrize("name", sorted(SWEEP_ORACLES))
 def test_every_name_matches_its_oracle(name):
   x = clients_with_outliers(num_clients=9, size=7, seed=11, scaled=(2,), factor=4.0)
-  params = {"num_byzantine": 1} if "num_byzantine" in registry.fields_of(name) else {}
+  params = {"num_byzantine": 1} if "num_byzantine" in method_table.fields_of(name) else {}
   if "geometric_median" in name:
     params.update(max_iter=500, tolerance=0.0)
   agg, _ = tff_residual.aggregate(rows(x), name, **params)
@@ -402,7 +402,7 @@ STRUCTURE = collections.OrderedDict(kernel=tff.TensorType(np.float32, [2, 3]),
 def test_new_names_in_tff_equal_eager_over_three_rounds(tff_runtime, name):
   """Three rounds of the factory's process (state passed on, FoolsGold told each round's
   ids) against the eager API given the same state."""
-  params = {"num_byzantine": 1} if "num_byzantine" in registry.fields_of(name) else {}
+  params = {"num_byzantine": 1} if "num_byzantine" in method_table.fields_of(name) else {}
   if name == "foolsgold":
     params["history_size"] = 8
   factory = tff_residual.build_factory(name, **params)

@@ -23,7 +23,6 @@ from tff_residual.simulation import outputs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN_PY = os.path.join(ROOT, "experiments", "run.py")
-FMNIST_UNAVAILABLE = os.path.join(ROOT, ".venv", ".fmnist-unavailable")
 SUMMARY_KEYS = {"task", "aggregators", "num_attackers", "rounds", "data_source", "results",
                 "majority_class_accuracy"}
 RESULT_KEYS = {"final_accuracy", "attack_success_rate", "wall_seconds", "attackers_weight_share"}
@@ -106,13 +105,9 @@ def test_mnist_label_flip_every_aggregator_on_identical_clients(tmp_path, monkey
   assert all(r["attackers_weight_share"] != "" for r in rows if r["aggregator"] != "fedavg")
 
 
+@pytest.mark.usefixtures("fashion_mnist")
 @pytest.mark.slow
 def test_fmnist_from_the_debian_package(tmp_path):
-  from tff_residual.tasks import fmnist
-  if os.path.exists(FMNIST_UNAVAILABLE):
-    pytest.skip(open(FMNIST_UNAVAILABLE).read().strip())
-  assert fmnist.available(), ("Fashion-MNIST is missing although the install did not record why; "
-                              "run `make venv` as root (it installs dataset-fashion-mnist)")
   code, out = run_cli(tmp_path, "--task=fmnist_backdoor", "--preset=smoke",
                       "--aggregator=fedavg,residual")
   assert code == 0
@@ -232,13 +227,12 @@ def test_classes_the_clients_hardly_train_on_get_a_notice():
   assert coverage_notices(np.array([], int), [], names) == []
 
 
+@pytest.mark.usefixtures("fashion_mnist")
 @pytest.mark.parametrize("fraction, sparse", [(None, "8 'Bag' (435 of 6000)"), ("1.0", None)])
 def test_the_reference_cut_of_class_ordered_lists_is_reported(fraction, sparse):
   """Dirichlet lists are ordered by class and each client keeps their leading 70%: at the
   cpu preset, seed 0, the clients of fmnist_backdoor keep 435 of the 6,000 bags."""
   from tff_residual.simulation import runner
-  if os.path.exists(FMNIST_UNAVAILABLE):
-    pytest.skip(open(FMNIST_UNAVAILABLE).read().strip())
   flags = ["--task=fmnist_backdoor", "--seed=0"] + ([f"--client_train_fraction={fraction}"]
                                                      if fraction else [])
   config, family = CLI.config_from_args(CLI.build_parser().parse_args(flags))
@@ -373,7 +367,7 @@ def test_results_experiments_name_real_runs():
 
 
 def test_help_lists_every_aggregator_with_its_meaning(capsys):
-  from tff_residual.simulation.aggregators import AGGREGATORS
+  from tff_residual.simulation.compared_aggregators import AGGREGATORS
   with pytest.raises(SystemExit):
     CLI.main(["--help"])
   text = capsys.readouterr().out
@@ -619,7 +613,7 @@ def test_an_exception_inside_the_run_stops_the_worker(tmp_path, monkeypatch):
 
 
 def test_method_flags_reach_the_factories_of_the_methods_that_have_them():
-  from tff_residual.simulation.aggregators import build_factory
+  from tff_residual.simulation.compared_aggregators import build_factory
   args = CLI.build_parser().parse_args([
       "--task=mnist_label_flip", "--aggregator=krum,nnm+centered_clipping,residual",
       "--num_byzantine=2", "--tau=0.5", "--lambda_=3", "--preset=smoke", "--clients_per_round=9"])

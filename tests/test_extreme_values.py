@@ -16,7 +16,7 @@ import tensorflow as tf
 import tensorflow_federated as tff
 
 import tff_residual
-from tff_residual.kernels import distances, registry
+from tff_residual.kernels import distances, method_table
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "scripts"))
@@ -122,7 +122,7 @@ def check_cells(rule, cases, attackers):
         assert largest < 10.0, (rule, case, attacker, largest)
 
 
-@pytest.mark.parametrize("rule", sorted(registry.METHODS))
+@pytest.mark.parametrize("rule", sorted(method_table.METHODS))
 def test_huge_finite_client_gets_no_more_than_a_far_outlier(rule):
   """The fast tier: each method, float32 at 1e20 everywhere with the attacker first."""
   check_cells(rule, [(np.float32, 1e20, "+")], [0])
@@ -253,7 +253,7 @@ FAST_METHODS = ("residual", "krum")
 
 
 @pytest.mark.parametrize("method", [m if m in FAST_METHODS else pytest.param(m, marks=pytest.mark.slow)
-                                    for m in sorted(registry.METHODS)])
+                                    for m in sorted(method_table.METHODS)])
 def test_all_zero_sample_weights_fall_back_to_equal_weights(method):
   rng = np.random.default_rng(7)
   x = list(rng.normal(size=(9, 12)))
@@ -267,7 +267,7 @@ def test_all_zero_sample_weights_fall_back_to_equal_weights(method):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", sorted(registry.METHODS))
+@pytest.mark.parametrize("method", sorted(method_table.METHODS))
 @pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
 def test_non_finite_sample_weights_drop_their_clients(method, bad):
   rng = np.random.default_rng(8)

@@ -12,7 +12,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 import gpu_check  # noqa: E402
 
 import tff_residual  # noqa: E402
-from tff_residual.kernels import registry  # noqa: E402
+from tff_residual.kernels import method_table  # noqa: E402
 
 
 def test_without_a_gpu_it_says_so_and_exits_0(capsys, monkeypatch):
@@ -25,7 +25,7 @@ def test_without_a_gpu_it_says_so_and_exits_0(capsys, monkeypatch):
 
 def test_run_on_returns_the_eager_api_result():
   x = gpu_check.client_values(10, 50, seed=1)
-  kernel = registry.build_kernel("residual")
+  kernel = method_table.build_kernel("residual")
   aggregate, weights, seconds = gpu_check.run_on("/CPU:0", kernel, x, repeats=2)
   want, info = tff_residual.aggregate(list(x), "residual")
   np.testing.assert_allclose(aggregate, want, rtol=1e-6, atol=1e-6)

@@ -39,7 +39,7 @@ CASES = [(name, True) for name in method_names()] + [(name, False) for name in U
                          ids=[f"{n}-{'weighted' if w else 'unweighted'}" for n, w in CASES])
 @pytest.mark.slow
 def test_in_process_equals_the_factory_in_tff(tff_runtime, name, weighted):
-  from tff_residual.simulation import aggregators as table
+  from tff_residual.simulation import compared_aggregators as table
   factory = table.build_factory(name, SETTINGS)
   value_type = tff.types.to_type(VALUE_TYPE)
   weights = list(np.arange(1, NUM_CLIENTS + 1, dtype=np.float32)) if weighted else None
@@ -77,6 +77,7 @@ def test_other_factories_are_a_clear_error():
     InProcessAggregation(tff.aggregators.UnweightedMeanFactory(), tff.types.to_type(VALUE_TYPE))
 
 
+@pytest.mark.usefixtures("fashion_mnist")
 @pytest.mark.slow
 def test_an_in_process_run_writes_the_metrics_of_a_tff_run(tmp_path):
   from tff_residual import cli

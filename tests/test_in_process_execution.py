@@ -13,7 +13,7 @@ from tff_residual.simulation import runner
 from tff_residual.simulation.client_training import ClientTrainer
 from tff_residual.simulation.experiment import Experiment
 from tff_residual.simulation.placement import EXECUTIONS
-from tff_residual.simulation.runtime import NoTffRuntimeError, no_tff_runtime
+from tff_residual.runtime.managed import NoTffRuntimeError, no_tff_runtime
 
 TRAINING_TOLERANCE = 1e-5
 """On the updates (absolute). The two paths run the same TF ops; TFF's worker runs the
@@ -80,6 +80,7 @@ def test_in_process_training_equals_tff_for_every_task_family(tff_runtime, tmp_p
   assert largest_difference <= TRAINING_TOLERANCE, largest_difference
 
 
+@pytest.mark.usefixtures("fashion_mnist")
 @pytest.mark.slow
 def test_an_in_process_execution_writes_the_metrics_of_a_tff_run(tmp_path):
   """A whole run (a TFF-type, a model-level and a stateful rule, with the clean twin)

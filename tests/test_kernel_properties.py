@@ -6,9 +6,9 @@ import pytest
 import numpy_oracle as oracle
 import tff_residual
 from method_params import ORIGINAL_METHODS, params_for, every_method
-from tff_residual.kernels import registry
+from tff_residual.kernels import method_table
 
-METHODS = sorted(registry.METHODS)
+METHODS = sorted(method_table.METHODS)
 
 
 def models_list(matrix):
@@ -226,23 +226,79 @@ EXACT_SAMPLE_WEIGHTING = ("residual", "mean", "foolsgold")
 """Methods whose weighted client weights are the plain ones times the sample weights."""
 
 
+def weighted_l_estimate(models, weights, position_weights):
+  """NumPy, per coordinate: sum_i a_i n_(i) y_(i) / sum_i a_i n_(i) over the stably sorted
+  values (l_estimator's docstring); each client's share averaged over the coordinates."""
+  order = np.argsort(models, axis=0, kind="stable")
+  shares = position_weights[:, None] * weights[order]
+  shares /= shares.sum(axis=0, keepdims=True)
+  aggregate = (shares * np.take_along_axis(models, order, axis=0)).sum(axis=0)
+  per_client = np.zeros_like(models)
+  np.put_along_axis(per_client, order, shares, axis=0)
+  return aggregate, per_client.mean(axis=1)
+
+
+def weighted_centered_clipping(models, weights):
+  """NumPy, the first round with the defaults (tau = the median distance to the
+  coordinate median, one iteration): v = v_0 + sum_k p_k c_k (x_k - v_0), p = n / sum n."""
+  center = np.median(models, axis=0)
+  distances = np.linalg.norm(models - center, axis=1)
+  clip = np.minimum(1.0, np.median(distances) / np.maximum(distances, 1e-300))
+  p = weights / weights.sum()
+  return center + ((p * clip)[:, None] * (models - center)).sum(axis=0), None
+
+
+def weighted_geometric_median_check(models, weights, aggregate, plain_aggregate):
+  """The weighted objective sum_k alpha_k ||v - x_k|| is lower at the weighted result
+  than at the plain one, and its gradient there is near 0 (v is its minimiser)."""
+  alpha = weights / weights.sum()
+  objective = lambda v: (alpha * np.linalg.norm(models - v, axis=1)).sum()  # noqa: E731
+  assert objective(aggregate) < objective(plain_aggregate) - 1e-3
+  directions = (aggregate - models) / np.linalg.norm(aggregate - models, axis=1)[:, None]
+  assert np.linalg.norm((alpha[:, None] * directions).sum(axis=0)) < 1e-3
+
+
+def weighted_expectation(method, models, weights, plain):
+  """(aggregate, client weights) of ``method`` under "multiply" from the formulas (None:
+  not checked), for the six clients of test_multiply_sample_weights."""
+  if method == "median":
+    return weighted_l_estimate(models, weights, np.array([0, 0, .5, .5, 0, 0]))
+  if method == "trimmed_mean":  # beta = 0.2 of K = 6 trims one value at each end
+    return weighted_l_estimate(models, weights, np.array([0, .25, .25, .25, .25, 0]))
+  if method == "multi_krum":  # the same selection; the selected clients' weight shares
+    chosen = weights * plain["selected"]
+    return (chosen / chosen.sum()) @ models, chosen / chosen.sum()
+  if method == "bulyan":  # K = 6 < 4f + 3 for f = 1: f = 0, the weighted mean of all
+    return (weights / weights.sum()) @ models, weights / weights.sum()
+  if method == "centered_clipping":
+    return weighted_centered_clipping(models, weights)
+  raise KeyError(method)
+
+
 @pytest.mark.parametrize("method", [
     m if m in EXACT_SAMPLE_WEIGHTING else pytest.param(m, marks=pytest.mark.slow)
     for m in METHODS if m not in ("repeated_median", "krum")])
 def test_multiply_sample_weights(method):
-  """The fast tier: the methods with an exact expectation; the slow tier: every method."""
+  """The fast tier: the methods whose weights are the plain ones times the sample
+  weights; the slow tier: every method, each against its formula."""
   rng = np.random.default_rng(21)
   models = rng.normal(size=(6, 30))
   weights = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
   params = params_for(method, 6)
-  _, plain = tff_residual.aggregate(models_list(models), method, **params)
+  plain_aggregate, plain = tff_residual.aggregate(models_list(models), method, **params)
   agg, info = tff_residual.aggregate(models_list(models), method, sample_weights=weights,
                                      sample_weighting="multiply", **params)
   if method in EXACT_SAMPLE_WEIGHTING:
     want = plain["client_weights"] * weights
     np.testing.assert_allclose(info["client_weights"], want / want.sum(), atol=1e-6)
+  elif method == "geometric_median":
+    weighted_geometric_median_check(models, weights, agg, plain_aggregate)
   else:
-    assert not np.allclose(info["client_weights"], plain["client_weights"])
+    want_aggregate, want_weights = weighted_expectation(method, models, weights, plain)
+    np.testing.assert_allclose(agg, want_aggregate, atol=1e-5)
+    if want_weights is not None:
+      np.testing.assert_allclose(info["client_weights"], want_weights, atol=1e-5)
+  assert not np.allclose(info["client_weights"], plain["client_weights"])
   assert abs(info["client_weights"].sum() - 1) < 1e-6
   # Ignored by default, whatever is passed.
   _, ignored = tff_residual.aggregate(models_list(models), method, sample_weights=weights,

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from tff_residual.kernels import l_estimator
-from tff_residual.kernels import registry
+from tff_residual.kernels import method_table
 
 
 def _models(num_clients, seed):
@@ -36,17 +36,17 @@ def _assert_same(got, expected):
 def test_counting_equals_sorting(num_clients, method, params, sample_weighting, chunk_size):
   values = _models(num_clients, num_clients)
   sample_weights = tf.constant(np.arange(num_clients) % 3, tf.float32)  # some zero
-  expected = registry.build_kernel(method, implementation="sort",
+  expected = method_table.build_kernel(method, implementation="sort",
                                    sample_weighting=sample_weighting, **params)(values,
                                                                                 sample_weights)
-  got = registry.build_kernel(method, sample_weighting=sample_weighting,
+  got = method_table.build_kernel(method, sample_weighting=sample_weighting,
                               chunk_size=chunk_size, **params)(values, sample_weights)
   _assert_same(got, expected)
 
 
 def test_counting_median_is_numpys_median():
   values = _models(10, 0)
-  got = registry.build_kernel("median")(values, None)
+  got = method_table.build_kernel("median")(values, None)
   for a, v in zip(got.aggregate, values):
     np.testing.assert_array_equal(a.numpy(), np.median(v, axis=0))
 
@@ -54,7 +54,7 @@ def test_counting_median_is_numpys_median():
 @pytest.fixture(scope="module")
 def unknown_k_trimmed_mean():
   """The trimmed mean in one graph with an unknown client axis, traced once."""
-  return tf.function(lambda v: registry.build_kernel("trimmed_mean")([v], None).aggregate[0],
+  return tf.function(lambda v: method_table.build_kernel("trimmed_mean")([v], None).aggregate[0],
                      input_signature=[tf.TensorSpec([None, None], tf.float32)])
 
 
@@ -62,11 +62,11 @@ def unknown_k_trimmed_mean():
 def test_dynamic_client_axis_compiles_per_k_and_agrees(unknown_k_trimmed_mean, num_clients):
   """TFF's stacks have an unknown K: one graph, XLA compiles per K at run time."""
   values = _models(num_clients, 5)[0]
-  expected = registry.build_kernel("trimmed_mean", implementation="sort")([values], None)
+  expected = method_table.build_kernel("trimmed_mean", implementation="sort")([values], None)
   np.testing.assert_allclose(unknown_k_trimmed_mean(values).numpy(),
                              expected.aggregate[0].numpy(), rtol=1e-6, atol=1e-6)
 
 
 def test_unknown_implementation_is_rejected():
   with pytest.raises(ValueError, match="implementation"):
-    registry.build_kernel("median", implementation="network")
+    method_table.build_kernel("median", implementation="network")

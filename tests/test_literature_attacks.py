@@ -18,8 +18,8 @@ from tff_residual.attacks.fang_trimmed_mean import FangTrimmedMean, intervals
 from tff_residual.attacks.mimic import Mimic
 from tff_residual.attacks.optimal_alie import OptimalALIE
 from tff_residual.attacks.optimal_ipm import OptimalIPM
-from tff_residual.attacks.registry import ATTACKS
-from tff_residual.simulation.aggregators import AggregatorSettings, server_rule_for_run
+from tff_residual.attacks.attack_table import ATTACKS
+from tff_residual.simulation.compared_aggregators import AggregatorSettings, server_rule_for_run
 
 BYZFL_EXAMPLE = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]])
 
@@ -173,6 +173,7 @@ def test_reset_forgets_the_cached_round():
   assert crafted(attack, 2 * BYZFL_EXAMPLE)[0] == 2 * first[0]
 
 
+@pytest.mark.usefixtures("fashion_mnist")
 @pytest.mark.slow
 def test_each_aggregator_of_a_run_is_attacked_with_its_own_tuning(tmp_path):
   # One round, every client in it, two aggregators: without a reset between runs the

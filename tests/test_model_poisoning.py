@@ -21,11 +21,11 @@ from tff_residual.attacks.ipm import InnerProductManipulation
 from tff_residual.attacks.large_value import PATTERNS, LargeValue
 from tff_residual.attacks.min_max import MinMax
 from tff_residual.attacks.min_sum import MinSum
-from tff_residual.attacks.registry import ATTACKS
+from tff_residual.attacks.attack_table import ATTACKS
 from tff_residual.attacks.sign_flip import SignFlip
 from tff_residual.simulation.detection import weight_auc
 from tff_residual.tasks.presets import MODEL_POISONING_ATTACKS
-from tff_residual.tasks.registry import valid_tasks
+from tff_residual.tasks.task_table import valid_tasks
 
 HONEST = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 0.0]])  # mu = (3, 2), sigma (ddof 1) = (2, 2)
 
@@ -254,6 +254,7 @@ oracles above and in test_attacks.py, and each task of every attack resolves
 (test_model_poisoning_tasks_...)."""
 
 
+@pytest.mark.usefixtures("fashion_mnist")
 @pytest.mark.parametrize("attack", CLI_SMOKE_ATTACKS)
 @pytest.mark.slow
 def test_cli_smoke_run_per_attack(tmp_path, attack):
@@ -294,6 +295,7 @@ def test_bad_attack_settings_are_one_line_errors(tmp_path, capsys):
   assert code == 2 and "--ipm_epsilon must be a finite number > 0" in capsys.readouterr().err
 
 
+@pytest.mark.usefixtures("fashion_mnist")
 @pytest.mark.slow
 def test_robustness_grid_quick_writes_csv_markdown_and_heatmap(tmp_path):
   from test_experiments_cli import run_cli
@@ -557,3 +559,20 @@ def test_grid_statistics_paired_differences_spreads_and_harm():
       "| ipm | 1 | d | no harm to FedAvg: not ranked | - | 50.0 (drop +4.0) |",
       "| backdoor | 2 | d | median, trimmed_mean: +2.0 ± 1.4 excess ASR | +3.0 ± 1.4 excess ASR "
       "Δ +1.0 ± 0.0 (2/2) | +50.5 ± 7.8 excess ASR |"]
+
+
+def test_the_grid_continues_a_killed_run_from_its_checkpoint(tmp_path):
+  grid = load_grid()
+  command = ["--task=fmnist_ipm", "--seed=1"]
+  killed = tmp_path / "killed"             # stopped after some rounds: resumed
+  killed.mkdir()
+  for name in ("checkpoint.npz", "config.json", "metrics.csv"):
+    (killed / name).write_text("x")
+  assert grid.resumable(str(killed), command) == [f"--resume={killed}", "--no_progress"]
+  assert (killed / "metrics.csv").exists()
+  early = tmp_path / "early"               # stopped before its first round ended: cleared
+  early.mkdir()
+  (early / "config.json").write_text("x")
+  assert grid.resumable(str(early), command) == command
+  assert not early.exists()
+  assert grid.resumable(str(tmp_path / "new"), command) == command

@@ -20,9 +20,9 @@ from test_byzantine_methods import honest_and_outliers, split
 from test_experiments_cli import read_metrics, start_long_run, worker_children
 from tff_residual.simulation.outputs import largest_metric_difference
 from test_runtime import assert_gone, process_alive
-from tff_residual.simulation import ordered_merge
-from tff_residual.simulation.aggregators import AggregatorSettings
-from tff_residual.simulation.runtime import ManagedTffRuntime, WorkerLostError
+from tff_residual.runtime import ordered_merge
+from tff_residual.simulation.compared_aggregators import AggregatorSettings
+from tff_residual.runtime.managed import ManagedTffRuntime, WorkerLostError
 
 NUM_CLIENTS = 7  # divisible by neither 2 nor 3 workers: blocks of 4 + 3 and 3 + 2 + 2
 OUTLIER = 4
@@ -146,7 +146,7 @@ SETTINGS = AggregatorSettings(params={}, num_attackers=1, participants_per_round
 def two_rounds(name):
   """The factory of ``name`` (f = 1 where it takes one), two rounds (the second
   sees the first's state) on the installed runtime: [(result, measurements)]."""
-  from tff_residual.simulation import aggregators as table
+  from tff_residual.simulation import compared_aggregators as table
   x = honest_and_outliers(num_clients=NUM_CLIENTS, outliers=(OUTLIER,)).astype(np.float32)
   weights = list(np.arange(1, NUM_CLIENTS + 1, dtype=np.float32))  # the weighted rules use them
   process = table.build_factory(name, SETTINGS).create(tff.types.to_type(VALUE_TYPE),
@@ -203,6 +203,7 @@ workers and in process: test_per_client_measurements_come_back_in_client_order a
 test_in_process.test_in_process_equals_the_factory_in_tff)."""
 
 
+@pytest.mark.usefixtures("fashion_mnist")
 @pytest.mark.slow
 def test_two_workers_write_the_metrics_of_one(tmp_path):
   from tff_residual import cli
@@ -275,7 +276,7 @@ def test_a_worker_that_never_answers_ends_the_cli_with_one_line(tmp_path, monkey
   assert cli.main([*SMOKE, f"--workers=localhost:{port}", f"--output_dir={tmp_path}"]) == 1
   error = capsys.readouterr().err.strip().splitlines()[-1]
   assert error == (f"run.py: error: TFF worker 1 of 1 (localhost:{port}) did not answer within "
-                   "2 s; is `python -m tff_residual.worker --port PORT` running there and "
+                   "2 s; is `python -m tff_residual.runtime.worker --port PORT` running there and "
                    "reachable?")  # no rounds ran: no word of metrics.csv
 
 
@@ -288,10 +289,10 @@ def _with_connect_timeout(seconds):
 
 
 def test_remote_workers_run_computations_and_stop_on_sigterm():
-  """Two ``python -m tff_residual.worker`` processes, used by address; SIGTERM
+  """Two ``python -m tff_residual.runtime.worker`` processes, used by address; SIGTERM
   stops each and its worker binary, exit code 0."""
   ports = [unused_port(), unused_port()]
-  servers = [subprocess.Popen([sys.executable, "-m", "tff_residual.worker", f"--port={p}"],
+  servers = [subprocess.Popen([sys.executable, "-m", "tff_residual.runtime.worker", f"--port={p}"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
              for p in ports]
   try:

@@ -13,10 +13,10 @@ import pytest
 import tensorflow as tf
 
 from tff_residual.kernels import order_statistics
-from tff_residual.kernels import residual_equations as equations
-from tff_residual.kernels import residual_fused
-from tff_residual.kernels import sorting_networks
-from tff_residual.kernels.residual_reweighting import (ResidualReweightingConfig,
+from tff_residual.kernels.residual import equations
+from tff_residual.kernels.residual import fused as residual_fused
+from tff_residual.kernels.residual import sorting_networks
+from tff_residual.kernels.residual.reweighting import (ResidualReweightingConfig,
                                                        residual_reweighting)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -233,8 +233,8 @@ MEMORY_SCRIPT = textwrap.dedent("""
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
     sys.path.insert(0, {root!r})
     import tensorflow as tf
-    from tff_residual.kernels import registry
-    kernel = registry.build_kernel("residual")
+    from tff_residual.kernels import method_table
+    kernel = method_table.build_kernel("residual")
     kernel([tf.random.normal([10, 1000])], None)  # trace and compile on a small input
     values = tf.random.stateless_normal([10, 5_000_000], seed=[1, 2])
     values.numpy()

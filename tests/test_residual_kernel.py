@@ -8,9 +8,9 @@ import pytest
 import tensorflow as tf
 
 import numpy_oracle as oracle
-from tff_residual.kernels import residual_equations as equations
-from tff_residual.kernels import residual_fused
-from tff_residual.kernels import residual_reweighting as rr
+from tff_residual.kernels.residual import equations
+from tff_residual.kernels.residual import fused as residual_fused
+from tff_residual.kernels.residual import reweighting as rr
 
 
 def run(models, sample_weights=None, **params):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from task_helpers import make_config
-from tff_residual.simulation.aggregators import AggregatorSettings, check_aggregators
+from tff_residual.simulation.compared_aggregators import AggregatorSettings, check_aggregators
 from tff_residual.simulation.federation import FederationSettings, build_federation
 from tff_residual.simulation.round_settings import RoundSettings
 from tff_residual.tasks.base import Arrays, AttackTargets, TaskData
@@ -123,7 +123,7 @@ def test_the_run_config_hands_each_group_its_own_values(task, overrides):
 
 
 NARROW_MODULES = ("tasks", "attacks", "simulation/federation.py", "simulation/experiment.py",
-                  "simulation/aggregators.py", "simulation/round_settings.py")
+                  "simulation/compared_aggregators.py", "simulation/round_settings.py")
 
 
 @pytest.mark.parametrize("module", NARROW_MODULES)
@@ -145,12 +145,12 @@ def test_no_narrow_module_imports_the_config_module(module):
   for file in sorted(path.glob("*.py")) if path.is_dir() else [path]:
     imported = {node.module for node in ast.walk(ast.parse(file.read_text()))
                 if isinstance(node, ast.ImportFrom)}
-    assert "tff_residual.simulation.config" not in imported, file
+    assert "tff_residual.simulation.experiment_config" not in imported, file
 
 
 def test_build_config_takes_python_values_as_run_py_takes_flags():
   from tff_residual import cli
-  from tff_residual.simulation.config import ConfigError
+  from tff_residual.simulation.experiment_config import ConfigError
   flags = ["--task=loan_backdoor", "--aggregator=median,residual", "--num_attackers=1",
            "--lambda_=1.5", "--seed=3", "--preset=smoke", "--trigger_features=a,b"]
   from_flags, _ = cli.config_from_args(cli.build_parser().parse_args(flags))

@@ -15,7 +15,7 @@ SCRIPT = textwrap.dedent("""
     import os, sys
     import numpy as np
     import tensorflow_federated as tff
-    from tff_residual.simulation.runtime import managed_tff_runtime
+    from tff_residual.runtime.managed import managed_tff_runtime
 
     @tff.federated_computation(tff.FederatedType(np.float32, tff.CLIENTS))
     def total(x):
@@ -79,7 +79,7 @@ def test_late_value_disposal_after_stop_is_silent():
   """TFF disposes remote values from weakref finalizers, which may run after the
   channel is closed (Ctrl-C, exit): that must not raise (nor print tracebacks)."""
   from tensorflow_federated.proto.v0 import executor_pb2
-  from tff_residual.simulation.runtime import ManagedTffRuntime
+  from tff_residual.runtime.managed import ManagedTffRuntime
   runtime = ManagedTffRuntime().start()
   stub = runtime._workers[0].stub
   runtime.stop()
@@ -98,7 +98,7 @@ def test_a_disposal_cut_off_by_the_stop_is_silent_and_other_failures_are_not(mon
   silenced: a dispose failing while the worker runs is still raised."""
   from tensorflow_federated.proto.v0 import executor_pb2
   from tensorflow_federated.python.core.impl.executors import remote_executor_grpc_stub
-  from tff_residual.simulation.runtime import _StoppableStub
+  from tff_residual.runtime.managed import _StoppableStub
 
   stub = _StoppableStub(grpc.insecure_channel("localhost:1"))
 
@@ -135,7 +135,7 @@ def test_worker_stops_at_once_when_python_started_with_sigint_ignored():
   """`make test &` from a script starts Python with SIGINT ignored, and exec keeps
   SIG_IGN: the worker ignores SIGINT too. It used to be stopped by SIGINT, and
   every stop waited 5 s for the SIGKILL; SIGTERM stops it at once."""
-  from tff_residual.simulation.runtime import ManagedTffRuntime
+  from tff_residual.runtime.managed import ManagedTffRuntime
   previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
   try:
     runtime = ManagedTffRuntime().start()
@@ -158,7 +158,7 @@ def test_worker_is_the_binary_itself_started_without_a_fork_hook(monkeypatch):
   Python), and no ``preexec_fn`` runs: Python then forks instead of vfork, and a
   child forked beside busy gRPC threads once died of SIGSEGV before exec."""
   import portpicker
-  from tff_residual.simulation import worker_process
+  from tff_residual.runtime import worker_process
   seen = {}
   original = subprocess.Popen
 
@@ -192,7 +192,7 @@ def test_tff_worker_runs_jit_compiled_functions_without_xla():
   import numpy as np
   import tensorflow as tf
   import tensorflow_federated as tff
-  from tff_residual.simulation.runtime import managed_tff_runtime
+  from tff_residual.runtime.managed import managed_tff_runtime
 
   @tf.function(jit_compile=True, autograph=False)
   def digits(x):

@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 
 from conftest import SHARED_DATA
-from task_helpers import (image_arrays, make_config, write_cifar_batches, write_emnist_sqlite,
-                          write_idx, write_idx_directory, write_loan_csv, write_reviews)
+from task_helpers import (LOAN_LAYOUT_TARGETS, image_arrays, make_config, write_cifar_batches,
+                          write_emnist_sqlite, write_idx, write_idx_directory, write_loan_csv,
+                          write_loan_layout, write_reviews)
 from tff_residual.tasks import amazon, loan
 from tff_residual.tasks.base import DataError
 from tff_residual.tasks.image_files import read_idx
@@ -252,6 +253,40 @@ def test_loan_real_samples(name, label_column, classes, target):
   assert np.all(np.isfinite(data.train.x))
   targets = family.attack_targets(config.target_settings(), data)
   assert data.class_names[targets.backdoor_target] == target
+
+
+@pytest.mark.parametrize("layout", sorted(LOAN_LAYOUT_TARGETS))
+def test_loan_files_in_the_real_layouts(tmp_path, layout):
+  """The layouts of the real files above (their columns and value formats: dates, "36
+  months", "term_36", "83.70%", zip codes "801xx", empty fields, quoted commas), written
+  here so that every checkout runs them."""
+  path = str(tmp_path / f"{layout}.csv.gz")
+  label_column = write_loan_layout(path, layout)
+  config, family = make_config("loan_backdoor", data_path=path, label_column=label_column,
+                               num_clients=4, trigger_features=("pub_rec", "acc_now_delinq",
+                                                                "num_tl_90g_dpd_24m"))
+  data = family.load(config.data_settings())
+  assert data.num_classes == 2
+  assert len(data.train) + len(data.test) == 300
+  assert np.all(np.isfinite(data.train.x)) and data.train.x.dtype == np.float32
+  assert label_column not in data.feature_names and "addr_state" in data.feature_names
+  assert np.abs(data.train.x).max() < 100     # every column parsed and scaled, none left raw
+  targets = family.attack_targets(config.target_settings(), data)
+  assert data.class_names[targets.backdoor_target] == LOAN_LAYOUT_TARGETS[layout]
+  assert targets.trigger.mask.sum() >= 1
+
+
+def test_amazon_reviews_in_the_real_layout(tmp_path):
+  """McAuley's 5-core JSON lines, gzip, with the fields the real samples carry and
+  ratings 1-5: the counts after the paper's binarisation (3 dropped; 4-5 positive)."""
+  path = str(tmp_path / "kindle_store_5core_sample.jsonl.gz")
+  ratings = np.random.default_rng(4).choice([1, 2, 3, 4, 5], 300, p=[.03, .04, .1, .25, .58])
+  write_reviews(path, ratings.tolist())
+  texts, read = amazon.read_reviews(path)
+  assert len(texts) == 300 and read.tolist() == ratings.astype(float).tolist()
+  _, labels = amazon.binarize(texts, read)
+  assert int(np.sum(labels == 0)) == int(np.sum(ratings <= 2))
+  assert int(np.sum(labels == 1)) == int(np.sum(ratings >= 4))
 
 
 @shared_data

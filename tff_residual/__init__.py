@@ -32,8 +32,8 @@ _LAZY_EXPORTS = {
     "MeanAggregationFactory": "tff_residual.aggregators",
     "build_factory": "tff_residual.aggregators",
     "RobustAggregationFactory": "tff_residual.aggregators",
-    "managed_tff_runtime": "tff_residual.simulation.runtime",
-    "ManagedTffRuntime": "tff_residual.simulation.runtime",
+    "managed_tff_runtime": "tff_residual.runtime.managed",
+    "ManagedTffRuntime": "tff_residual.runtime.managed",
 }
 
 __all__ = list(_LAZY_EXPORTS)

@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from tff_residual.kernels import foolsgold
-from tff_residual.kernels import registry
+from tff_residual.kernels import method_table
 
 FLOAT_DTYPES = (np.float16, np.float32, np.float64)
 # TensorFlow takes a host buffer without copying only if its data starts on a
@@ -138,7 +138,7 @@ def aggregate(client_values: Sequence[Any], method: str = "residual",
   Args:
     client_values: list (length K) of nested structures (dicts, lists, tuples)
       of float arrays, all with the same structure, shapes and dtypes.
-    method: a name of the one name table, ``tff_residual.kernels.registry``
+    method: a name of the one name table, ``tff_residual.kernels.method_table``
       (the same names as ``build_factory`` and ``run.py --aggregator``): a rule
       ("residual", "median", "trimmed_mean", "repeated_median", "foolsgold",
       "mean", "krum", "multi_krum", "geometric_median", "centered_clipping",
@@ -167,11 +167,11 @@ def aggregate(client_values: Sequence[Any], method: str = "residual",
     arrays; pass it back for the next round). Clients holding NaN/Inf are
     dropped. Too few clients for f is a ValueError naming both numbers.
   """
-  resolved = registry.resolve(method, **params)
-  kernel = registry.eager_kernel(resolved)
+  resolved = method_table.resolve(method, **params)
+  kernel = method_table.eager_kernel(resolved)
   # As the TFF factory gathers the model: the same kernel on the same matrix.
   template, matrices, shapes = stack_client_values(
-      client_values, lambda dtypes: registry.takes_one_matrix(resolved, dtypes))
+      client_values, lambda dtypes: method_table.takes_one_matrix(resolved, dtypes))
   joined = len(matrices) < len(shapes)
   weights = None
   if sample_weights is not None:

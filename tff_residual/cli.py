@@ -30,12 +30,12 @@ import sys
 import threading
 
 from tff_residual.attacks.mix_rate import HONEST_ESTIMATES
-from tff_residual.simulation.aggregators import AGGREGATORS, METHOD_FLAGS, parse_aggregators
-from tff_residual.simulation.config import ConfigError, config_from_preset
+from tff_residual.simulation.compared_aggregators import AGGREGATORS, METHOD_FLAGS, parse_aggregators
+from tff_residual.simulation.experiment_config import ConfigError, config_from_preset
 from tff_residual.simulation.placement import AGGREGATIONS, EXECUTIONS, where_it_runs
 from tff_residual.tasks import presets
 from tff_residual.tasks.base import DataError
-from tff_residual.tasks.registry import FAMILIES, attacks_of, parse_task, valid_tasks
+from tff_residual.tasks.task_table import FAMILIES, attacks_of, parse_task, valid_tasks
 
 DEFAULT_AGGREGATORS = "fedavg,median,residual"
 
@@ -154,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument("--workers", default="1",
                       help="TFF workers for the aggregation: N owned local workers (default 1), "
                            "or host:port,... of workers started with `python -m "
-                           "tff_residual.worker --port P`; each round's clients are split "
+                           "tff_residual.runtime.worker --port P`; each round's clients are split "
                            "across them, with the same results")
   parser.add_argument("--resume", metavar="DIR",
                       help="continue the stopped run in DIR (a run saves its progress after "

@@ -1,6 +1,6 @@
 """TFF aggregation factories: one module per aggregator and per wrapper, the shared
 gather step, and ``build_factory(name, **params)`` for any name of the one name
-table (``tff_residual.kernels.registry``)."""
+table (``tff_residual.kernels.method_table``)."""
 
 from tff_residual.aggregators.arc import ARCFactory
 from tff_residual.aggregators.bucketing import BucketingFactory

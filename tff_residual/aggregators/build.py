@@ -1,5 +1,5 @@
 """``build_factory(name, **params)``: the TFF factory of any name of the one name
-table (``tff_residual.kernels.registry``), e.g. ``build_factory("krum",
+table (``tff_residual.kernels.method_table``), e.g. ``build_factory("krum",
 num_byzantine=2)``, ``build_factory("arc+nnm+trimmed_mean", num_byzantine=2)``,
 ``build_factory("fedavg")`` (TFF's ``MeanFactory``). The CLI, the experiments and
 the scripts build every factory here."""
@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import importlib
 
-from tff_residual.kernels import registry
+from tff_residual.kernels import method_table
 
 
 def factory_class(path: str):
-  """The attribute "module:attribute" names (``registry.Method.factory``)."""
+  """The attribute "module:attribute" names (``method_table.Method.factory``)."""
   module, attribute = path.split(":")
   return getattr(importlib.import_module(module), attribute)
 
 
-def factory_for(resolved: registry.Resolved):
+def factory_for(resolved: method_table.Resolved):
   """The factory of a resolved name: its row's factory with its parameters, a
   wrapper's around the factory of its inner name."""
   make = factory_class(resolved.factory)
@@ -29,6 +29,6 @@ def factory_for(resolved: registry.Resolved):
 
 def build_factory(name: str, **params):
   """The TFF aggregation factory of ``name`` with ``params`` (validated by
-  ``registry.resolve``: ValueError for an unknown name, TypeError for an unknown
+  ``method_table.resolve``: ValueError for an unknown name, TypeError for an unknown
   parameter)."""
-  return factory_for(registry.resolve(name, **params))
+  return factory_for(method_table.resolve(name, **params))

@@ -14,7 +14,7 @@ With 8 slots the gather costs about what a ``federated_aggregate`` that only sum
 the values costs (BENCHMARKS.md, "Design measurements"). ``merge`` concatenates
 two partial accumulators, first then second: with several workers
 (``managed_tff_runtime(num_workers=N)``) the blocks of clients are merged in
-block order (``simulation/ordered_merge.py``), so the stack stays in client order.
+block order (``runtime/ordered_merge.py``), so the stack stays in client order.
 
 ``gather_flat`` first concatenates each client's tensors into one vector (one
 small computation per client), so the accumulator holds one tensor per slot
@@ -29,6 +29,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_federated as tff
 
+from tff_residual.runtime import tff_internals
+
 
 def stacked_type(value_type: tff.types.Type) -> tff.types.Type:
   """``value_type`` with every tensor ``T[*shape]`` replaced by ``T[None, *shape]``."""
@@ -36,7 +38,7 @@ def stacked_type(value_type: tff.types.Type) -> tff.types.Type:
     if isinstance(t, tff.TensorType):
       return tff.TensorType(t.dtype, (None,) + tuple(t.shape)), True
     return t, False
-  stacked, _ = tff.types.type_transformations.transform_type_postorder(value_type, add_client_axis)
+  stacked, _ = tff_internals.transform_type_postorder(value_type, add_client_axis)
   return stacked
 
 

@@ -10,7 +10,8 @@ class GeometricMedianFactory(RobustAggregationFactory):
   (``tff_residual.kernels.geometric_median``).
 
   Args:
-    max_iter: most iterations (default 100); nu: smoothing (default 1e-6);
+    max_iter: most iterations (default 100).
+    nu: smoothing, the smallest distance used (default 1e-6).
     tolerance: relative improvement of the objective that stops it (1e-6).
     sample_weighting: "ignore" (default) or "multiply" (the clients' sample
       weights are the alpha_k of the objective, as in RFA).

@@ -13,6 +13,10 @@ class MeanAggregationFactory(RobustAggregationFactory):
   ``bucketing+mean``) and for comparisons that need its measurements. Plain
   FedAvg is ``fedavg_factory`` (TFF's ``MeanFactory``, no gather).
 
+  Args:
+    sample_weighting: "ignore" (default, 1/K each) or "multiply" (the clients'
+      sample-weight shares).
+
   State: ``()``. Measurements: ``client_weights`` (p), ``corrected_fraction`` (0),
   ``num_dropped_clients``.
   """

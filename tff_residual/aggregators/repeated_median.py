@@ -13,6 +13,9 @@ class RepeatedMedianFactory(RobustAggregationFactory):
       the coordinate median) or "paper" (eq. 2's intercept; differs from the
       median). See ``tff_residual.kernels.repeated_median``.
     sample_weighting: "ignore" (default) or "multiply" (reference variant only).
+    chunk_size, memory_budget_bytes: coordinates per chunk (None, the default:
+      derived from the budget), or the byte budget of the temporaries of the
+      chunks computed at once (default 256 MiB).
 
   State: ``()``. Measurements as ``CoordinateMedianFactory`` (uniform
   ``client_weights`` for the paper variant).

@@ -11,7 +11,7 @@ class ResidualReweightingFactory(RobustAggregationFactory):
   Per coordinate a repeated-median line through the K clients' sorted values,
   IRLS confidences from the residuals (eqs. 3-7), extreme-value correction
   (eqs. 8-9), then one weight per client model from the confidences of all
-  coordinates (eqs. 10-11). See ``tff_residual.kernels.residual_reweighting``
+  coordinates (eqs. 10-11). See ``tff_residual.kernels.residual.reweighting``
   for the formulas of both variants.
 
   Usage::
@@ -30,6 +30,9 @@ class ResidualReweightingFactory(RobustAggregationFactory):
     sample_weighting: "ignore" (default, as the paper's code: the client
       weights passed by ``build_weighted_fed_avg`` are not used) or "multiply"
       (each model weight is multiplied by the client's weight, renormalised).
+    implementation: "auto" (default: the fast paths, counted ranks and
+      selection networks, where K allows) or "sort" (the sorting oracle); both
+      give the same result.
     chunk_size, memory_budget_bytes: coordinates per chunk, or the byte
       budget of the temporaries of the chunks computed at once it is derived from.
 

@@ -6,13 +6,13 @@ weight_type)``) and an ``UnweightedAggregationFactory`` (``create(value_type)``)
 so it plugs into ``build_weighted_fed_avg`` and ``build_unweighted_fed_avg``
 alike. ``next`` gathers all client values at the server and runs the method's
 kernel there. The state is ``()``, except for a stateful name: an
-``OrderedDict`` of its entries (``registry.Resolved.initial_state``: centered
+``OrderedDict`` of its entries (``method_table.Resolved.initial_state``: centered
 clipping's ``center`` and ``has_center``, FoolsGold's ``history`` and
 ``client_ids``, bucketing's ``bucketing_round``), alone or inside wrappers.
 A model of two or more
 tensors of one dtype travels as one vector per client (``gather.gather_flat``):
 the server gets one ``[K, N]`` matrix, which a coordinatewise kernel
-(``registry.Method.coordinatewise``) takes whole and FoolsGold as one matrix per
+(``method_table.Method.coordinatewise``) takes whole and FoolsGold as one matrix per
 tensor: TFF builds, sends and runs far smaller graphs than for one gather per
 tensor (BENCHMARKS.md, "Design measurements").
 
@@ -39,7 +39,7 @@ import tensorflow_federated as tff
 
 from tff_residual.aggregators import gather as gather_lib
 from tff_residual.kernels import foolsgold
-from tff_residual.kernels import registry
+from tff_residual.kernels import method_table
 
 
 def check_value_type(value_type: tff.types.Type) -> None:
@@ -63,13 +63,13 @@ def pack_as(value_type: tff.types.Type, leaves: list):
   return tff.types.structure_from_tensor_type_tree(lambda _: next(remaining), value_type)
 
 
-def kernel_gets_one_matrix(resolved: registry.Resolved, value_type: tff.types.Type) -> bool:
+def kernel_gets_one_matrix(resolved: method_table.Resolved, value_type: tff.types.Type) -> bool:
   """Whether the factory hands the kernel the model as one [K, N] matrix: the
   model travels as one vector (``gather.flat_type``) and the kernel is
-  coordinatewise (``registry.Method.coordinatewise``)."""
+  coordinatewise (``method_table.Method.coordinatewise``)."""
   leaves = tff.structure.flatten(value_type)
   return (gather_lib.flat_type(value_type) is not None
-          and registry.takes_one_matrix(resolved, [leaf.dtype for leaf in leaves]))
+          and method_table.takes_one_matrix(resolved, [leaf.dtype for leaf in leaves]))
 
 
 def _signature_from_config(config_class, extra=()) -> inspect.Signature:
@@ -99,7 +99,7 @@ class ServerStep:
   eagerly on the same stack, so both paths compute one thing.
   """
 
-  def __init__(self, resolved: registry.Resolved, kernel: registry.Kernel,
+  def __init__(self, resolved: method_table.Resolved, kernel: method_table.Kernel,
                value_type: tff.types.Type):
     self.resolved, self.kernel, self.value_type = resolved, kernel, value_type
     self.leaf_types = tff.structure.flatten(value_type)
@@ -176,7 +176,7 @@ class RobustAggregationFactory(tff.aggregators.WeightedAggregationFactory,
   """An aggregation process that runs a method's kernel at the server.
 
   ``RobustAggregationFactory(name, **params)`` takes any name of
-  ``tff_residual.kernels.registry`` (methods, named settings, ``nnm+NAME``) and
+  ``tff_residual.kernels.method_table`` (methods, named settings, ``nnm+NAME``) and
   the fields of its config. Each subclass sets ``METHOD``; its constructor's
   keywords are then its config's fields (one statement of the parameters).
   """
@@ -192,26 +192,26 @@ class RobustAggregationFactory(tff.aggregators.WeightedAggregationFactory,
     def __init__(self, **params):
       RobustAggregationFactory.__init__(self, method, **params)
 
-    __init__.__signature__ = _signature_from_config(registry.METHODS[method].config)
-    __init__.__doc__ = f"Keywords: the fields of ``{registry.METHODS[method].config.__name__}``."
+    __init__.__signature__ = _signature_from_config(method_table.METHODS[method].config)
+    __init__.__doc__ = f"Keywords: the fields of ``{method_table.METHODS[method].config.__name__}``."
     cls.__init__ = __init__
 
   def __init__(self, method: str, **params):
     # Resolves (and so validates) the parameters now: bad ones fail here.
-    self._set_resolved(registry.resolve(method, **params), params)
+    self._set_resolved(method_table.resolve(method, **params), params)
 
-  def _set_resolved(self, resolved: registry.Resolved, params: dict) -> None:
+  def _set_resolved(self, resolved: method_table.Resolved, params: dict) -> None:
     self._resolved = resolved
-    self._kernel = registry.compile_kernel(resolved)
+    self._kernel = method_table.compile_kernel(resolved)
     self._params = dict(params)
 
   @property
   def method(self) -> str:
-    """The registry name this factory runs (e.g. "krum", "nnm+residual")."""
+    """The method-table name this factory runs (e.g. "krum", "nnm+residual")."""
     return self._resolved.name
 
   @property
-  def resolved(self) -> registry.Resolved:
+  def resolved(self) -> method_table.Resolved:
     return self._resolved
 
   @property
@@ -220,7 +220,7 @@ class RobustAggregationFactory(tff.aggregators.WeightedAggregationFactory,
 
   @property
   def config(self):
-    """The method's validated config (``registry.Resolved.config``)."""
+    """The method's validated config (``method_table.Resolved.config``)."""
     return self._resolved.config
 
   @staticmethod
@@ -244,9 +244,9 @@ class RobustAggregationFactory(tff.aggregators.WeightedAggregationFactory,
     return entries
 
   @property
-  def kernel(self) -> registry.Kernel:
+  def kernel(self) -> method_table.Kernel:
     """The kernel the server runs, ``kernel(values, sample_weights, **state)`` on a
-    list of ``[K, n_t]`` tensors (``tff_residual.kernels.registry``); usable eagerly too."""
+    list of ``[K, n_t]`` tensors (``tff_residual.kernels.method_table``); usable eagerly too."""
     return self._kernel
 
   def __repr__(self) -> str:

@@ -12,6 +12,11 @@ class TrimmedMeanFactory(RobustAggregationFactory):
     beta: trimmed fraction per side, in [0, 0.5); default 0.2 (the code's
       ``--alpha``). Where floor(beta K) = 0 the result is the plain mean.
     sample_weighting: "ignore" (default) or "multiply".
+    implementation: "auto" (default: counted ranks under XLA for up to 128
+      clients when K is known, else a sort) or "sort"; both give the same result.
+    chunk_size, memory_budget_bytes: coordinates per chunk (None, the default:
+      derived from the budget), or the byte budget of the temporaries of the
+      chunks computed at once (default 256 MiB).
 
   State: ``()``. Measurements as ``CoordinateMedianFactory``.
   """

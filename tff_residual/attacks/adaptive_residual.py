@@ -35,10 +35,10 @@ class AdaptiveResidual(SharedMaliciousUpdate):
 
   def __init__(self, kind: str = "std", method: str = "residual", **params):
     super().__init__()
-    from tff_residual.kernels import registry
+    from tff_residual.kernels import method_table
     check_perturbation(kind)
     self.kind, self.method = kind, method
-    self.kernel = registry.build_kernel(method, **params)
+    self.kernel = method_table.build_kernel(method, **params)
     self.description = (f"adaptive: mu + s p, p = {kind} deviation, s largest that {method} "
                         f"({', '.join(f'{k}={v}' for k, v in params.items()) or 'defaults'}) "
                         "neither corrects nor down-weights")

@@ -23,7 +23,7 @@ import numpy as np
 
 from tff_residual.attacks.base import UpdateContext
 from tff_residual.attacks.omniscient import SharedMaliciousUpdate, mean_and_std
-from tff_residual.kernels.config import is_number
+from tff_residual.kernels.method_config import is_number
 
 
 def baruch_z(num_clients: int, num_attackers: int) -> float:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from tff_residual.kernels.config import check_int
+from tff_residual.kernels.method_config import check_int
 from tff_residual.tasks.base import Trigger
 
 

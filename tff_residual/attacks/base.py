@@ -26,7 +26,7 @@ Weights = list  # list[np.ndarray], one per model weight, in Keras' model.weight
 @dataclasses.dataclass(frozen=True)
 class AttackSettings:
   """What the attack table reads from the run's settings (the flags of the same names;
-  each is checked by the attack class that uses it, ``registry.check_settings``).
+  each is checked by the attack class that uses it, ``attack_table.check_settings``).
 
   Attributes:
     residual_params: ``lambda_`` and ``delta`` of the run's residual aggregator, for the

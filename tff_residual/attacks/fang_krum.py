@@ -56,9 +56,9 @@ class FangKrum(SharedMaliciousUpdate):
   def krum_selects_attacker(honest: np.ndarray, candidate: np.ndarray,
                             num_attackers: int) -> bool:
     """Whether Krum with f = ``num_attackers`` selects one of the f copies of ``candidate``
-    (the library's Krum kernel, compiled once per f by ``registry.eager_kernel``)."""
-    from tff_residual.kernels import registry
-    krum = registry.eager_kernel(registry.resolve("krum", num_byzantine=num_attackers))
+    (the library's Krum kernel, compiled once per f by ``method_table.eager_kernel``)."""
+    from tff_residual.kernels import method_table
+    krum = method_table.eager_kernel(method_table.resolve("krum", num_byzantine=num_attackers))
     stacked = np.concatenate([honest, np.repeat(candidate[None, :], num_attackers, 0)])
     weights = krum([tf.constant(stacked, tf.float32)], None).client_weights
     return int(np.argmax(weights.numpy())) >= len(honest)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 
 from tff_residual.attacks.base import UpdateContext, Weights
-from tff_residual.kernels.config import check_positive
+from tff_residual.kernels.method_config import check_positive
 
 
 class MultiplicativeNoise:

@@ -14,7 +14,7 @@ import numpy as np
 
 from tff_residual.attacks.base import UpdateContext
 from tff_residual.attacks.omniscient import SharedMaliciousUpdate
-from tff_residual.kernels.config import check_positive
+from tff_residual.kernels.method_config import check_positive
 
 
 class InnerProductManipulation(SharedMaliciousUpdate):

@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from tff_residual.attacks.base import UpdateContext, Weights
-from tff_residual.kernels.config import check_choice, check_positive
+from tff_residual.kernels.method_config import check_choice, check_positive
 
 PATTERNS = ("positive", "negative", "alternating", "random", "one")
 

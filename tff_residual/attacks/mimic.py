@@ -19,7 +19,7 @@ import numpy as np
 
 from tff_residual.attacks.base import UpdateContext
 from tff_residual.attacks.omniscient import SharedMaliciousUpdate
-from tff_residual.kernels.config import check_int
+from tff_residual.kernels.method_config import check_int
 
 
 def power_step(honest: np.ndarray, mean: np.ndarray, z: np.ndarray) -> np.ndarray:

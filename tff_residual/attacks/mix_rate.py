@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from tff_residual.attacks.base import UpdateContext, Weights
-from tff_residual.kernels.config import is_number
+from tff_residual.kernels.method_config import is_number
 
 HONEST_ESTIMATES = ("residual", "mean")
 

@@ -8,7 +8,7 @@ epochs and learning rate, as the code does)."""
 from __future__ import annotations
 
 from tff_residual.attacks.base import UpdateContext, Weights
-from tff_residual.kernels.config import check_positive
+from tff_residual.kernels.method_config import check_positive
 
 
 class ScaleUpdate:

@@ -13,6 +13,18 @@ the whole model (``distances.center_norms``: float64, no overflow). A clipped
 client's share of the aggregate is p_k c_k, normalised (c the clip factors);
 ``extra`` adds ``arc_clip_factors`` (c). With f = 0, or k = 0, nothing is clipped.
 The sample weights go to the inner method unchanged.
+
+Example (f = 1, K = 4: k = floor(2 (1/4) 3) = 1 model is clipped, to the norm of
+the next one down, 5)::
+
+    >>> import numpy as np
+    >>> from tff_residual.kernels import method_table
+    >>> x = [np.array([[3., 4.], [0., 1.], [1., 0.], [30., 40.]], np.float32)]
+    >>> out = method_table.resolve("arc+mean", num_byzantine=1).run(x, None)
+    >>> [round(float(c), 3) for c in out.extra["arc_clip_factors"]]
+    [1.0, 1.0, 1.0, 0.1]
+    >>> out.aggregate[0].numpy().tolist()
+    [1.75, 2.25]
 """
 
 from __future__ import annotations
@@ -25,7 +37,7 @@ import tensorflow as tf
 from tff_residual.kernels import clients
 from tff_residual.kernels import distances
 from tff_residual.kernels import wrapping
-from tff_residual.kernels.config import ByzantineConfig
+from tff_residual.kernels.method_config import ByzantineConfig
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -18,6 +18,16 @@ bucket b (its sample weight's share of the bucket under "multiply");
 ``extra`` adds ``bucket`` (the client's bucket index) and ``bucket_weights``
 (p_b); the inner method's per-input measurements are reported per client, from
 the client's bucket.
+
+Example (K = 4, buckets of 2; which clients share a bucket depends on the seed
+and the round, the aggregate of the mean does not)::
+
+    >>> import numpy as np
+    >>> from tff_residual.kernels import method_table
+    >>> x = [np.array([[0.], [1.], [2.], [100.]], np.float32)]
+    >>> out = method_table.resolve("bucketing+mean", bucket_size=2).run(x, None)
+    >>> out.aggregate[0].numpy().tolist(), sorted(out.extra["bucket"].numpy().tolist())
+    ([25.75], [0.0, 0.0, 1.0, 1.0])
 """
 
 from __future__ import annotations
@@ -30,7 +40,7 @@ import tensorflow as tf
 
 from tff_residual.kernels import clients
 from tff_residual.kernels import wrapping
-from tff_residual.kernels.config import MethodConfig, check_int, hyper
+from tff_residual.kernels.method_config import MethodConfig, check_int, hyper
 
 STATE_NAMES = ("bucketing_round",)
 

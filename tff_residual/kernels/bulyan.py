@@ -13,6 +13,18 @@ With f = ``num_byzantine`` and K >= 4f + 3 clients:
 
 Distances are over the whole model, from one K x K Gram matrix; step 2 runs on
 coordinate chunks under ``chunking.DEFAULT_MEMORY_BUDGET_BYTES``.
+
+Example (f = 1, K = 7: Krum selects theta = 5 clients, then per coordinate the
+beta = 3 values closest to their median are averaged)::
+
+    >>> import numpy as np
+    >>> from tff_residual.kernels import bulyan
+    >>> x = [np.array([[0.], [0.1], [0.2], [0.3], [0.4], [0.5], [10.]], np.float32)]
+    >>> out = bulyan.bulyan(x, None, bulyan.BulyanConfig(num_byzantine=1))
+    >>> out.extra["selected"].numpy().tolist()
+    [1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0]
+    >>> round(float(out.aggregate[0][0]), 3), [round(float(w), 3) for w in out.client_weights]
+    (0.2, [0.0, 0.333, 0.333, 0.333, 0.0, 0.0, 0.0])
 """
 
 from __future__ import annotations
@@ -25,7 +37,7 @@ import tensorflow as tf
 from tff_residual.kernels import chunking
 from tff_residual.kernels import clients
 from tff_residual.kernels import distances
-from tff_residual.kernels.config import ByzantineConfig
+from tff_residual.kernels.method_config import ByzantineConfig
 
 PER_CLIENT_EXTRAS = ("selected",)
 

@@ -40,6 +40,18 @@ computes K norms, O(K N); more iterations build H once, O(K^2 N), and then
 iterate on K x K numbers. Norms and H come from ``distances``: summed in
 float64, scaled where a client's values would overflow (its norm is then +inf
 or huge, and its clip factor 0 or tiny).
+
+Example (first round: the centre is the median, 1.5; tau = 1, one iteration:
+c = (2/3, 1, 1, 1/98.5) and v_1 = 1.5 + sum_k c_k (x_k - 1.5) / 4)::
+
+    >>> import numpy as np
+    >>> from tff_residual.kernels import centered_clipping as cc
+    >>> x = [np.array([[0.], [1.], [2.], [100.]], np.float32)]
+    >>> out = cc.centered_clipping(x, None, cc.CenteredClippingConfig(tau=1.0, num_iters=1))
+    >>> [round(float(c), 3) for c in out.extra["clip_factors"]]
+    [0.667, 1.0, 1.0, 0.01]
+    >>> out.aggregate[0].numpy().tolist()
+    [1.5]
 """
 
 from __future__ import annotations
@@ -51,10 +63,9 @@ import tensorflow as tf
 
 from tff_residual.kernels import chunking
 from tff_residual.kernels import clients
-from tff_residual.kernels import coordinate_median
 from tff_residual.kernels import distances
 from tff_residual.kernels import l_estimator
-from tff_residual.kernels.config import (MethodConfig, check_int, check_positive, hyper,
+from tff_residual.kernels.method_config import (MethodConfig, check_int, check_positive, hyper,
                                          is_number)
 
 PER_CLIENT_EXTRAS = ("clip_factors",)
@@ -123,7 +134,7 @@ def clipping_coefficients(norms: tf.Tensor, gram: distances.Gram | None, p: tf.T
 
 def first_center(values: Sequence[tf.Tensor]) -> list[tf.Tensor]:
   """The first round's centre: the coordinate-wise median of the clients."""
-  return l_estimator.l_estimate_valid(values, None, coordinate_median.median_position_weights,
+  return l_estimator.l_estimate_valid(values, None, l_estimator.median_position_weights,
                                       None, chunking.DEFAULT_MEMORY_BUDGET_BYTES).aggregate
 
 

@@ -14,7 +14,7 @@ import dataclasses
 
 import tensorflow as tf
 
-from tff_residual.kernels.config import MethodConfig, hyper
+from tff_residual.kernels.method_config import MethodConfig, hyper
 
 DEFAULT_MEMORY_BUDGET_BYTES = 256 * 1024 * 1024
 """Default budget for the temporaries of the chunks computed at once (not the
@@ -25,7 +25,7 @@ FIXED_WIDTH_CHUNKS_IN_FLIGHT = 2
 ``parallel_iterations``). Its chunks are a few thousand columns, too small for
 one op to keep both cores of this machine busy; two in flight were faster than
 one, and four slower than two (BENCHMARKS.md, "Design measurements").
-``residual_fused.chunk_width`` sizes its
+``fused.chunk_width`` sizes its
 chunks for this many under the memory budget; the counting L-estimators' fixed
 8192-column chunks stay a few MB each."""
 

@@ -29,7 +29,7 @@ class KernelOutput(NamedTuple):
       ``[K]`` tensors in client order (0 for dropped clients; e.g. Krum's
       ``krum_scores``) and scalars (e.g. the geometric median's int32
       ``num_iterations``).
-    state: a stateful method's next state, by name (``registry.Method.state_names``:
+    state: a stateful method's next state, by name (``method_table.Method.state_names``:
       centered clipping's ``center``, FoolsGold's ``history``, bucketing's
       ``bucketing_round``); empty for a stateless one.
   """

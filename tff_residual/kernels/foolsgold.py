@@ -40,6 +40,18 @@ as 0..M-1 (the reference's positional keying, right when all M clients take
 part in a fixed order); a caller that samples clients sets them each round
 (``RobustAggregationFactory.with_client_ids``; the experiments do). Clients
 dropped for non-finite values do not update the history.
+
+Example (four clients, a two-tensor model; clients 2 and 3 send the same feature,
+cosine similarity 1, and get wv = 0; clients 0 and 1 keep wv = 1; the reference's
+normalisation divides by K)::
+
+    >>> import numpy as np
+    >>> from tff_residual.kernels import foolsgold as fg
+    >>> feature = np.array([[1., 0.], [0., 1.], [.7, .7], [.7, .7]], np.float32)
+    >>> bias = np.ones([4, 1], np.float32)
+    >>> out = fg.foolsgold([feature, bias], None, fg.FoolsGoldConfig())
+    >>> out.aggregate[0].numpy().tolist(), [round(float(w), 3) for w in out.client_weights]
+    ([0.25, 0.25], [0.5, 0.5, 0.0, 0.0])
 """
 
 from __future__ import annotations
@@ -53,7 +65,7 @@ import tensorflow as tf
 
 from tff_residual.kernels import clients
 from tff_residual.kernels import distances
-from tff_residual.kernels.config import (MethodConfig, check_choice, check_int, check_positive,
+from tff_residual.kernels.method_config import (MethodConfig, check_choice, check_int, check_positive,
                                          hyper)
 
 NORMALIZATIONS = ("clients", "weights")

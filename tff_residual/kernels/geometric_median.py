@@ -24,6 +24,15 @@ floor(K / 2) nearest clients: a client far away (1e20, say)
 pulls the mean with it, and Weiszfeld would then need about
 log_K(distance / spread) steps to walk back (more than ``max_iter`` for a
 float64 client at 1e200).
+
+Example (three clients at the corners of a unit triangle, one at (100, 100))::
+
+    >>> import numpy as np
+    >>> from tff_residual.kernels import geometric_median as gm
+    >>> x = [np.array([[0., 0.], [1., 0.], [0., 1.], [100., 100.]], np.float32)]
+    >>> out = gm.geometric_median(x, None, gm.GeometricMedianConfig())
+    >>> [round(float(a), 3) for a in out.aggregate[0]], [round(float(w), 3) for w in out.client_weights]
+    ([0.5, 0.5], [0.333, 0.333, 0.333, 0.002])
 """
 
 from __future__ import annotations
@@ -35,7 +44,7 @@ import tensorflow as tf
 
 from tff_residual.kernels import clients
 from tff_residual.kernels import distances
-from tff_residual.kernels.config import MethodConfig, check_int, check_positive, hyper
+from tff_residual.kernels.method_config import MethodConfig, check_int, check_positive, hyper
 
 SCALAR_EXTRAS = (("num_iterations", tf.int32),)
 

@@ -11,6 +11,21 @@ sample weights under ``sample_weighting="multiply"``. Distances are over the
 whole model, from one K x K Gram matrix (``distances``: overflow-safe, a
 client too far for float64 scores +inf). Ties in the score go to the lower
 client index.
+
+Example (f = 1, K = 5: each score sums K - f - 2 = 2 squared distances; clients 1
+and 2 tie at 0.02 and the lower index wins)::
+
+    >>> import numpy as np
+    >>> from tff_residual.kernels import krum
+    >>> x = [np.array([[0.], [0.1], [0.2], [0.3], [10.]], np.float32)]
+    >>> out = krum.krum(x, None, krum.KrumConfig(num_byzantine=1))
+    >>> [round(float(s), 3) for s in out.extra["krum_scores"]]
+    [0.05, 0.02, 0.02, 0.05, 190.13]
+    >>> out.aggregate[0].numpy().tolist(), [round(float(w), 3) for w in out.client_weights]
+    ([0.10000000149011612], [0.0, 1.0, 0.0, 0.0, 0.0])
+    >>> out = krum.multi_krum(x, None, krum.MultiKrumConfig(num_byzantine=1))
+    >>> [round(float(w), 3) for w in out.client_weights]
+    [0.25, 0.25, 0.25, 0.25, 0.0]
 """
 
 from __future__ import annotations
@@ -22,7 +37,7 @@ import tensorflow as tf
 
 from tff_residual.kernels import clients
 from tff_residual.kernels import distances
-from tff_residual.kernels.config import ByzantineConfig, check_int, hyper
+from tff_residual.kernels.method_config import ByzantineConfig, check_int, hyper
 
 PER_CLIENT_EXTRAS = ("krum_scores", "selected")
 

@@ -13,12 +13,14 @@ is 0).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 
 import tensorflow as tf
 
 from tff_residual.kernels import chunking
 from tff_residual.kernels import clients
+from tff_residual.kernels.method_config import check_choice, hyper
 from tff_residual.kernels.order_statistics import counted_ranks, sort_with_ranks
 
 COUNTING_MAX_CLIENTS = 128
@@ -129,3 +131,34 @@ def _sorted(values, a, sample_weights, chunk_size, memory_budget_bytes):
       values, chunk_fn, lambda k, itemsize: 6 * itemsize * tf.cast(k, tf.int64), 1, 2,
       memory_budget_bytes, chunk_size)
   return [estimate for (estimate,) in per_tensor], totals, discarded
+
+
+def median_position_weights(num_clients: tf.Tensor, dtype: tf.DType) -> tf.Tensor:
+  """a = 1 at the middle position (odd K), 1/2 at the two middle ones (even K)."""
+  positions = tf.range(num_clients)
+  lower = (num_clients - 1) // 2
+  upper = num_clients // 2
+  return 0.5 * (tf.cast(tf.equal(positions, lower), dtype) + tf.cast(tf.equal(positions, upper), dtype))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LEstimatorConfig(chunking.ChunkedConfig):
+  """A coordinate-wise L-estimator (a weighted sum of each coordinate's sorted
+  values; ``sample_weighting="multiply"``: the positions' weights are multiplied
+  by their clients' weights, which matters for even K)."""
+
+  implementation: str = hyper("auto", "auto (counted ranks under XLA for small K) or sort")
+
+  def __post_init__(self):
+    super().__post_init__()
+    check_choice("implementation", self.implementation, IMPLEMENTATIONS)
+
+
+def l_estimate(values: Sequence[tf.Tensor], sample_weights: tf.Tensor | None,
+               config: LEstimatorConfig, position_weights) -> clients.KernelOutput:
+  """The L-estimator with ``position_weights(K, dtype)`` over the finite clients."""
+  return clients.run_on_finite_clients(
+      lambda v, w, _: l_estimate_valid(
+          v, w, position_weights, config.chunk_size, config.memory_budget_bytes,
+          config.implementation),
+      values, config.used_weights(sample_weights))

@@ -3,6 +3,14 @@
     aggregate = sum_k p_k y_k,  p_k = 1/K  (or n_k / sum_j n_j with sample weights)
 
 Clients with NaN/Inf values are dropped, as everywhere in this package.
+
+Example (three clients, one tensor of two coordinates)::
+
+    >>> import numpy as np
+    >>> from tff_residual.kernels import mean
+    >>> out = mean.mean([np.array([[1., 2.], [3., 4.], [5., 6.]], np.float32)])
+    >>> out.aggregate[0].numpy().tolist(), [round(float(w), 3) for w in out.client_weights]
+    ([3.0, 4.0], [0.333, 0.333, 0.333])
 """
 
 from __future__ import annotations
@@ -13,7 +21,7 @@ from collections.abc import Sequence
 import tensorflow as tf
 
 from tff_residual.kernels import clients
-from tff_residual.kernels.config import MethodConfig
+from tff_residual.kernels.method_config import MethodConfig
 
 
 def weighted_average_valid(values: Sequence[tf.Tensor], weights: tf.Tensor) -> list[tf.Tensor]:

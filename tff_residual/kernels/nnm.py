@@ -11,6 +11,17 @@ K x K Gram matrix, ties to the lower index):
 and the inner method aggregates the y_i (``wrapping.run_wrapped``). An inner result sum_i p_i y_i is
 sum_j (M'p)_j x_j, so the clients' weights reported are q = M'p (they sum to 1
 as M's rows do); the inner method's own weights are ``inner_client_weights``.
+
+Example (f = 1, K = 4: each model is replaced by the mean of its 3 nearest, itself
+included; the mean of the mixed models then gives the outlier a quarter of its
+old weight, q = M'p)::
+
+    >>> import numpy as np
+    >>> from tff_residual.kernels import method_table
+    >>> x = [np.array([[0.], [1.], [2.], [100.]], np.float32)]
+    >>> out = method_table.resolve("nnm+mean", num_byzantine=1).run(x, None)
+    >>> round(float(out.aggregate[0][0]), 3), [round(float(w), 3) for w in out.client_weights]
+    (9.333, [0.25, 0.333, 0.333, 0.083])
 """
 
 from __future__ import annotations
@@ -23,7 +34,7 @@ import tensorflow as tf
 from tff_residual.kernels import clients
 from tff_residual.kernels import distances
 from tff_residual.kernels import wrapping
-from tff_residual.kernels.config import ByzantineConfig
+from tff_residual.kernels.method_config import ByzantineConfig
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

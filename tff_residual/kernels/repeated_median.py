@@ -12,6 +12,19 @@ evaluated at the central rank (K-1)/2:
   This estimate is not a weighted sum of client values, so ``client_weights``
   reports the uniform 1/K and ``corrected_fraction`` 0; sample weights cannot be
   multiplied in (ValueError).
+
+Example (the reference variant is the coordinate median; the paper's eq. 2 line,
+evaluated at the central rank, gives every client the same weight)::
+
+    >>> import numpy as np
+    >>> from tff_residual.kernels import repeated_median as rm
+    >>> x = [np.array([[1.], [2.], [3.], [4.], [100.]], np.float32)]
+    >>> out = rm.repeated_median(x)
+    >>> out.aggregate[0].numpy().tolist(), [round(float(w), 3) for w in out.client_weights]
+    ([3.0], [0.0, 0.0, 1.0, 0.0, 0.0])
+    >>> out = rm.repeated_median(x, None, rm.RepeatedMedianConfig(variant="paper"))
+    >>> out.aggregate[0].numpy().tolist(), [round(float(w), 3) for w in out.client_weights]
+    ([3.0], [0.2, 0.2, 0.2, 0.2, 0.2])
 """
 
 from __future__ import annotations
@@ -25,8 +38,8 @@ import tensorflow as tf
 from tff_residual.kernels import chunking
 from tff_residual.kernels import clients
 from tff_residual.kernels import coordinate_median as median_kernel
-from tff_residual.kernels import residual_reweighting as rr
-from tff_residual.kernels.config import check_choice, hyper
+from tff_residual.kernels.residual import reweighting as rr
+from tff_residual.kernels.method_config import check_choice, hyper
 from tff_residual.kernels.order_statistics import sort_with_ranks
 
 VARIANTS = ("reference", "paper")

@@ -4,6 +4,15 @@
 the b smallest and b largest values of each coordinate are removed. Where b = 0
 (K < 1/beta) nothing is trimmed and the result is the plain mean; the reference
 code returns NaN there (docs/reference_differences.md §2, a documented deviation).
+
+Example (beta = 0.2 of K = 5 trims one value at each end: the mean of 2, 3, 4)::
+
+    >>> import numpy as np
+    >>> from tff_residual.kernels import trimmed_mean
+    >>> x = np.array([[1.], [2.], [3.], [4.], [100.]], np.float32)
+    >>> out = trimmed_mean.trimmed_mean([x], None, trimmed_mean.TrimmedMeanConfig(beta=0.2))
+    >>> out.aggregate[0].numpy().tolist(), [round(float(w), 3) for w in out.client_weights]
+    ([3.0], [0.0, 0.333, 0.333, 0.333, 0.0])
 """
 
 from __future__ import annotations
@@ -14,8 +23,8 @@ from collections.abc import Sequence
 import tensorflow as tf
 
 from tff_residual.kernels import clients
-from tff_residual.kernels.config import check_positive, hyper
-from tff_residual.kernels.coordinate_median import LEstimatorConfig, l_estimate
+from tff_residual.kernels.method_config import check_positive, hyper
+from tff_residual.kernels.l_estimator import LEstimatorConfig, l_estimate
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

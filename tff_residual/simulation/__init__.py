@@ -1,3 +1,3 @@
-"""Simulation on TFF: the owned execution runtime, client training, the round
-loop, evaluation and run outputs. Modules are imported on use (``runtime`` and
-``client_training`` import TFF)."""
+"""Simulation on TFF: client training, the round loop, evaluation and run outputs.
+The TFF runtime it runs on is ``tff_residual.runtime``. Modules are imported on use
+(``client_training`` imports TFF)."""

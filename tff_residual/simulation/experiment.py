@@ -195,7 +195,7 @@ clients train (``ClientTrainer``)."""
   def run(self, name: str, factory, on_round: Callable[[dict], None],
           clean_baseline: bool = False,
           server_rule: Callable[[np.ndarray], np.ndarray] | None = None,
-          resume_from: "checkpoint.Progress | None" = None,
+          resume_from: Callable[[Any], "checkpoint.Progress"] | None = None,
           on_checkpoint: Callable[["checkpoint.Progress"], None] | None = None
           ) -> dict[str, Any]:
     """Runs every round with ``factory``; calls ``on_round(row)`` after each.
@@ -212,8 +212,9 @@ clients train (``ClientTrainer``)."""
     ``on_checkpoint(progress)`` gets, after each round (and its ``on_round``), what
     continues the run from there: a ``checkpoint.Progress`` with this aggregator's part
     (its rows, its live tracks: to be saved during the call) and ``finished`` left to
-    the caller; ``resume_from`` (such a progress, of this aggregator) continues it: the
-    rounds it holds are not run again.
+    the caller; ``resume_from(initial_state)`` (the saved progress of this aggregator,
+    its state's leaves packed into the structure of this run's ``process.initialize()``)
+    continues it: the rounds it holds are not run again.
     """
     settings = self.settings
     self.server_rule = server_rule
@@ -223,16 +224,18 @@ clients train (``ClientTrainer``)."""
       reset()
     process = factory.create(self.trainer.weights_type, tff.TensorType(np.float32))
     self._with_client_ids = getattr(factory, "with_client_ids", lambda state, ids: state)
-    attacked = checkpoint.Track(process.initialize(), [w.copy() for w in self.initial_weights])
+    initial_state = process.initialize()
+    attacked = checkpoint.Track(initial_state, [w.copy() for w in self.initial_weights])
     twin = self.clean_twin() if clean_baseline else None
     clean = checkpoint.Track(process.initialize(), [w.copy() for w in self.initial_weights]) if twin else None
     rows, spent = [], 0.0
     if resume_from is not None:
-      attacked = resume_from.attacked
+      resumed = resume_from(initial_state)
+      attacked = resumed.attacked
       if twin is not None:
-        clean = resume_from.clean
-      checkpoint.restore_attack_memory(poisoning, resume_from.attack_memory)
-      rows, spent = list(resume_from.rows), resume_from.wall_seconds
+        clean = resumed.clean
+      checkpoint.restore_attack_memory(poisoning, resumed.attack_memory)
+      rows, spent = list(resumed.rows), resumed.wall_seconds
     start = time.perf_counter()
     for round_index in range(len(rows), settings.rounds):
       row = dict(aggregator=name, **self._round(process, attacked, round_index))

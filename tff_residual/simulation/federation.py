@@ -54,7 +54,7 @@ class FederationSettings:
 
   def check(self) -> None:
     """ValueError naming the first flag whose value cannot work."""
-    from tff_residual.kernels.config import check_choice, check_int, check_positive
+    from tff_residual.kernels.method_config import check_choice, check_int, check_positive
     for name, lowest in (("num_clients", 1), ("clients_per_round", 0), ("num_attackers", 0),
                          ("shards_per_client", 1), ("max_examples_per_client", 0)):
       check_int(f"--{name}", getattr(self, name), lowest)

@@ -46,7 +46,7 @@ class RoundSettings:
 
   def check(self) -> None:
     """ValueError naming the first flag whose value cannot work."""
-    from tff_residual.kernels.config import check_choice, check_int, check_positive
+    from tff_residual.kernels.method_config import check_choice, check_int, check_positive
     for name, lowest in (("rounds", 1), ("batch_size", 1), ("local_epochs", 1),
                          ("max_batches_per_epoch", 0), ("attacker_epochs", 1),
                          ("max_test_examples", 0)):

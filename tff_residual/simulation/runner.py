@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from tff_residual.simulation.config import ConfigError, ExperimentConfig
+from tff_residual.simulation.experiment_config import ConfigError, ExperimentConfig
 from tff_residual.simulation.federation import Federation, build_federation
 from tff_residual.simulation import checkpoint
 from tff_residual.simulation.placement import where_it_runs
@@ -50,8 +50,8 @@ def config_of_run(output_dir: str) -> tuple[ExperimentConfig, TaskFamily]:
   ConfigError if there is none."""
   import json
 
-  from tff_residual.simulation.config import validate
-  from tff_residual.tasks.registry import parse_task
+  from tff_residual.simulation.experiment_config import validate
+  from tff_residual.tasks.task_table import parse_task
   path = os.path.join(output_dir, "config.json")
   if not os.path.exists(path):
     raise ConfigError(f"--resume={output_dir}: no run to continue there (no config.json)")
@@ -249,7 +249,7 @@ def run(prepared: Prepared, output_dir: str, progress: bool = True,
   import tensorflow as tf  # noqa: F401  (TF and TFF start here)
 
   from tff_residual.simulation.outputs import RunOutputs, format_table
-  from tff_residual.simulation.runtime import WorkerLostError, managed_tff_runtime, no_tff_runtime
+  from tff_residual.runtime.managed import WorkerLostError, managed_tff_runtime, no_tff_runtime
 
   aggregation = where_it_runs(execution, aggregation, runtime_options)
   config, data = prepared.config, prepared.data
@@ -300,9 +300,7 @@ def _run_aggregators(prepared: Prepared, model_spec, attack, outputs, progress: 
                      execution: str = "tff", saved: dict | None = None) -> list[dict[str, Any]]:
   """Each aggregator's rounds on the installed runtime; its summary row each. ``saved``:
   the checkpoint's progress (``checkpoint.load_meta``) of a run to continue."""
-  import tensorflow_federated as tff
-
-  from tff_residual.simulation import aggregators as aggregator_table
+  from tff_residual.simulation import compared_aggregators as aggregator_table
   from tff_residual.simulation.experiment import Experiment
   from tff_residual.simulation.in_process import InProcessFactory
   config = prepared.config
@@ -321,12 +319,14 @@ def _run_aggregators(prepared: Prepared, model_spec, attack, outputs, progress: 
     factory = aggregator_table.build_factory(name, aggregator_settings)
     if aggregation == "in_process":
       factory = InProcessFactory(factory)
-    resume_from = None
+    resume_from, rounds_done = None, 0
     if saved and saved["aggregator"] == name:
-      template = factory.create(experiment.trainer.weights_type,
-                                tff.TensorType(np.float32)).initialize()
-      resume_from = checkpoint.load(outputs.directory, template)
-      resume_from.rows = resume_from.rows_of(name)
+      rounds_done = sum(row["aggregator"] == name for row in saved["rows"])
+
+      def resume_from(initial_state, name=name):
+        progress = checkpoint.load(outputs.directory, initial_state)
+        progress.rows = progress.rows_of(name)
+        return progress
     bar = _progress_bar(name, config.rounds) if progress else None
 
     def on_round(row, bar=bar):
@@ -337,8 +337,8 @@ def _run_aggregators(prepared: Prepared, model_spec, attack, outputs, progress: 
         bar.update(1)
 
     try:
-      if bar is not None and resume_from is not None:
-        bar.update(len(resume_from.rows))
+      if bar is not None and rounds_done:
+        bar.update(rounds_done)
       result = experiment.run(name, factory, on_round, clean_baseline=config.runs_clean_baseline,
                               server_rule=aggregator_table.server_rule_for_run(
                                   name, aggregator_settings),

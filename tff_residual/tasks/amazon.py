@@ -27,8 +27,8 @@ import os
 
 import numpy as np
 
-from tff_residual.tasks.base import (Arrays, AttackTargets, DataError, DataSettings, ModelSpec,
-                                     TargetSettings, TaskData, TaskFamily)
+from tff_residual.tasks.base import (UNREADABLE_FILE_ERRORS, Arrays, AttackTargets, DataError,
+                                     DataSettings, ModelSpec, TargetSettings, TaskData, TaskFamily)
 
 VOCABULARY_SIZE = 25_000
 EMBEDDING_DIM = 100
@@ -69,7 +69,7 @@ def read_reviews(path: str) -> tuple[list[str], np.ndarray]:
         if isinstance(record["reviewText"], str) and isinstance(record["overall"], (int, float)):
           texts.append(record["reviewText"])
           ratings.append(float(record["overall"]))
-  except (OSError, UnicodeDecodeError, EOFError) as error:
+  except UNREADABLE_FILE_ERRORS as error:
     raise DataError(f"cannot read {path} as JSON lines: {error}") from None
   return texts, np.asarray(ratings)
 

@@ -14,6 +14,8 @@ held-out set every round is evaluated on.
 from __future__ import annotations
 
 import dataclasses
+import zipfile
+import zlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -22,6 +24,11 @@ import numpy as np
 
 class DataError(ValueError):
   """Missing or malformed data; the CLI prints it as one line and exits with 2."""
+
+
+UNREADABLE_FILE_ERRORS = (OSError, EOFError, UnicodeDecodeError, zlib.error, zipfile.BadZipFile)
+"""What reading a missing, truncated or corrupt (gzip, zip) file raises; loaders turn
+them into a ``DataError`` naming the file."""
 
 
 @dataclasses.dataclass

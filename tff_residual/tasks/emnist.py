@@ -15,7 +15,9 @@ Attacks as MNIST: label flip 1 -> 7, backdoor target 2.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 
 import numpy as np
 
@@ -23,6 +25,7 @@ from tff_residual.tasks import images
 from tff_residual.tasks.base import Arrays, DataError, DataSettings, TaskData
 
 DATABASE = "emnist_all.sqlite"
+DATABASE_TABLES = ("client_metadata", "examples")
 SPEC = images.ImageSpec(
     input_shape=(28, 28), image_shape=(28, 28, 1), mean=(0.1307,), std=(0.3081,),
     class_names=tuple(str(d) for d in range(10)), flip_source=1, flip_target=7, backdoor_target=2)
@@ -66,14 +69,28 @@ def _to_arrays(dataset) -> Arrays:
   return Arrays(x, np.concatenate(labels).astype(np.int64).reshape(-1))
 
 
+def check_database(path: str) -> None:
+  """DataError unless ``path`` is an SQLite file with the tables TFF's EMNIST loader
+  reads (TFF raises its own ``DatabaseFormatError``, which it does not export)."""
+  try:
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as connection:
+      tables = {row[0] for row in connection.execute(
+          "SELECT name FROM sqlite_master WHERE type = 'table'")}
+  except sqlite3.Error as error:
+    raise DataError(f"{path} is not TFF's EMNIST database: {error}") from None
+  missing = sorted(set(DATABASE_TABLES) - tables)
+  if missing:
+    raise DataError(f"{path} is not TFF's EMNIST database: it lacks the table(s) {missing}.")
+
+
 def load(settings: DataSettings) -> TaskData:
   directory = cache_directory(settings.data_path)
-  import sqlite3
+  check_database(os.path.join(directory, DATABASE))
   import tensorflow_federated as tff
   try:
     train_data, test_data = tff.simulation.datasets.emnist.load_data(only_digits=True,
                                                                      cache_dir=directory)
-  except (sqlite3.Error, ValueError) as error:  # TFF's DatabaseFormatError is a ValueError
+  except (sqlite3.Error, ValueError) as error:
     raise DataError(f"{os.path.join(directory, DATABASE)} is not TFF's EMNIST database: "
                     f"{error}") from None
   writers = list(train_data.client_ids)

@@ -19,7 +19,7 @@ import pickle
 
 import numpy as np
 
-from tff_residual.tasks.base import Arrays, DataError
+from tff_residual.tasks.base import UNREADABLE_FILE_ERRORS, Arrays, DataError
 
 IDX_FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -37,7 +37,7 @@ def read_idx(path: str) -> np.ndarray:
   try:
     with opener(path, "rb") as f:
       data = f.read()
-  except (OSError, EOFError) as error:
+  except UNREADABLE_FILE_ERRORS as error:
     raise DataError(f"cannot read IDX file {path}: {error}") from None
   if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
     raise DataError(f"{path} is not an IDX file (bad magic number).")
@@ -85,7 +85,7 @@ def load_npz(path: str) -> tuple[Arrays, Arrays]:
       arrays = {k: data[k] for k in NPZ_KEYS}
   except DataError:
     raise
-  except (OSError, ValueError) as error:
+  except (*UNREADABLE_FILE_ERRORS, ValueError) as error:
     raise DataError(f"cannot read {path} as .npz: {error}") from None
   return (Arrays(arrays["x_train"], arrays["y_train"].astype(np.int64).reshape(-1)),
           Arrays(arrays["x_test"], arrays["y_test"].astype(np.int64).reshape(-1)))

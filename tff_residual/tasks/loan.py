@@ -47,8 +47,8 @@ import dataclasses
 
 import numpy as np
 
-from tff_residual.tasks.base import (Arrays, AttackTargets, DataError, DataSettings, ModelSpec,
-                                     TargetSettings, TaskData, TaskFamily, Trigger)
+from tff_residual.tasks.base import (UNREADABLE_FILE_ERRORS, Arrays, AttackTargets, DataError,
+                                     DataSettings, ModelSpec, TargetSettings, TaskData, TaskFamily, Trigger)
 
 DROPPED_COLUMNS = (
     "id", "member_id", "emp_title", "issue_d", "zip_code", "emp_length", "title",
@@ -93,7 +93,7 @@ def read_table(path: str, label_column: str):
     raise DataError(f"--data_path {path} does not exist.")
   try:
     frame = pd.read_csv(path, low_memory=False)
-  except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as error:
+  except (pd.errors.ParserError, pd.errors.EmptyDataError, *UNREADABLE_FILE_ERRORS) as error:
     raise DataError(f"cannot read {path} as CSV: {str(error).splitlines()[0]}") from None
   missing = [c for c in (STATE_COLUMN, label_column) if c not in frame.columns]
   if missing:

@@ -67,7 +67,7 @@ MODEL_POISONING_ATTACKS = ("alie", "ipm", "sign_flip", "min_max", "min_sum", "ad
                            "large_value", "fang_krum", "fang_trimmed_mean", "optimal_alie",
                            "optimal_ipm", "mimic")
 """The omniscient model-poisoning attacks: they act on updates only, so every
-task family offers them (``tasks.registry``)."""
+task family offers them (``tasks.task_table``)."""
 
 MODEL_POISONING: dict[str, dict[str, Any]] = {
     name: dict(num_attackers=2) for name in MODEL_POISONING_ATTACKS}

@@ -47,9 +47,9 @@ from tff_residual.kernels import krum
 from tff_residual.kernels import mean
 from tff_residual.kernels import nnm
 from tff_residual.kernels import repeated_median
-from tff_residual.kernels import residual_reweighting
+from tff_residual.kernels.residual import reweighting as residual_reweighting
 from tff_residual.kernels import trimmed_mean
-from tff_residual.kernels.config import MethodConfig
+from tff_residual.kernels.method_config import MethodConfig
 
 Kernel = Callable[..., clients.KernelOutput]
 SEPARATOR = "+"

@@ -5,7 +5,7 @@ line l at the ranks (eqs. 1-2) and the scale M of the residuals (eq. 3), these
 helpers compute everything else: tau, leverage, confidences, the extreme-value
 correction, the eq. 10 terms and the model weights of eq. 11. Every
 implementation (the sorting path of ``residual_reweighting`` and the
-order-statistics paths of ``residual_fused``) computes only the order
+order-statistics paths of ``fused``) computes only the order
 statistics -- ranks, medians, the slope -- and calls ``weigh`` and
 ``model_weights``; none restates a formula.
 

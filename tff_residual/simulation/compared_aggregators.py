@@ -1,5 +1,5 @@
 """The aggregators an experiment can compare: every name of the one name table
-(``tff_residual.kernels.registry``: its rules, named settings, and wrapped names
+(``tff_residual.kernels.method_table``: its rules, named settings, and wrapped names
 such as ``arc+nnm+trimmed_mean``), built by ``tff_residual.aggregators.build_factory``
 (``fedavg``: TFF's own ``MeanFactory``, weighted by ``--client_weighting``).
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from tff_residual.kernels import registry
+from tff_residual.kernels import method_table
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,7 +27,7 @@ class AggregatorEntry:
 
 def _flag_fields() -> dict[str, dataclasses.Field]:
   fields = {}
-  for method in (*registry.METHODS.values(), *registry.WRAPPERS.values()):
+  for method in (*method_table.METHODS.values(), *method_table.WRAPPERS.values()):
     for field in dataclasses.fields(method.config):
       if field.metadata.get("flag"):
         fields.setdefault(field.name, field)
@@ -43,7 +43,7 @@ METHOD_FLAGS: dict[str, tuple[type, str]] = {
     name: (_flag_type(field), field.metadata["help"]) for name, field in _flag_fields().items()}
 """flag name -> (type, help), one per config field name declared with flag=True."""
 
-AGGREGATORS: dict[str, str] = registry.table()
+AGGREGATORS: dict[str, str] = method_table.table()
 """Every name and wrapper prefix -> its description (``--help``)."""
 
 
@@ -55,7 +55,7 @@ def parse_aggregators(text: str) -> tuple[str, ...]:
                      f"{', '.join(AGGREGATORS)} (comma-separated).")
   for name in names:
     try:
-      registry.parse(name)
+      method_table.parse(name)
     except ValueError as error:
       raise ValueError(f"--aggregator={name}: {error}") from None
   duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -90,12 +90,12 @@ def params_for_run(name: str, settings: AggregatorSettings) -> dict:
   """The hyper-parameters the run gives aggregator ``name``: the flags set that its
   config has, ``num_byzantine`` from the attackers where it needs one, and FoolsGold's
   ``history_size`` (the run's clients) unless the history is off."""
-  fields = registry.fields_of(name)
+  fields = method_table.fields_of(name)
   params = {k: v for k, v in settings.params.items() if k in fields}
   if "num_byzantine" in fields and "num_byzantine" not in params:
     params["num_byzantine"] = min(settings.num_attackers, settings.participants_per_round)
   if ("history_size" in fields and settings.foolsgold_history and settings.num_clients
-      and "history_size" not in params and "bucketing" not in registry.parse(name)[0]):
+      and "history_size" not in params and "bucketing" not in method_table.parse(name)[0]):
     params["history_size"] = settings.num_clients
   return params
 
@@ -115,9 +115,9 @@ def server_rule_for_run(name: str, settings: AggregatorSettings):
   return rule
 
 
-def resolve_for_run(name: str, settings: AggregatorSettings) -> registry.Resolved:
-  """``registry.resolve`` of ``name`` with the run's parameters (validates them)."""
-  return registry.resolve(name, **params_for_run(name, settings))
+def resolve_for_run(name: str, settings: AggregatorSettings) -> method_table.Resolved:
+  """``method_table.resolve`` of ``name`` with the run's parameters (validates them)."""
+  return method_table.resolve(name, **params_for_run(name, settings))
 
 
 def check_aggregators(names: tuple[str, ...], settings: AggregatorSettings) -> None:

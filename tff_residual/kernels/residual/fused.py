@@ -3,7 +3,7 @@
 The order statistics of ``residual_reweighting.coordinate_statistics`` for the
 default configuration (``variant="reference"``, repeated-median line, Huber
 confidences), computed in client order instead of sorted order; eqs. 3-11 are
-``residual_equations``' (``_weigh``, ``reweighted_sum``):
+``equations``' (``_weigh``, ``reweighted_sum``):
 
 * ranks by counting, x_a = #{b : y_b < y_a, or y_b = y_a and b < a} (the
   stable argsort's ranks; ``order_statistics.counted_ranks``);
@@ -53,8 +53,8 @@ import tensorflow as tf
 
 from tff_residual.kernels import chunking
 from tff_residual.kernels import order_statistics
-from tff_residual.kernels import residual_equations as equations
-from tff_residual.kernels import sorting_networks
+from tff_residual.kernels.residual import equations
+from tff_residual.kernels.residual import sorting_networks
 
 MAX_CLIENTS = 128
 """Most clients of the fast path when K is known while the graph is built."""

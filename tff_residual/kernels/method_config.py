@@ -4,7 +4,7 @@ and the checks of hyper-parameter values.
 Each aggregation method has one frozen config (``KrumConfig``,
 ``ResidualReweightingConfig``, ...) in its kernel module. It is the only place
 where the method's hyper-parameters, their defaults and their validation are
-written: the kernel reads it, ``registry.METHODS`` names it, the TFF factory's
+written: the kernel reads it, ``method_table.METHODS`` names it, the TFF factory's
 constructor takes its fields as keywords, and the CLI builds one flag for each
 field declared with ``flag=True``.
 """

@@ -5,7 +5,7 @@ steps (a, b) -> (min(a, b), max(a, b)), so for n tensors of the same shape it
 computes the order statistics of every element at once with ``tf.minimum`` /
 ``tf.maximum`` only: no data-dependent control flow, no sort kernel. Under
 ``tf.function(jit_compile=True)`` XLA fuses the whole network into one loop,
-which is what makes the repeated median cheap (see ``residual_fused``).
+which is what makes the repeated median cheap (see ``fused``).
 
 The network is Batcher's odd-even merge sort for the next power of two, with
 the comparators that touch the (virtual, +inf) wires past ``n`` removed, then

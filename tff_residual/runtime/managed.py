@@ -16,7 +16,7 @@ dies. ``managed_tff_runtime()`` starts the worker itself and guarantees it ends:
 ``managed_tff_runtime(num_workers=N)`` starts N such workers and splits each
 round's clients across them (TFF's mergeable context, with the partial results
 merged in client order: ``ordered_merge``); ``workers=["host:port", ...]`` uses
-workers started elsewhere (``python -m tff_residual.worker --port P``), which
+workers started elsewhere (``python -m tff_residual.runtime.worker --port P``), which
 a run does not stop. TFF 0.87's ``worker_binary`` is CPU-only: no CUDA library
 is linked, so TFF computations run on the CPU whatever the machine.
 
@@ -41,8 +41,8 @@ import grpc
 import portpicker
 import tensorflow_federated as tff
 
-from tff_residual.simulation import ordered_merge
-from tff_residual.simulation.worker_process import start_worker, stop_process
+from tff_residual.runtime import ordered_merge
+from tff_residual.runtime.worker_process import start_worker, stop_process
 
 _READY_TIMEOUT_SECONDS = 60.0
 _LIVE_RUNTIMES: "weakref.WeakSet[ManagedTffRuntime]" = weakref.WeakSet()
@@ -181,7 +181,7 @@ class _Worker:
           raise RuntimeError(f"{name} did not become ready within "
                              f"{self._connect_timeout_s:.0f} s.")
         raise RuntimeError(f"{name} did not answer within {self._connect_timeout_s:.0f} s; is "
-                           f"`python -m tff_residual.worker --port PORT` running there and "
+                           f"`python -m tff_residual.runtime.worker --port PORT` running there and "
                            "reachable?")
       time.sleep(0.05)
 
@@ -202,7 +202,7 @@ class ManagedTffRuntime:
 
   One worker: TFF's sync context over it, as ``tff.backends.native`` builds it.
   Several (``num_workers=N`` owned local workers, or ``workers=["host:port",
-  ...]`` started elsewhere with ``python -m tff_residual.worker``): one async
+  ...]`` started elsewhere with ``python -m tff_residual.runtime.worker``): one async
   context per worker behind ``ordered_merge.OrderedMergeableContext``, TFF's
   mergeable context with partial results merged in client order, so that every
   per-client measurement comes back in client order under any split.

@@ -1,7 +1,7 @@
 """Starting and stopping TFF's ``worker_binary`` process (no TensorFlow or TFF import).
 
 Shared by the runtime, which owns its workers, and ``python -m
-tff_residual.worker``, which serves one for runs on other machines.
+tff_residual.runtime.worker``, which serves one for runs on other machines.
 """
 
 from __future__ import annotations

@@ -72,7 +72,7 @@ class ExperimentConfig:
   foolsgold_history: bool
   aggregator_params: dict
   """The aggregators' hyper-parameters set by flags (``--lambda_``, ``--num_byzantine``,
-  ...; ``simulation.aggregators.METHOD_FLAGS``); the rest keep their configs' defaults."""
+  ...; ``compared_aggregators.METHOD_FLAGS``); the rest keep their configs' defaults."""
 
   @property
   def runs_clean_baseline(self) -> bool:
@@ -119,7 +119,7 @@ class ExperimentConfig:
 
   def aggregator_settings(self):
     """What the aggregator table reads (``aggregators.AggregatorSettings``)."""
-    from tff_residual.simulation.aggregators import AggregatorSettings
+    from tff_residual.simulation.compared_aggregators import AggregatorSettings
     return self.narrow(AggregatorSettings, params=dict(self.aggregator_params))
 
   def to_json(self) -> dict[str, Any]:
@@ -158,7 +158,7 @@ def validate(config: ExperimentConfig, family: TaskFamily) -> None:
   is checked by the module that uses it (the federation, the round loop, the attacks,
   the aggregator table); what is left here ties settings of several groups together."""
   from tff_residual.attacks import check_settings  # these import TF
-  from tff_residual.simulation.aggregators import check_aggregators
+  from tff_residual.simulation.compared_aggregators import check_aggregators
   try:
     config.federation_settings().check()
     config.round_settings().check()

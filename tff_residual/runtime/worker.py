@@ -1,4 +1,4 @@
-"""A TFF worker for runs on other machines: ``python -m tff_residual.worker --port P``.
+"""A TFF worker for runs on other machines: ``python -m tff_residual.runtime.worker --port P``.
 
 Runs TFF 0.87's C++ ``worker_binary`` (CPU-only) in the foreground, serving on
 ``[::]:P`` without TLS or authentication: anyone who reaches the port can run
@@ -20,7 +20,7 @@ import time
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(prog="python -m tff_residual.worker", description=__doc__,
+  parser = argparse.ArgumentParser(prog="python -m tff_residual.runtime.worker", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--port", type=int, required=True, help="port to serve on, on [::]")
   parser.add_argument("--max_concurrent_computation_calls", type=int, default=-1)
@@ -29,7 +29,7 @@ def main(argv=None) -> int:
   if not 0 < args.port < 65536:
     parser.error(f"--port must be in 1-65535, got {args.port}")
 
-  from tff_residual.simulation import worker_process  # no TF import: starts at once
+  from tff_residual.runtime import worker_process  # no TF import: starts at once
   process = worker_process.start_worker(args.port, args.max_concurrent_computation_calls,
                                         args.log)
   stopped_by = []
@@ -40,15 +40,15 @@ def main(argv=None) -> int:
 
   signal.signal(signal.SIGTERM, stop)
   signal.signal(signal.SIGINT, stop)
-  print(f"tff_residual.worker: serving on [::]:{args.port} (worker pid {process.pid})",
+  print(f"tff_residual.runtime.worker: serving on [::]:{args.port} (worker pid {process.pid})",
         file=sys.stderr, flush=True)
   while not stopped_by and process.poll() is None:
     time.sleep(0.2)  # not a blocking wait: a handler runs between two sleeps
   if stopped_by:
     worker_process.stop_process(process)
-    print(f"tff_residual.worker: stopped by {stopped_by[0]}", file=sys.stderr, flush=True)
+    print(f"tff_residual.runtime.worker: stopped by {stopped_by[0]}", file=sys.stderr, flush=True)
     return 0
-  print(f"tff_residual.worker: the worker binary exited with code {process.returncode}",
+  print(f"tff_residual.runtime.worker: the worker binary exited with code {process.returncode}",
         file=sys.stderr, flush=True)
   return 1
 

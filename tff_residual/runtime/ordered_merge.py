@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import tensorflow_federated as tff
 
-from tff_residual.simulation import tff_internals
+from tff_residual.runtime import tff_internals
 
 def block_sizes(num_clients: int, num_blocks: int) -> list[int]:
   """Contiguous blocks as TFF's mergeable context sizes them: ceil(rest / blocks

@@ -28,7 +28,7 @@ from tff_residual.attacks.omniscient import check_perturbation
 from tff_residual.attacks.optimal_alie import OptimalALIE
 from tff_residual.attacks.optimal_ipm import OptimalIPM
 from tff_residual.attacks.sign_flip import SignFlip
-from tff_residual.kernels.config import check_int
+from tff_residual.kernels.method_config import check_int
 from tff_residual.tasks.base import AttackTargets
 
 

@@ -8,7 +8,7 @@ confidences are accumulated over *all* coordinates of the model into one weight
 per client, and the aggregate is the weighted mean of the corrected models.
 
 The order statistics are computed here (the sorting path) or in
-``residual_fused`` (the fast paths); eqs. 3-11 are ``residual_equations``'
+``fused`` (the fast paths); eqs. 3-11 are ``equations``'
 (the only statement of them). Two variants (docs/reference_differences.md
 §1.3 lists every difference):
 
@@ -38,6 +38,17 @@ Rules where the reference has none (documented deviations):
   uniform weights and no correction, i.e. the plain mean;
 * paper variant with tau = 0 (more than half the clients tied): e = 0 where
   r = 0 and |e| = inf elsewhere (the limit tau -> 0+), so w is 1 or 0.
+
+Example (five clients, one coordinate; client 4 sends 100: its residual from the
+repeated-median line is far beyond Z, its confidence 0, and the others share the
+model weight)::
+
+    >>> import numpy as np
+    >>> from tff_residual.kernels.residual import reweighting
+    >>> x = [np.array([[1.], [2.], [3.], [4.], [100.]], np.float32)]
+    >>> out = reweighting.residual_reweighting(x)
+    >>> out.aggregate[0].numpy().tolist(), [round(float(w), 3) for w in out.client_weights]
+    ([2.5], [0.25, 0.25, 0.25, 0.25, 0.0])
 """
 
 from __future__ import annotations
@@ -51,9 +62,9 @@ import tensorflow as tf
 from tff_residual.kernels import chunking
 from tff_residual.kernels import clients
 from tff_residual.kernels import mean
-from tff_residual.kernels import residual_equations as equations
-from tff_residual.kernels import residual_fused
-from tff_residual.kernels.config import check_choice, check_positive, hyper, is_number
+from tff_residual.kernels.residual import equations
+from tff_residual.kernels.residual import fused
+from tff_residual.kernels.method_config import check_choice, check_positive, hyper, is_number
 from tff_residual.kernels.order_statistics import (median_by_selection, median_of_sorted,
                                                    sort_with_ranks)
 
@@ -83,10 +94,10 @@ class ResidualReweightingConfig(chunking.ChunkedConfig):
       once (``chunking.DEFAULT_MEMORY_BUDGET_BYTES``).
     implementation: "auto" (default) computes the default configuration
       (reference variant, repeated median, Huber) by selection networks and
-      counted ranks under XLA (``residual_fused``) for 3 to
-      ``residual_fused.MAX_CLIENTS`` clients when K is known when the graph is
+      counted ranks under XLA (``fused``) for 3 to
+      ``fused.MAX_CLIENTS`` clients when K is known when the graph is
       built (the eager API), and by networks of plain TF ops (TFF's worker has
-      no XLA) for up to ``residual_fused.DYNAMIC_MAX_CLIENTS`` (32) when it is
+      no XLA) for up to ``fused.DYNAMIC_MAX_CLIENTS`` (32) when it is
       not (TFF's dynamic client axis); everything else sorts each
       coordinate's K values but takes the O(K^2) medians of pairwise slopes by
       partial selection (``median_by_selection``). "sort" sorts for every
@@ -117,7 +128,7 @@ class ResidualReweightingConfig(chunking.ChunkedConfig):
 
   @property
   def has_fused_path(self) -> bool:
-    return self.implementation == "auto" and residual_fused.supports(
+    return self.implementation == "auto" and fused.supports(
         self.variant, self.estimator, self.weighting)
 
   @property
@@ -128,7 +139,7 @@ class ResidualReweightingConfig(chunking.ChunkedConfig):
 
   @property
   def rule(self) -> equations.Rule:
-    """The constants of eqs. 3-11 for ``residual_equations``."""
+    """The constants of eqs. 3-11 for ``equations``."""
     epsilon = equations.REFERENCE_TAU_EPSILON if self.variant == "reference" else 0.0
     return equations.Rule(gamma=self.effective_gamma, lambda_=float(self.lambda_),
                           delta=float(self.delta), epsilon=epsilon, variant=self.variant,
@@ -229,16 +240,16 @@ def computation_path(config: ResidualReweightingConfig, values: Sequence[tf.Tens
   * ``"sort"``: ``coordinate_statistics`` (sorts each coordinate's K values), for
     ``implementation="sort"``, every setting other than the reference variant
     with the repeated median and Huber confidences, tensors of mixed dtypes, and
-    a static client bound outside 3..``residual_fused.MAX_CLIENTS``;
-  * ``"xla"``: ``residual_fused.chunk_statistics`` (selection networks under
+    a static client bound outside 3..``fused.MAX_CLIENTS``;
+  * ``"xla"``: ``fused.chunk_statistics`` (selection networks under
     XLA), when K is bounded while the graph is built (``max_clients``; the eager
     API);
-  * ``"plain"``: ``residual_fused.plain_chunk_statistics`` (networks of plain
+  * ``"plain"``: ``fused.plain_chunk_statistics`` (networks of plain
     ops), when K is unknown while the graph is built (TFF's stacks, whose worker
-    has no XLA); at run time K > ``residual_fused.DYNAMIC_MAX_CLIENTS`` sorts.
+    has no XLA); at run time K > ``fused.DYNAMIC_MAX_CLIENTS`` sorts.
   """
   if (not config.has_fused_path or len({matrix.dtype for matrix in values}) > 1
-      or (max_clients is not None and not 3 <= max_clients <= residual_fused.MAX_CLIENTS)):
+      or (max_clients is not None and not 3 <= max_clients <= fused.MAX_CLIENTS)):
     return "sort"
   return "plain" if max_clients is None else "xla"
 
@@ -266,14 +277,14 @@ def residual_reweighting_valid(values: Sequence[tf.Tensor], sample_weights: tf.T
     return mean.weighted_average_valid(values, p), p, tf.zeros([num_clients], tf.float64)
 
   def reweight_fused():
-    width = residual_fused.chunk_width(config.chunk_size, config.memory_budget_bytes,
+    width = fused.chunk_width(config.chunk_size, config.memory_budget_bytes,
                                        max_clients)
     # One [K, N] matrix, so one loop: every loop over a tensor would be optimised
     # and compiled on its own (BENCHMARKS.md, "Design measurements"). Costs one
     # copy of the input.
     sizes = [tf.shape(matrix)[1] for matrix in values]
     flat = values[0] if len(values) == 1 else tf.concat(values, axis=1)
-    summed, p, fraction = residual_fused.reweighted_sum(flat, width, rule, sample_weights,
+    summed, p, fraction = fused.reweighted_sum(flat, width, rule, sample_weights,
                                                         max_clients)
     parts = [summed] if len(values) == 1 else tf.split(summed, tf.stack(sizes), num=len(values))
     aggregate = [tf.ensure_shape(part, matrix.shape[1:]) for part, matrix in zip(parts, values)]
@@ -299,7 +310,7 @@ def residual_reweighting_valid(values: Sequence[tf.Tensor], sample_weights: tf.T
       return reweight_sorted()
     if path == "xla":
       return reweight_fused()
-    return tf.cond(num_clients <= residual_fused.DYNAMIC_MAX_CLIENTS, reweight_fused,
+    return tf.cond(num_clients <= fused.DYNAMIC_MAX_CLIENTS, reweight_fused,
                    reweight_sorted)
 
   aggregate, p, fraction = tf.cond(num_clients >= 3, reweight, mean_only)
