@@ -35,11 +35,6 @@ ROWS = ("federated_sum", "MeanFactory", "aggregate_concat", "gather_sum", "facto
         "factory:median", "factory:residual")
 
 
-def _status_bytes(field: str, pid) -> int:
-  with open(f"/proc/{pid}/status") as status:
-    return int(next(line for line in status if line.startswith(field)).split()[1]) * 1024
-
-
 def _computation(row: str, size: int):
   import numpy as np
   import tensorflow as tf
@@ -75,6 +70,7 @@ def _computation(row: str, size: int):
 def measure(row: str, clients: int, size: int, calls: int) -> dict:
   """{"python": MB, "worker": MB}: medians over ``calls`` of each process's peak."""
   import numpy as np
+  from bench_kernels import _status_bytes, reset_peak
 
   from tff_residual.runtime.managed import managed_tff_runtime
   with managed_tff_runtime() as runtime:
@@ -85,10 +81,7 @@ def measure(row: str, clients: int, size: int, calls: int) -> dict:
     pids = {"python": os.getpid(), "worker": runtime.pids[0]}
     peaks = {name: [] for name in pids}
     for _ in range(calls):
-      before = {name: _status_bytes("VmRSS:", pid) for name, pid in pids.items()}
-      for pid in pids.values():
-        with open(f"/proc/{pid}/clear_refs", "w") as clear_refs:
-          clear_refs.write("5")
+      before = {name: reset_peak([pid]) for name, pid in pids.items()}
       call(values)
       for name, pid in pids.items():
         peaks[name].append((_status_bytes("VmHWM:", pid) - before[name]) / 2**20)

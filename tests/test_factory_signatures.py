@@ -48,5 +48,5 @@ def test_the_docstring_describes_every_argument(name):
   described |= set(re.findall(r"^  [a-z_]+, ([a-z_]+):", args, flags=re.M))
   missing = set(inspect.signature(factory).parameters) - described
   assert not missing, f"{name}'s docstring does not describe {sorted(missing)}"
-  assert "State:" in doc or "state" in doc.lower()
-  assert "Measurements" in doc or "measurements" in doc
+  assert "State:" in doc, f"{name}'s docstring does not state its state"
+  assert "Measurements" in doc, f"{name}'s docstring does not name its measurements"
