@@ -16,10 +16,17 @@ in MB. Rows:
 * ``factory:NAME``: ``tff_residual.build_factory(NAME).create(T[N]).next`` (the gather
   and the method's kernel at the server).
 
+``--size resnet18``: each client's value is the CIFAR ResNet-18's 62 trainable tensors
+(11.17 M float32, ``bench_kernels.model_shapes``) as a structure of 62 vectors, the value
+type a ``tff.learning`` process hands its model aggregator; rows ``federated_sum``,
+``MeanFactory`` and ``factory:NAME`` only. "seconds" is the median call's wall time.
+
 The target of the performance issue is a factory's total within ``MeanFactory``'s plus
 twice the stacked input (K N 4 bytes); the last column prints the difference in stacks.
 
     .venv/bin/python scripts/bench_memory.py --clients 10,30 --size 1000000
+    .venv/bin/python scripts/bench_memory.py --clients 10,30 --size resnet18 \
+        --rows federated_sum,MeanFactory,factory:residual
 """
 
 from __future__ import annotations
@@ -35,7 +42,17 @@ ROWS = ("federated_sum", "MeanFactory", "aggregate_concat", "gather_sum", "facto
         "factory:median", "factory:residual")
 
 
-def _computation(row: str, size: int):
+SINGLE_VECTOR_ROWS = ("aggregate_concat", "gather_sum")
+"""Rows written for one [N] vector per client (not for ``--size resnet18``)."""
+
+
+def shapes_of(size: str) -> list[int]:
+  """Coordinates per tensor: [N], or the ResNet-18's 62 tensors."""
+  from bench_kernels import model_shapes
+  return model_shapes(size)
+
+
+def _computation(row: str, size: int | str):
   import numpy as np
   import tensorflow as tf
   import tensorflow_federated as tff
@@ -43,7 +60,12 @@ def _computation(row: str, size: int):
   import tff_residual
   from tff_residual.aggregators import gather as gather_lib
 
-  value_type = tff.TensorType(np.float32, [size])
+  if size == "resnet18":
+    if row in SINGLE_VECTOR_ROWS:
+      raise ValueError(f"row {row} takes one vector per client, not --size resnet18")
+    value_type = tff.StructType([tff.TensorType(np.float32, [n]) for n in shapes_of(size)])
+  else:
+    value_type = tff.TensorType(np.float32, [size])
   clients = tff.FederatedType(value_type, tff.CLIENTS)
   stacked = gather_lib.stacked_type(value_type)
   if row == "federated_sum":
@@ -67,47 +89,73 @@ def _computation(row: str, size: int):
   return lambda values: process.next(state, values).result
 
 
-def measure(row: str, clients: int, size: int, calls: int) -> dict:
-  """{"python": MB, "worker": MB}: medians over ``calls`` of each process's peak."""
+def client_values(clients: int, size: int | str) -> list:
+  """K seeded standard-normal float32 values: a [N] vector each, or (resnet18) a list of
+  its 62 vectors."""
   import numpy as np
+  shapes = shapes_of(size) if size == "resnet18" else None
+  values = []
+  for i in range(clients):
+    rng = np.random.default_rng(i)
+    values.append([rng.standard_normal(n, dtype=np.float32) for n in shapes] if shapes
+                  else rng.standard_normal(size, dtype=np.float32))
+  return values
+
+
+def measure(row: str, clients: int, size: int | str, calls: int) -> dict:
+  """{"python": MB, "worker": MB, "seconds": s}: medians over ``calls`` of each
+  process's peak and of the call's wall time."""
+  import time
+
   from bench_kernels import _status_bytes, reset_peak
 
   from tff_residual.runtime.managed import managed_tff_runtime
   with managed_tff_runtime() as runtime:
     call = _computation(row, size)
-    values = [np.random.default_rng(i).standard_normal(size).astype(np.float32)
-              for i in range(clients)]
+    values = client_values(clients, size)
     call(values)  # tracing, the worker's first run
     pids = {"python": os.getpid(), "worker": runtime.pids[0]}
     peaks = {name: [] for name in pids}
+    seconds = []
     for _ in range(calls):
       before = {name: reset_peak([pid]) for name, pid in pids.items()}
+      start = time.perf_counter()
       call(values)
+      seconds.append(time.perf_counter() - start)
       for name, pid in pids.items():
         peaks[name].append((_status_bytes("VmHWM:", pid) - before[name]) / 2**20)
-  return {name: statistics.median(values) for name, values in peaks.items()}
+  return {**{name: statistics.median(v) for name, v in peaks.items()},
+          "seconds": statistics.median(seconds)}
 
 
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--clients", default="10,30")
-  parser.add_argument("--size", type=float, default=1e6)
+  parser.add_argument("--size", default="1000000", help="N, or resnet18")
   parser.add_argument("--rows", default=",".join(ROWS))
   parser.add_argument("--calls", type=int, default=3)
   parser.add_argument("--row", help=argparse.SUPPRESS)
   args = parser.parse_args(argv)
-  size = int(args.size)
+  size = args.size if args.size == "resnet18" else int(float(args.size))
+  if size == "resnet18":
+    unusable = [r for r in args.rows.split(",") if r in SINGLE_VECTOR_ROWS]
+    if unusable and not args.row:
+      parser.error(f"--size resnet18 takes no row of {unusable} (one vector per client)")
   if args.row:
     print(json.dumps(measure(args.row, int(args.clients), size, args.calls)))
     return 0
-  print(f"peak MB above the RSS before each call, median of {args.calls} calls after a warm-up; "
-        f"N = {size:,} float32 per client; each row in a fresh process with its own TFF worker")
+  coordinates = sum(shapes_of(size))
+  described = (f"ResNet-18's 62 tensors ({coordinates:,} float32)" if size == "resnet18"
+               else f"N = {coordinates:,} float32")
+  print(f"peak MB above the RSS before each call and seconds per call, medians of {args.calls} "
+        f"calls after a warm-up; {described} per client; each row in a fresh process with its "
+        f"own TFF worker")
   print("| K | stack MB | row | Python MB | worker MB | total MB | total - MeanFactory's, "
-        "in stacks |")
-  print("|---|---|---|---|---|---|---|")
+        "in stacks | seconds |")
+  print("|---|---|---|---|---|---|---|---|")
   for clients in [int(k) for k in args.clients.split(",")]:
-    stack = clients * size * 4 / 2**20
+    stack = clients * coordinates * 4 / 2**20
     mean_total = None
     for row in args.rows.split(","):
       out = subprocess.run([sys.executable, os.path.abspath(__file__), "--row", row,
@@ -122,7 +170,7 @@ def main(argv=None) -> int:
         mean_total = total
       extra = "" if mean_total is None else f"{(total - mean_total) / stack:+.1f}"
       print(f"| {clients} | {stack:.0f} | {row} | {peak['python']:.0f} | {peak['worker']:.0f} | "
-            f"{total:.0f} | {extra} |", flush=True)
+            f"{total:.0f} | {extra} | {peak['seconds']:.2f} |", flush=True)
   return 0
 
 

@@ -48,6 +48,25 @@ ByzFL's package ``__init__`` imports torchvision; the peer side loads
 ``byzfl.aggregators`` under a stub ``byzfl`` package module instead. The authors'
 code names ``torch.cuda.FloatTensor``; the peer side aliases it to the CPU type.
 ``--peer_python none`` times our two columns only.
+
+The floor (``floor s``, ``API / floor``): what each rule's arithmetic alone would take on
+this machine, measured in the same run, as max(memory, compute):
+
+* memory: the passes over the K x N input the rule needs at the least
+  (``FLOOR_OPERATIONS``), times the time of one, ``tf.reduce_mean`` of the [K, N] tensor;
+* compute: the simple operations per coordinate it needs at the least (a min, max,
+  add or multiply-add of two floats), times N, times the time of one, measured as an
+  XLA-fused chain of min/max on a [K, 16384] tile held in cache (``op_seconds``).
+
+Counts per coordinate (f as above, T iterations): mean K; median and trimmed mean, the
+comparators of the pruned selection network for the kept positions (2 per comparator:
+``sorting_networks.selection_comparators``) plus K adds; residual K^2 (the repeated
+median over sorted ranks: the issue's count); Krum, Multi-Krum, NNM and Bulyan the Gram,
+K (K + 1) / 2 multiply-adds, plus K for the mean they end in (Bulyan: its selection
+network over K - 2f rows); geometric median and centered clipping 2 K per iteration
+(distances, then the weighted sum), ARC 2 K (norms, scaled sum), bucketing K. Passes:
+1 for one-pass rules, 2 where a second pass needs the first's result (Multi-Krum, NNM,
+ARC, Bulyan), 2 T for the geometric median, 2 per centered-clipping iteration.
 """
 
 from __future__ import annotations
@@ -170,6 +189,60 @@ def our_method(name: str, f: int, k: int) -> tuple[str, dict]:
   }[name]
 
 
+def floor_operations(name: str, k: int, f: int) -> tuple[int, int]:
+  """(passes over the [K, N] input, simple operations per coordinate) the rule needs at
+  the least, as the module docstring counts them (the settings of ``our_method``)."""
+  from tff_residual.kernels.residual import sorting_networks
+
+  def selection(wires: int, positions) -> int:
+    return 2 * len(sorting_networks.selection_comparators(wires, tuple(positions)))
+
+  gram = k * (k + 1) // 2 * 2          # K (K + 1) / 2 multiply-adds, 2 operations each
+  iterations = {"geometric_median": 3, "centered_clipping": 1}
+  return {
+      "mean": (1, k),
+      "median": (1, selection(k, sorted({(k - 1) // 2, k // 2})) + 2),
+      "trimmed_mean": (1, selection(k, range(f, k - f)) + k),
+      "residual": (1, k * k),
+      "krum": (1, gram),
+      "multi_krum": (2, gram + k),
+      "nnm": (2, gram + k * k + k),   # the Gram, the [K, K] mixing, the mean
+      "arc": (2, 2 * k),
+      "bucketing": (1, k),
+      "geometric_median": (2 * iterations["geometric_median"],
+                           2 * k * iterations["geometric_median"]),
+      "centered_clipping": (2 * iterations["centered_clipping"],
+                            2 * k * iterations["centered_clipping"]),
+      "bulyan": (2, gram + selection(k - 2 * f, range(f, k - 3 * f)) + k),
+  }[name]
+
+
+def op_seconds(k: int, repeats: int) -> float:
+  """Seconds per simple operation per float on this machine: an XLA-fused chain of
+  ``tf.minimum`` / ``tf.maximum`` over a [K, 16384] float32 tile (in cache), the
+  median of ``repeats`` calls after a warm-up."""
+  import tensorflow as tf
+  width, rounds = 16384, 64
+
+  @tf.function(jit_compile=True)
+  def chain(a, b):
+    for _ in range(rounds):
+      a, b = tf.minimum(a, b), tf.maximum(a, b) * 0.5   # 3 operations per element
+    return a + b
+
+  a = tf.random.stateless_normal([k, width], [0, 1])
+  b = tf.random.stateless_normal([k, width], [0, 2])
+  seconds, _ = timed(lambda: chain(a, b).numpy(), repeats)
+  return seconds / (3 * rounds * k * width)
+
+
+def floor_seconds(name: str, k: int, f: int, n: int, pass_seconds: float,
+                  operation_seconds: float) -> float:
+  """max(passes x one pass, operations per coordinate x N x one operation)."""
+  passes, operations = floor_operations(name, k, f)
+  return max(passes * pass_seconds, operations * n * operation_seconds)
+
+
 def as_clients(x: np.ndarray) -> list[dict]:
   """The K rows of ``x`` as client models: a weight matrix and a bias, NumPy."""
   cut = x.shape[1] - BIAS_SIZE
@@ -281,10 +354,11 @@ def main(argv=None):
         f"of {args.repeats} calls after 1 warm-up call, every side on the same input, "
         "interleaved rule by rule")
   columns = ["N", "K", "f", "rule", "ours API s", "ours kernel s", "API / kernel",
-             *[f"{p} s" for p in PEERS], "fastest peer / API", "target", "same result"]
+             *[f"{p} s" for p in PEERS], "fastest peer / API", "target", "floor s",
+             "API / floor", "same result"]
   print("| " + " | ".join(columns) + " |")
   print("|" + "|".join("---" for _ in columns) + "|")
-  floors, means = [], {}
+  floors, means, operation_seconds = [], {}, {}
   info = {}
   with tempfile.TemporaryDirectory() as directory:
     for n in (int(float(s)) for s in args.sizes.split(",")):
@@ -293,9 +367,10 @@ def main(argv=None):
         x = np.random.default_rng([args.seed, n, k]).standard_normal((k, n), np.float32)
         path = os.path.join(directory, "x.npy")
         np.save(path, x)
-        our_runs, peer_runs, mean_runs = {}, {}, []
+        our_runs, peer_runs, mean_runs, op_runs = {}, {}, [], []
         for _ in range(args.passes):  # interleaved: a slow spell hits every side
           mean_runs.append(ours("tf.reduce_mean", x, f, args.repeats)["kernel"][0])
+          op_runs.append(op_seconds(k, args.repeats))
           floors.append(ours("tf.function no-op", x, f, args.repeats)["kernel"][0])
           for name in rules:
             for library in peers_of(args, name):
@@ -303,7 +378,9 @@ def main(argv=None):
                   peer_time(args, library, path, f, name, info))
             our_runs.setdefault(name, []).append(ours(name, x, f, args.repeats))
         means[(n, k)] = statistics.median(mean_runs)
+        operation_seconds[(n, k)] = statistics.median(op_runs)
         for name in rules:
+          floor = floor_seconds(name, k, f, n, means[(n, k)], operation_seconds[(n, k)])
           api = statistics.median(run["api"][0] for run in our_runs[name])
           kernel = statistics.median(run["kernel"][0] for run in our_runs[name])
           reference = our_runs[name][0]["kernel"][1]
@@ -322,11 +399,15 @@ def main(argv=None):
           print(f"| {n} | {k} | {f} | {name} | {api:.4f} | {kernel:.4f} | {api / kernel:.2f} | "
                 + " | ".join(texts)
                 + f" | {'-' if speedup is None else f'{speedup:.2f}'} | "
-                f"{target_text(name, k, speedup)} | {', '.join(same)} |", flush=True)
+                f"{target_text(name, k, speedup)} | {floor:.3g} | {api / floor:.1f} | "
+                f"{', '.join(same)} |", flush=True)
   print("tf.reduce_mean of the [K, N] tensor: "
         + ", ".join(f"N {n} K {k}: {s:.4f} s" for (n, k), s in means.items())
         + f". A tf.function returning one value takes {1e3 * min(floors):.2f}-"
-        f"{1e3 * max(floors):.2f} ms a call from Python here (every 'ours' includes it).")
+        f"{1e3 * max(floors):.2f} ms a call from Python here (every 'ours' includes it). "
+        "One simple operation per float (the floor's compute unit): "
+        + ", ".join(f"K {k}: {1e12 * s:.0f} ps" for (n, k), s in operation_seconds.items())
+        + "; one pass is the tf.reduce_mean time (the floor's memory unit).")
   if info:
     print(f"Peers on torch {info.get('torch')} with {info.get('threads')} threads. 'same result': "
           "the first 8 coordinates agree with our kernel's to 1e-4 (the API's to 1e-6; "

@@ -192,6 +192,81 @@ def verdict_matrix(rows, datasets, columns, residual: str = "residual") -> str:
   return "\n".join(lines)
 
 
+def worst_cases(rows) -> dict[str, dict[str, tuple[float, float, int]]]:
+  """aggregator -> dataset -> (its lowest mean accuracy over the dataset's ranked
+  columns, its highest mean excess attack success rate over the ranked targeted ones
+  (NaN: none), the ranked columns it ran); and under the key ``None``, dataset -> the
+  number of ranked columns there are."""
+  table, counts = {}, {}
+  for dataset in sorted({r["dataset"] for r in rows}):
+    columns = sorted({(r["attack"], int(r["num_attackers"])) for r in rows
+                      if r["dataset"] == dataset})
+    ranked = ranked_columns(rows, dataset, columns)
+    counts[dataset] = len(ranked)
+    for name in sorted({r["aggregator"] for r in rows if r["dataset"] == dataset}):
+      accuracy, excess = [], []
+      for attack, f in ranked:
+        values = by_seed(rows, dataset, name, attack, f, ACCURACY)
+        if values:
+          accuracy.append(spread(values.values())[0])
+          targeted = by_seed(rows, dataset, name, attack, f, EXCESS)
+          if targeted:
+            excess.append(spread(targeted.values())[0])
+      if accuracy:
+        table.setdefault(name, {})[dataset] = (min(accuracy), max(excess, default=math.nan),
+                                               len(accuracy))
+  table[None] = counts
+  return table
+
+
+def recommended_rule(rows) -> str:
+  """The rule with the best worst case over the grid on every dataset: among the rules
+  that ran every ranked column of every dataset, the one whose lowest mean accuracy over
+  all of them is the highest (a tie goes to the higher sum of per-dataset worst cases,
+  then to the name)."""
+  table = worst_cases(rows)
+  counts = table.pop(None)
+  complete = complete_rules(table, counts)
+  if not complete:
+    raise ValueError("no rule ran every ranked column of every dataset")
+  return complete[0]
+
+
+def complete_rules(table, counts) -> list[str]:
+  """The rules of ``worst_cases``' table that ran every ranked column of every dataset,
+  best first: by their lowest mean accuracy over all of them, then by the sum of their
+  per-dataset worst cases (both the higher the better), then by name."""
+  complete = [name for name, per in table.items()
+              if set(per) == set(counts) and all(per[d][2] == counts[d] for d in counts)]
+  worst = lambda name: [w for w, _, _ in table[name].values()]
+  return sorted(complete, key=lambda name: (-min(worst(name)), -sum(worst(name)), name))
+
+
+def recommendation_text(rows) -> str:
+  """One paragraph: the recommended rule (``recommended_rule``) and each complete rule's
+  worst cases per dataset, best first."""
+  table = worst_cases(rows)
+  counts = table.pop(None)
+  try:
+    best = recommended_rule(rows)
+  except ValueError as error:
+    return f"No recommendation yet: {error}."
+  complete = complete_rules(table, counts)
+
+  def worst(name):
+    return ", ".join(
+        f"{d} {100 * table[name][d][0]:.1f}%"
+        + ("" if math.isnan(table[name][d][1]) else f" / {100 * table[name][d][1]:+.1f} excess")
+        for d in sorted(counts))
+  left = sorted(set(table) - set(complete))
+  return (f"Best worst case over every ranked column of every dataset "
+          f"({', '.join(f'{d}: {c} columns' for d, c in sorted(counts.items()))}): **{best}**. "
+          f"Worst mean accuracy / worst mean excess attack success per dataset: "
+          + "; ".join(f"{n} ({worst(n)})" for n in complete)
+          + (f". Not ranked (did not run every ranked column): {', '.join(left)}." if left
+             else "."))
+
+
 def harm_grid(rows, dataset, names, columns, key):
   """[len(names), len(columns) + 1] of mean harm in points (NaN where not run), the
   last column the row's worst case (its largest harm over the ranked columns,

@@ -52,9 +52,13 @@ def table() -> str:
       + (", ".join(f"{k}={v!r}" for k, v in s.params.items()) or "nothing else")
       + (f" (factory: `{factory_name(s.factory)}`)" if s.factory else "")
       for s in method_table.NAMED_SETTINGS.values())
+  aliases = ", ".join(
+      f"`{a.name}` = `{a.target}` with "
+      + ", ".join(f"{k} = {source}" for k, source in a.tied.items())
+      for a in method_table.ALIASES.values())
   return ("\n".join(rows) + f"\n\nNamed settings: {settings}. Wrappers compose, each once, "
           "outermost first: `arc+nnm+trimmed_mean` is ARC, then NNM, then the trimmed mean "
-          "(ByzFL's default pipeline).")
+          f"(ByzFL's default pipeline). Aliases: {aliases}.")
 
 
 if __name__ == "__main__":

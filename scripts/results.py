@@ -417,7 +417,10 @@ def main(argv=None) -> int:
     return 0
   if args.check:
     tables = check_archive(args.check, names)
-    return tables if args.only else tables | (0 if check_matrix(args.check) else 1)
+    if args.only:
+      return tables
+    return tables | (0 if check_matrix(args.check) else 1) | (
+        0 if check_recommended(args.check) else 1)
   seeds = [int(s) for s in args.seeds.split(",")]
   if args.from_runs and args.resume:
     parser.error("--from_runs and --resume exclude each other")
@@ -652,6 +655,27 @@ def check_matrix(archive: str, results_md: str = os.path.join(ROOT, "RESULTS.md"
                                             "RESULTS.md (committed)", "matrix (rebuilt)",
                                             lineterm="", n=0))[:40]))
   return False
+
+
+VERDICT_GRID = "verdict_grid"
+"""The calibrated grid's archive (``robustness_grid.py --verdict``), below ``results/``."""
+
+
+def check_recommended(archive: str) -> bool:
+  """Whether ``tff_residual``'s "recommended" names the rule with the best worst case
+  of the archived verdict grid (``grid_statistics.recommended_rule`` over its grid.csv);
+  prints the rule."""
+  import csv
+
+  from tff_residual.kernels import method_table
+  path = os.path.join(archive, VERDICT_GRID, "grid.csv")
+  with open(path, newline="") as f:
+    best = grid_statistics.recommended_rule(list(csv.DictReader(f)))
+  named = method_table.ALIASES[method_table.RECOMMENDED].target
+  print(f"--check: the best worst case of {path} is {best}'s; "
+        f"method={method_table.RECOMMENDED!r} is {named}"
+        + ("" if best == named else ": THEY DIFFER"))
+  return best == named
 
 
 def check_archive(archive: str, names: list[str]) -> int:

@@ -359,6 +359,7 @@ def main(argv=None) -> int:
                             for d, a, f in sorted(left_out, key=lambda c: (c[0] or "", *c[1:])))
   text = "\n\n".join(report) + (f"\n\nNot run (--leave_out): {left_out_text}." if left_out
                                    else "") + (
+      f"\n\n{stats.recommendation_text(rows)}" if len(datasets) > 1 else "") + (
       (f"\n\nNot run yet ({len(missing)} of {len(commands)} runs; their cells are missing or "
        f"averaged over fewer seeds): {not_run(missing, base)}." if missing else "")
       + f"\n\nWall time: {minutes:.1f} min for this call ({len(to_run) - len(missing)} of "

@@ -46,7 +46,8 @@ def test_our_columns_alone(capsys):
   bench = load_bench_peers()
   bench.main(["--peer_python=none", "--sizes=3000", "--clients=7", "--passes=1",
               "--repeats=1", "--rules=residual,centered_clipping,bulyan"])
-  rows = rows_of(capsys.readouterr().out)
+  capsys_out = capsys.readouterr().out
+  rows = rows_of(capsys_out)
   assert [r["rule"] for r in rows] == ["residual", "centered_clipping", "bulyan"]
   for row in rows:
     assert row["K"] == "7" and row["f"] == "1"
@@ -57,6 +58,35 @@ def test_our_columns_alone(capsys):
     assert row["same result"] == "yes"     # the API computes what the kernel computes
     assert row["ByzFL s"] == row["ByzPy s"] == row["authors s"] == "-"
     assert row["fastest peer / API"] == row["target"] == "-"
+    floor = float(row["floor s"])
+    assert floor > 0
+    # API s is rounded to 0.1 ms, floor s to 3 digits, their ratio to 0.1
+    assert float(row["API / floor"]) == pytest.approx(api / floor, rel=0.01 + 5e-5 / api,
+                                                      abs=0.06)
+  assert "One simple operation per float (the floor's compute unit): K 7: " in capsys_out
+
+
+@pytest.mark.parametrize("name,k,f,expected", [
+    # 3 wires: Batcher's network keeps (0, 1), (0, 2), (1, 2); the median needs all 3
+    # comparators (2 operations each) and the 2 adds of the even-K mean (none here).
+    ("median", 3, 0, (1, 3 * 2 + 2)),
+    ("residual", 10, 1, (1, 100)),
+    ("krum", 10, 1, (1, 110)),               # K (K + 1) / 2 multiply-adds, 2 operations
+    ("multi_krum", 10, 1, (2, 120)),
+    ("arc", 30, 6, (2, 60)),
+    ("geometric_median", 10, 1, (6, 60)),    # 3 Weiszfeld iterations
+    ("centered_clipping", 10, 1, (2, 20)),
+])
+def test_floor_counts_by_hand(name, k, f, expected):
+  assert load_bench_peers().floor_operations(name, k, f) == expected
+
+
+def test_floor_is_the_larger_of_memory_and_compute():
+  bench = load_bench_peers()
+  # residual, K = 10: 1 pass of 2 ms, or 100 operations x 1e6 x 50 ps = 5 ms
+  assert bench.floor_seconds("residual", 10, 1, 10**6, 0.002, 50e-12) == pytest.approx(0.005)
+  # the mean, K = 10: 10 x 1e6 x 50 ps = 0.5 ms of operations, under the 2 ms pass
+  assert bench.floor_seconds("bucketing", 10, 1, 10**6, 0.002, 50e-12) == pytest.approx(0.002)
 
 
 def test_peer_cells_speedups_targets_and_a_failed_peer(tmp_path, capsys):

@@ -11,6 +11,9 @@ class TrimmedMeanFactory(RobustAggregationFactory):
   Args:
     beta: trimmed fraction per side, in [0, 0.5); default 0.2 (the code's
       ``--alpha``). Where floor(beta K) = 0 the result is the plain mean.
+    num_trimmed: t, the values dropped at each end whatever K (ByzFL's
+      ``TrMean(f)`` with t = f); needs K >= 2t + 1. Default None: floor(beta K).
+      It replaces beta: set one of them.
     sample_weighting: "ignore" (default) or "multiply".
     implementation: "auto" (default: counted ranks under XLA for up to 128
       clients when K is known, else a sort) or "sort"; both give the same result.

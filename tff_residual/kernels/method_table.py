@@ -142,8 +142,9 @@ METHODS: dict[str, Method] = {
                "coordinate-wise median", "Yin et al., ICML 2018"),
         Method("trimmed_mean", trimmed_mean.TrimmedMeanConfig, trimmed_mean.trimmed_mean,
                f"{AGGREGATORS}.trimmed_mean:TrimmedMeanFactory",
-               "coordinate-wise trimmed mean (--beta)", "Yin et al., ICML 2018",
-               needs="K > 1 / beta to trim"),
+               "coordinate-wise trimmed mean (--beta, or --num_trimmed per side)",
+               "Yin et al., ICML 2018",
+               needs="K > 1 / beta to trim; K >= 2t + 1 with num_trimmed t"),
         Method("repeated_median", repeated_median.RepeatedMedianConfig,
                repeated_median.repeated_median,
                f"{AGGREGATORS}.repeated_median:RepeatedMedianFactory",
@@ -253,6 +254,35 @@ NAMED_SETTINGS: dict[str, NamedSetting] = {
 }
 
 
+@dataclasses.dataclass(frozen=True)
+class Alias:
+  """A composed name under a name of its own: ``target`` (e.g. ``arc+nnm+trimmed_mean``)
+  with each parameter of ``tied`` set to the value given for another
+  (``{"num_trimmed": "num_byzantine"}``: the trimmed mean trims f per side); the
+  target's parameters in ``unused`` (those the tied ones replace) are not taken."""
+
+  name: str
+  target: str
+  tied: dict
+  description: str
+  unused: tuple = ()
+
+
+RECOMMENDED = "recommended"
+"""The default RESULTS.md recommends: the rule with the best worst-case accuracy over
+the verdict grid on both datasets (``scripts/results.py --check`` recomputes it from
+``results/verdict_grid`` and fails where it is another rule)."""
+
+ALIASES: dict[str, Alias] = {
+    a.name: a for a in (
+        Alias(RECOMMENDED, "arc+nnm+trimmed_mean", {"num_trimmed": "num_byzantine"},
+              "the recommended default (RESULTS.md: best worst case of the verdict grid): "
+              "ARC, NNM, then the trimmed mean, each told f (--num_byzantine), as ByzFL's "
+              "default pipeline", unused=("beta",)),
+    )
+}
+
+
 def names() -> list[str]:
   """Every rule and named setting (the names ``PREFIX+`` can be put before)."""
   return [*METHODS, *NAMED_SETTINGS]
@@ -263,6 +293,7 @@ def table() -> dict[str, str]:
   rows = {name: m.description for name, m in METHODS.items()}
   rows.update({name: s.description for name, s in NAMED_SETTINGS.items()})
   rows.update({f"{name}{SEPARATOR}NAME": w.description for name, w in WRAPPERS.items()})
+  rows.update({name: a.description for name, a in ALIASES.items()})
   return rows
 
 
@@ -272,8 +303,11 @@ def parse(name: str) -> tuple[tuple[str, ...], str]:
   ValueError naming the problem: an unknown name or prefix, a prefix used twice,
   or a name no wrapper can hold (fedavg).
   """
+  if name in ALIASES:
+    return parse(ALIASES[name].target)
   expected = (f"expected one of {names()}, optionally after wrapper prefixes "
-              f"{[w + SEPARATOR for w in WRAPPERS]} (e.g. 'arc+nnm+trimmed_mean')")
+              f"{[w + SEPARATOR for w in WRAPPERS]} (e.g. 'arc+nnm+trimmed_mean'), or "
+              f"{list(ALIASES)}")
   if not isinstance(name, str) or not name:
     raise ValueError(f"Unknown method={name!r}; {expected}.")
   *wrappers, base = name.split(SEPARATOR)
@@ -399,6 +433,8 @@ def resolve(name: str, **params) -> Resolved:
   config's own error for a bad value. Each parameter goes to every level (wrapper
   or rule) whose config has the field.
   """
+  if name in ALIASES:
+    return _resolve_alias(ALIASES[name], params)
   wrappers, base = parse(name)
   fields = fields_of(name)
   unknown = [k for k in params if k not in fields]
@@ -408,8 +444,29 @@ def resolve(name: str, **params) -> Resolved:
   return _resolve_level(wrappers, base, params, name)
 
 
+def _resolve_alias(alias: Alias, params: dict) -> Resolved:
+  """``alias.target`` with ``params`` and each tied parameter set from its source."""
+  unknown = [k for k in params if k not in fields_of(alias.name) and k not in alias.tied]
+  if unknown:
+    raise TypeError(f"Unknown parameter(s) {unknown} for {alias.name!r} ({alias.target}); "
+                    f"expected some of {sorted(fields_of(alias.name))}.")
+  missing = sorted({source for source in alias.tied.values() if source not in params})
+  if missing:
+    raise TypeError(f"{alias.name!r} ({alias.target}) needs the parameter(s) {missing}.")
+  fixed = [k for k in alias.tied if k in params]
+  if fixed:
+    raise TypeError(f"{alias.name!r} sets {fixed} from {[alias.tied[k] for k in fixed]}; "
+                    f"use method={alias.target!r} to choose them.")
+  return resolve(alias.target, **params,
+                 **{k: params[source] for k, source in alias.tied.items()})
+
+
 def fields_of(name: str) -> list[str]:
-  """The config fields ``name`` takes (of every level of a wrapped name)."""
+  """The config fields ``name`` takes (of every level of a wrapped name; an alias's
+  target's, less those it ties to others)."""
+  if name in ALIASES:
+    alias = ALIASES[name]
+    return [f for f in fields_of(alias.target) if f not in alias.tied and f not in alias.unused]
   wrappers, base = parse(name)
   setting = NAMED_SETTINGS.get(base)
   fields = list(METHODS[setting.method if setting else base].config.field_names())
