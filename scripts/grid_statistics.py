@@ -242,9 +242,23 @@ def complete_rules(table, counts) -> list[str]:
   return sorted(complete, key=lambda name: (-min(worst(name)), -sum(worst(name)), name))
 
 
+def seed_worst_cases(rows, name: str) -> dict[int, float]:
+  """{seed: the rule's lowest accuracy at that seed over every ranked column of every
+  dataset} (the worst case seed by seed, for a paired difference)."""
+  worst = {}
+  for dataset in sorted({r["dataset"] for r in rows}):
+    columns = sorted({(r["attack"], int(r["num_attackers"])) for r in rows
+                      if r["dataset"] == dataset})
+    for attack, f in ranked_columns(rows, dataset, columns):
+      for seed, value in by_seed(rows, dataset, name, attack, f, ACCURACY).items():
+        worst[seed] = min(worst.get(seed, math.inf), value)
+  return worst
+
+
 def recommendation_text(rows) -> str:
-  """One paragraph: the recommended rule (``recommended_rule``) and each complete rule's
-  worst cases per dataset, best first."""
+  """One paragraph: the recommended rule (``recommended_rule``), the paired difference
+  of its seed-by-seed worst case against the runner-up's (``seed_worst_cases``), and
+  each complete rule's worst cases per dataset, best first."""
   table = worst_cases(rows)
   counts = table.pop(None)
   try:
@@ -259,9 +273,15 @@ def recommendation_text(rows) -> str:
         + ("" if math.isnan(table[name][d][1]) else f" / {100 * table[name][d][1]:+.1f} excess")
         for d in sorted(counts))
   left = sorted(set(table) - set(complete))
+  against = ""
+  if len(complete) > 1:
+    mean, sd, agree, seeds = paired(seed_worst_cases(rows, best),
+                                    seed_worst_cases(rows, complete[1]))
+    against = (f" Its worst case seed by seed against {complete[1]}'s: Δ {points(mean, sd, True)}"
+               f" points, the sign holding on {agree} of {seeds} seeds.")
   return (f"Best worst case over every ranked column of every dataset "
-          f"({', '.join(f'{d}: {c} columns' for d, c in sorted(counts.items()))}): **{best}**. "
-          f"Worst mean accuracy / worst mean excess attack success per dataset: "
+          f"({', '.join(f'{d}: {c} columns' for d, c in sorted(counts.items()))}): **{best}**."
+          f"{against} Worst mean accuracy / worst mean excess attack success per dataset: "
           + "; ".join(f"{n} ({worst(n)})" for n in complete)
           + (f". Not ranked (did not run every ranked column): {', '.join(left)}." if left
              else "."))

@@ -121,6 +121,9 @@ def test_the_recommended_rule_has_the_best_worst_case_over_every_ranked_column()
   assert "(d1: 1 columns, d2: 1 columns): **b**" in text
   assert "b (d1 60.0%, d2 85.0% / +20.0 excess); c (d1 60.0%, d2 70.0% / +0.0 excess)" in text
   assert "Not ranked (did not run every ranked column): a." in text
+  # seed by seed, b's and c's worst cases are both 0.6 (d1's ipm column)
+  assert "against c's: Δ +0.0 ± 0.0 points, the sign holding on 2 of 2 seeds" in text
+  assert stats.seed_worst_cases(rows, "c") == {0: 0.6, 1: 0.6}
   assert stats.recommended_rule([r for r in rows if r["aggregator"] != "b"]) == "c"
 
 
