@@ -20,6 +20,10 @@ in MB. Rows:
 (11.17 M float32, ``bench_kernels.model_shapes``) as a structure of 62 vectors, the value
 type a ``tff.learning`` process hands its model aggregator; rows ``federated_sum``,
 ``MeanFactory`` and ``factory:NAME`` only. "seconds" is the median call's wall time.
+"absolute GB" is the two processes' own peaks summed, from their start, warm-up included
+(the largest VmHWM each reached): an upper bound of what has to fit in the machine's memory
+at once (the two need not peak together). TFF's worker keeps the values of earlier calls for
+a while, so it grows over the first calls.
 
 The target of the performance issue is a factory's total within ``MeanFactory``'s plus
 twice the stacked input (K N 4 bytes); the last column prints the difference in stacks.
@@ -103,8 +107,9 @@ def client_values(clients: int, size: int | str) -> list:
 
 
 def measure(row: str, clients: int, size: int | str, calls: int) -> dict:
-  """{"python": MB, "worker": MB, "seconds": s}: medians over ``calls`` of each
-  process's peak and of the call's wall time."""
+  """{"python": MB, "worker": MB, "seconds": s, "absolute": MB}: medians over ``calls``
+  of each process's peak and of the call's wall time; the largest VmHWM each process
+  reached, summed."""
   import time
 
   from bench_kernels import _status_bytes, reset_peak
@@ -116,6 +121,7 @@ def measure(row: str, clients: int, size: int | str, calls: int) -> dict:
     call(values)  # tracing, the worker's first run
     pids = {"python": os.getpid(), "worker": runtime.pids[0]}
     peaks = {name: [] for name in pids}
+    absolute = {name: _status_bytes("VmHWM:", pid) for name, pid in pids.items()}
     seconds = []
     for _ in range(calls):
       before = {name: reset_peak([pid]) for name, pid in pids.items()}
@@ -123,9 +129,11 @@ def measure(row: str, clients: int, size: int | str, calls: int) -> dict:
       call(values)
       seconds.append(time.perf_counter() - start)
       for name, pid in pids.items():
-        peaks[name].append((_status_bytes("VmHWM:", pid) - before[name]) / 2**20)
+        peak = _status_bytes("VmHWM:", pid)
+        absolute[name] = max(absolute[name], peak)
+        peaks[name].append((peak - before[name]) / 2**20)
   return {**{name: statistics.median(v) for name, v in peaks.items()},
-          "seconds": statistics.median(seconds)}
+          "seconds": statistics.median(seconds), "absolute": sum(absolute.values()) / 2**20}
 
 
 def main(argv=None) -> int:
@@ -152,8 +160,8 @@ def main(argv=None) -> int:
         f"calls after a warm-up; {described} per client; each row in a fresh process with its "
         f"own TFF worker")
   print("| K | stack MB | row | Python MB | worker MB | total MB | total - MeanFactory's, "
-        "in stacks | seconds |")
-  print("|---|---|---|---|---|---|---|---|")
+        "in stacks | seconds | absolute GB |")
+  print("|---|---|---|---|---|---|---|---|---|")
   for clients in [int(k) for k in args.clients.split(",")]:
     stack = clients * coordinates * 4 / 2**20
     mean_total = None
@@ -164,7 +172,7 @@ def main(argv=None) -> int:
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
       if out.returncode != 0:   # e.g. the worker killed for memory: a row, not a crash
         reason = (out.stderr.strip().splitlines() or [f"exit code {out.returncode}"])[-1]
-        print(f"| {clients} | {stack:.0f} | {row} | failed: {reason[-160:]} | | | | |",
+        print(f"| {clients} | {stack:.0f} | {row} | failed: {reason[-160:]} | | | | | |",
               flush=True)
         continue
       peak = json.loads(out.stdout.strip().splitlines()[-1])
@@ -173,7 +181,8 @@ def main(argv=None) -> int:
         mean_total = total
       extra = "" if mean_total is None else f"{(total - mean_total) / stack:+.1f}"
       print(f"| {clients} | {stack:.0f} | {row} | {peak['python']:.0f} | {peak['worker']:.0f} | "
-            f"{total:.0f} | {extra} | {peak['seconds']:.2f} |", flush=True)
+            f"{total:.0f} | {extra} | {peak['seconds']:.2f} | {peak['absolute'] / 1024:.1f} |",
+            flush=True)
   return 0
 
 

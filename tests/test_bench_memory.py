@@ -57,6 +57,8 @@ def test_a_small_table():
   assert rows[0].split("|")[7].strip() == "+0.0"
   assert all(float(r.split("|")[6]) >= 0 for r in rows)   # totals in MB
   assert all(float(r.split("|")[8]) > 0 for r in rows)    # seconds per call
+  # absolute: both processes from their start, at least TF's own import (> 0.2 GB)
+  assert all(float(r.split("|")[9]) > 0.2 for r in rows)
 
 
 def test_a_row_that_fails_is_a_row_that_says_why(capsys, monkeypatch):
@@ -70,14 +72,14 @@ def test_a_row_that_fails_is_a_row_that_says_why(capsys, monkeypatch):
           "Traceback ...\ntff_residual.runtime.managed.WorkerLostError: TFF worker 1 of 1 "
           "(pid 7, localhost:1) exited with code -9 during the run\n"))
     return types.SimpleNamespace(returncode=0, stderr="", stdout=(
-        '{"python": 10.0, "worker": 20.0, "seconds": 0.5}\n'))
+        '{"python": 10.0, "worker": 20.0, "seconds": 0.5, "absolute": 3072.0}\n'))
 
   monkeypatch.setattr(bench_memory.subprocess, "run", fake_run)
   assert bench_memory.main(["--clients", "2", "--size", "1000",
                             "--rows", "MeanFactory,factory:residual,factory:median"]) == 0
   rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 2 |")]
-  assert rows[0].startswith("| 2 | 0 | MeanFactory | 10 | 20 | 30 | +0.0 | 0.50 |")
+  assert rows[0].startswith("| 2 | 0 | MeanFactory | 10 | 20 | 30 | +0.0 | 0.50 | 3.0 |")
   assert rows[1].startswith("| 2 | 0 | factory:residual | failed: tff_residual.runtime.managed."
                             "WorkerLostError: TFF worker 1 of 1 (pid 7, localhost:1) exited "
                             "with code -9")
-  assert rows[2].startswith("| 2 | 0 | factory:median | 10 | 20 | 30 | +0.0 | 0.50 |")
+  assert rows[2].startswith("| 2 | 0 | factory:median | 10 | 20 | 30 | +0.0 | 0.50 | 3.0 |")
