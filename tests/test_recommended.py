@@ -70,6 +70,12 @@ def test_recommended_refuses_what_it_would_ignore_or_lacks(params, error, messag
   assert message in str(raised.value)
 
 
+@pytest.mark.parametrize("name", [["recommended"], None, 3])
+def test_a_name_that_is_no_string_is_a_clear_error(name):
+  with pytest.raises(ValueError, match="Unknown method="):
+    method_table.resolve(name, num_byzantine=1)
+
+
 def test_recommended_cannot_be_wrapped_and_is_listed():
   with pytest.raises(ValueError, match="Unknown method='nnm\\+recommended'"):
     method_table.resolve("nnm+recommended", num_byzantine=1)

@@ -303,7 +303,7 @@ def parse(name: str) -> tuple[tuple[str, ...], str]:
   ValueError naming the problem: an unknown name or prefix, a prefix used twice,
   or a name no wrapper can hold (fedavg).
   """
-  if name in ALIASES:
+  if isinstance(name, str) and name in ALIASES:
     return parse(ALIASES[name].target)
   expected = (f"expected one of {names()}, optionally after wrapper prefixes "
               f"{[w + SEPARATOR for w in WRAPPERS]} (e.g. 'arc+nnm+trimmed_mean'), or "
@@ -433,7 +433,7 @@ def resolve(name: str, **params) -> Resolved:
   config's own error for a bad value. Each parameter goes to every level (wrapper
   or rule) whose config has the field.
   """
-  if name in ALIASES:
+  if isinstance(name, str) and name in ALIASES:
     return _resolve_alias(ALIASES[name], params)
   wrappers, base = parse(name)
   fields = fields_of(name)
@@ -464,7 +464,7 @@ def _resolve_alias(alias: Alias, params: dict) -> Resolved:
 def fields_of(name: str) -> list[str]:
   """The config fields ``name`` takes (of every level of a wrapped name; an alias's
   target's, less those it ties to others)."""
-  if name in ALIASES:
+  if isinstance(name, str) and name in ALIASES:
     alias = ALIASES[name]
     return [f for f in fields_of(alias.target) if f not in alias.tied and f not in alias.unused]
   wrappers, base = parse(name)
