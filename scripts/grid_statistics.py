@@ -192,20 +192,26 @@ def verdict_matrix(rows, datasets, columns, residual: str = "residual") -> str:
   return "\n".join(lines)
 
 
-def worst_cases(rows) -> dict[str, dict[str, tuple[float, float, int]]]:
-  """aggregator -> dataset -> (its lowest mean accuracy over the dataset's ranked
-  columns, its highest mean excess attack success rate over the ranked targeted ones
-  (NaN: none), the ranked columns it ran); and under the key ``None``, dataset -> the
-  number of ranked columns there are."""
-  table, counts = {}, {}
+def ranked_by_dataset(rows) -> dict[str, list[tuple[str, int]]]:
+  """dataset -> its ranked columns (``ranked_columns`` over every (attack, f) it ran)."""
+  ranked = {}
   for dataset in sorted({r["dataset"] for r in rows}):
     columns = sorted({(r["attack"], int(r["num_attackers"])) for r in rows
                       if r["dataset"] == dataset})
-    ranked = ranked_columns(rows, dataset, columns)
-    counts[dataset] = len(ranked)
+    ranked[dataset] = ranked_columns(rows, dataset, columns)
+  return ranked
+
+
+def worst_cases(rows, ranked=None) -> dict[str, dict[str, tuple[float, float, int]]]:
+  """aggregator -> dataset -> (its lowest mean accuracy over the dataset's ranked
+  columns, its highest mean excess attack success rate over the ranked targeted ones
+  (NaN: none), how many ranked columns it ran). ``ranked``: ``ranked_by_dataset(rows)``."""
+  ranked = ranked_by_dataset(rows) if ranked is None else ranked
+  table = {}
+  for dataset, columns in ranked.items():
     for name in sorted({r["aggregator"] for r in rows if r["dataset"] == dataset}):
       accuracy, excess = [], []
-      for attack, f in ranked:
+      for attack, f in columns:
         values = by_seed(rows, dataset, name, attack, f, ACCURACY)
         if values:
           accuracy.append(spread(values.values())[0])
@@ -215,72 +221,68 @@ def worst_cases(rows) -> dict[str, dict[str, tuple[float, float, int]]]:
       if accuracy:
         table.setdefault(name, {})[dataset] = (min(accuracy), max(excess, default=math.nan),
                                                len(accuracy))
-  table[None] = counts
   return table
+
+
+def complete_rules(table, ranked) -> list[str]:
+  """The rules of ``worst_cases``' table that ran every ranked column of every dataset,
+  best first: by their lowest mean accuracy over all of them, then by the sum of their
+  per-dataset worst cases (both the higher the better), then by name."""
+  complete = [name for name, per in table.items()
+              if set(per) == set(ranked) and all(per[d][2] == len(ranked[d]) for d in ranked)]
+  worst = lambda name: [w for w, _, _ in table[name].values()]
+  return sorted(complete, key=lambda name: (-min(worst(name)), -sum(worst(name)), name))
 
 
 def recommended_rule(rows) -> str:
   """The rule with the best worst case over the grid on every dataset: among the rules
   that ran every ranked column of every dataset, the one whose lowest mean accuracy over
-  all of them is the highest (a tie goes to the higher sum of per-dataset worst cases,
-  then to the name)."""
-  table = worst_cases(rows)
-  counts = table.pop(None)
-  complete = complete_rules(table, counts)
+  all of them is the highest (``complete_rules``' order)."""
+  ranked = ranked_by_dataset(rows)
+  complete = complete_rules(worst_cases(rows, ranked), ranked)
   if not complete:
     raise ValueError("no rule ran every ranked column of every dataset")
   return complete[0]
 
 
-def complete_rules(table, counts) -> list[str]:
-  """The rules of ``worst_cases``' table that ran every ranked column of every dataset,
-  best first: by their lowest mean accuracy over all of them, then by the sum of their
-  per-dataset worst cases (both the higher the better), then by name."""
-  complete = [name for name, per in table.items()
-              if set(per) == set(counts) and all(per[d][2] == counts[d] for d in counts)]
-  worst = lambda name: [w for w, _, _ in table[name].values()]
-  return sorted(complete, key=lambda name: (-min(worst(name)), -sum(worst(name)), name))
-
-
-def seed_worst_cases(rows, name: str) -> dict[int, float]:
+def seed_worst_cases(rows, name: str, ranked=None) -> dict[int, float]:
   """{seed: the rule's lowest accuracy at that seed over every ranked column of every
   dataset} (the worst case seed by seed, for a paired difference)."""
+  ranked = ranked_by_dataset(rows) if ranked is None else ranked
   worst = {}
-  for dataset in sorted({r["dataset"] for r in rows}):
-    columns = sorted({(r["attack"], int(r["num_attackers"])) for r in rows
-                      if r["dataset"] == dataset})
-    for attack, f in ranked_columns(rows, dataset, columns):
+  for dataset, columns in ranked.items():
+    for attack, f in columns:
       for seed, value in by_seed(rows, dataset, name, attack, f, ACCURACY).items():
         worst[seed] = min(worst.get(seed, math.inf), value)
   return worst
 
 
 def recommendation_text(rows) -> str:
-  """One paragraph: the recommended rule (``recommended_rule``), the paired difference
-  of its seed-by-seed worst case against the runner-up's (``seed_worst_cases``), and
-  each complete rule's worst cases per dataset, best first."""
-  table = worst_cases(rows)
-  counts = table.pop(None)
-  try:
-    best = recommended_rule(rows)
-  except ValueError as error:
-    return f"No recommendation yet: {error}."
-  complete = complete_rules(table, counts)
+  """One paragraph: the recommended rule (``recommended_rule``: the first of
+  ``complete_rules``), the paired difference of its seed-by-seed worst case against the
+  runner-up's (``seed_worst_cases``), and each complete rule's worst cases per dataset,
+  best first."""
+  ranked = ranked_by_dataset(rows)
+  table = worst_cases(rows, ranked)
+  complete = complete_rules(table, ranked)
+  if not complete:
+    return "No recommendation yet: no rule ran every ranked column of every dataset."
+  best = complete[0]
 
   def worst(name):
     return ", ".join(
         f"{d} {100 * table[name][d][0]:.1f}%"
         + ("" if math.isnan(table[name][d][1]) else f" / {100 * table[name][d][1]:+.1f} excess")
-        for d in sorted(counts))
+        for d in ranked)
   left = sorted(set(table) - set(complete))
   against = ""
   if len(complete) > 1:
-    mean, sd, agree, seeds = paired(seed_worst_cases(rows, best),
-                                    seed_worst_cases(rows, complete[1]))
+    mean, sd, agree, seeds = paired(seed_worst_cases(rows, best, ranked),
+                                    seed_worst_cases(rows, complete[1], ranked))
     against = (f" Its worst case seed by seed against {complete[1]}'s: Δ {points(mean, sd, True)}"
                f" points, the sign holding on {agree} of {seeds} seeds.")
   return (f"Best worst case over every ranked column of every dataset "
-          f"({', '.join(f'{d}: {c} columns' for d, c in sorted(counts.items()))}): **{best}**."
+          f"({', '.join(f'{d}: {len(c)} columns' for d, c in ranked.items())}): **{best}**."
           f"{against} Worst mean accuracy / worst mean excess attack success per dataset: "
           + "; ".join(f"{n} ({worst(n)})" for n in complete)
           + (f". Not ranked (did not run every ranked column): {', '.join(left)}." if left

@@ -359,7 +359,7 @@ def main(argv=None) -> int:
                             for d, a, f in sorted(left_out, key=lambda c: (c[0] or "", *c[1:])))
   text = "\n\n".join(report) + (f"\n\nNot run (--leave_out): {left_out_text}." if left_out
                                    else "") + (
-      f"\n\n{stats.recommendation_text(rows)}" if len(datasets) > 1 else "") + (
+      f"\n\n{stats.recommendation_text(rows)}") + (
       (f"\n\nNot run yet ({len(missing)} of {len(commands)} runs; their cells are missing or "
        f"averaged over fewer seeds): {not_run(missing, base)}." if missing else "")
       + f"\n\nWall time: {minutes:.1f} min for this call ({len(to_run) - len(missing)} of "
@@ -561,6 +561,8 @@ def markdown(dataset, rows, skipped, aggregators, columns, seeds, preset) -> str
   and stays out of the worst case."""
   means = cell_means(rows, dataset, aggregators, columns)
   ranked = stats.ranked_columns(rows, dataset, columns)
+  worst_case = {name: per[dataset][0] for name, per in
+                stats.worst_cases(rows, {dataset: ranked}).items() if dataset in per}
   best = {(a, f): stats.best_rule(rows, dataset, a, f, [
       n for n in aggregators if (dataset, a, f, n) not in skipped]) if (a, f) in ranked
       else None for a, f in columns}
@@ -571,7 +573,7 @@ def markdown(dataset, rows, skipped, aggregators, columns, seeds, preset) -> str
            "| aggregator | " + " | ".join(header) + " | worst case |",
            "|---|" + "---|" * (len(columns) + 1)]
   for name in aggregators:
-    cells, worst = [], []
+    cells = []
     for attack, f in columns:
       if (dataset, attack, f, name) in skipped:
         cells.append(skipped[(dataset, attack, f, name)])
@@ -581,8 +583,6 @@ def markdown(dataset, rows, skipped, aggregators, columns, seeds, preset) -> str
         cells.append("-")
         continue
       accuracy, drop, auc, excess = value
-      if (attack, f) in ranked:
-        worst.append(accuracy)
       seeds_of = lambda key: stats.by_seed(rows, dataset, name, attack, f, key).values()
       extra = ("" if math.isnan(excess) else
                f"; ASR {stats.points(*stats.spread(seeds_of(stats.EXCESS)), sign=True)}")
@@ -590,9 +590,9 @@ def markdown(dataset, rows, skipped, aggregators, columns, seeds, preset) -> str
       cells.append(f"{stats.points(*stats.spread(seeds_of(stats.ACCURACY)))} "
                    f"[{100 * drop:+.1f}{extra}]"
                    + stats.difference_text(rows, dataset, name, attack, f, best[attack, f]))
-    worst_text = f"{100 * min(worst):.1f}" if worst else "-"
+    worst_text = f"{100 * worst_case[name]:.1f}" if name in worst_case else "-"
     lines.append(f"| {name} | " + " | ".join(cells) + f" | {worst_text} |")
-  lines += best_rows(means, aggregators, columns, ranked)
+  lines += best_rows(means, aggregators, columns, ranked, worst_case)
   return "\n".join(lines)
 
 
@@ -606,15 +606,15 @@ def leaders(scores: dict[str, float], highest: bool) -> str:
   return ", ".join(name for name, value in shown.items() if value == best)
 
 
-def best_rows(means, aggregators, columns, ranked) -> list[str]:
+def best_rows(means, aggregators, columns, ranked, worst_case) -> list[str]:
   """Two rows under the grid: per ranked column, the aggregator(s) with the highest mean
   accuracy (worst-case column: the highest worst case over the ranked columns) and, for
   targeted attacks, the lowest mean excess attack success rate ("n/a" for untargeted
-  ones); "not ranked" under a column whose attack does not hurt FedAvg."""
+  ones); "not ranked" under a column whose attack does not hurt FedAvg. ``worst_case``:
+  aggregator -> its worst case (``grid_statistics.worst_cases``)."""
   accuracy = [leaders({n: means[(n, a, f)][0] for n in aggregators if (n, a, f) in means}, True)
               if (a, f) in ranked else "not ranked" for a, f in columns]
-  worst_cases = {n: min(means[(n, a, f)][0] for a, f in ranked if (n, a, f) in means)
-                 for n in aggregators if any((n, a, f) in means for a, f in ranked)}
+  worst_cases = {n: worst_case[n] for n in aggregators if n in worst_case}
   excess = []
   for a, f in columns:
     scores = {n: means[(n, a, f)][3] for n in aggregators if (n, a, f) in means}

@@ -283,6 +283,11 @@ ALIASES: dict[str, Alias] = {
 }
 
 
+def alias_of(name) -> Alias | None:
+  """The alias ``name`` is, or None (also for a name that is no string)."""
+  return ALIASES.get(name) if isinstance(name, str) else None
+
+
 def names() -> list[str]:
   """Every rule and named setting (the names ``PREFIX+`` can be put before)."""
   return [*METHODS, *NAMED_SETTINGS]
@@ -303,8 +308,8 @@ def parse(name: str) -> tuple[tuple[str, ...], str]:
   ValueError naming the problem: an unknown name or prefix, a prefix used twice,
   or a name no wrapper can hold (fedavg).
   """
-  if isinstance(name, str) and name in ALIASES:
-    return parse(ALIASES[name].target)
+  if alias_of(name):
+    return parse(alias_of(name).target)
   expected = (f"expected one of {names()}, optionally after wrapper prefixes "
               f"{[w + SEPARATOR for w in WRAPPERS]} (e.g. 'arc+nnm+trimmed_mean'), or "
               f"{list(ALIASES)}")
@@ -433,8 +438,8 @@ def resolve(name: str, **params) -> Resolved:
   config's own error for a bad value. Each parameter goes to every level (wrapper
   or rule) whose config has the field.
   """
-  if isinstance(name, str) and name in ALIASES:
-    return _resolve_alias(ALIASES[name], params)
+  if alias_of(name):
+    return _resolve_alias(alias_of(name), params)
   wrappers, base = parse(name)
   fields = fields_of(name)
   unknown = [k for k in params if k not in fields]
@@ -464,8 +469,8 @@ def _resolve_alias(alias: Alias, params: dict) -> Resolved:
 def fields_of(name: str) -> list[str]:
   """The config fields ``name`` takes (of every level of a wrapped name; an alias's
   target's, less those it ties to others)."""
-  if isinstance(name, str) and name in ALIASES:
-    alias = ALIASES[name]
+  alias = alias_of(name)
+  if alias:
     return [f for f in fields_of(alias.target) if f not in alias.tied and f not in alias.unused]
   wrappers, base = parse(name)
   setting = NAMED_SETTINGS.get(base)
