@@ -16,6 +16,13 @@ call); "max |diff|" is the largest absolute difference between the two paths'
 updates over every round, the equality check beside the timing; each client's of round 0
 is printed above the table.
 
+"1 ulp apart" is what rounding alone does to the same training: round 0 trained in
+process once more (a fresh experiment, so the same data order and seeds) from the
+initial model with every weight moved to its next float32 (``np.nextafter``), and the
+largest absolute difference of its updates from the in-process ones. Where training
+amplifies a last-bit difference, two TensorFlow builds that round one reduction
+differently (TFF's worker links its own) cannot agree better than this.
+
 Other flags go to every run's settings, as run.py's (e.g. ``--data_path=...`` for
 CIFAR-10, ``--clients_per_round=10``, ``--max_batches_per_epoch=5`` to cut a
 paper-preset round).
@@ -78,9 +85,12 @@ def bench_task(cli, task: str, preset: str, warmup_rounds: int, timed_rounds: in
             largest_difference = max(largest_difference,
                                      float(np.max(np.abs(ua - ub), initial=0)))
       if round_index == 0:  # each client's, from the same initial model
-        first_round = [max(float(np.max(np.abs(ua - ub), initial=0))
-                           for ua, ub in zip(a.update, b.update))
-                       for a, b in zip(results["tff"], results["in_process"])]
+        first_round = client_differences(results["tff"], results["in_process"])
+        nudged = Experiment(config.round_settings(), prepared.data, model_spec, attack,
+                            prepared.federation, "in_process", None)
+        _, nudged_results = nudged.train_round(
+            0, [np.nextafter(w, np.inf).astype(w.dtype) for w in weights])
+        ulp_apart = client_differences(results["in_process"], nudged_results)
       weights = [w + np.mean([r.update[t] for r in results["tff"]], axis=0).astype(w.dtype)
                  for t, w in enumerate(weights)]
   return {"task": task, "preset": preset, "model": config.model, "parallel": PARALLEL_CLIENTS,
@@ -88,7 +98,14 @@ def bench_task(cli, task: str, preset: str, warmup_rounds: int, timed_rounds: in
           "data_source": prepared.data.data_source,
           "median": {name: statistics.median(seconds[name]) for name in names},
           "all": seconds, "max_difference": largest_difference,
-          "first_round_differences": first_round}
+          "first_round_differences": first_round, "ulp_differences": ulp_apart}
+
+
+def client_differences(first, second) -> list[float]:
+  """Each client's largest absolute difference between two lists of client results."""
+  import numpy as np
+  return [max(float(np.max(np.abs(ua - ub), initial=0)) for ua, ub in zip(a.update, b.update))
+          for a, b in zip(first, second)]
 
 
 def format_table(cells: list[dict], warmup_rounds: int, timed_rounds: int) -> str:
@@ -96,14 +113,15 @@ def format_table(cells: list[dict], warmup_rounds: int, timed_rounds: int) -> st
            f"{warmup_rounds} warm-up; the three in one run, in rotating order)", "",
            "| task | preset | model | clients per round | TFF worker | in process, "
            f"{cells[0]['parallel'] if cells else '?'} at once | in process, 1 at a time | "
-           "TFF / in process | max abs diff of the updates |",
-           "|---|---|---|---|---|---|---|---|---|"]
+           "TFF / in process | max abs diff of the updates | round 0, in process from weights "
+           "1 ulp apart: max abs diff |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
   for cell in cells:
     median = cell["median"]
     lines.append(f"| {cell['task']} | {cell['preset']} | {cell['model']} | "
                  f"{cell['clients_per_round']} | {median['tff']:.2f} | {median['in_process']:.2f} | "
                  f"{median['in_process_1']:.2f} | {median['tff'] / median['in_process']:.2f}x | "
-                 f"{cell['max_difference']:.1e} |")
+                 f"{cell['max_difference']:.1e} | {max(cell['ulp_differences']):.1e} |")
   return "\n".join(lines)
 
 
@@ -132,7 +150,9 @@ def main(argv=None) -> int:
       print(f"{task} {preset} ({cell['data_source']}): "
             + "; ".join(f"{e} {[round(s, 3) for s in cell['all'][e]]} s" for e in VARIANTS)
             + "; round 0, each client's max |in_process - tff|: "
-            + ", ".join(f"{d:.1e}" for d in cell["first_round_differences"]), flush=True)
+            + ", ".join(f"{d:.1e}" for d in cell["first_round_differences"])
+            + "; in process from weights 1 ulp apart: "
+            + ", ".join(f"{d:.1e}" for d in cell["ulp_differences"]), flush=True)
   print()
   print(format_table(cells, args.warmup_rounds, args.timed_rounds))
   return 0

@@ -16,6 +16,12 @@ in MB. Rows:
 * ``factory:NAME``: ``tff_residual.build_factory(NAME).create(T[N]).next`` (the gather
   and the method's kernel at the server).
 
+``--values worker``: each client's value is made inside TFF's worker, at the clients
+(``tf.random.stateless_normal`` seeded by the client's index, the Python process sends
+K int32 seeds), as in a ``tff.learning`` process, whose client updates never pass through
+Python. The default, ``--values python``, sends K NumPy values from the Python process,
+which costs the Python process about 6 stacks to serialise them (the "Python MB" column).
+
 ``--size resnet18``: each client's value is the CIFAR ResNet-18's 62 trainable tensors
 (11.17 M float32, ``bench_kernels.model_shapes``) as a structure of 62 vectors, the value
 type a ``tff.learning`` process hands its model aggregator; rows ``federated_sum``,
@@ -31,6 +37,8 @@ twice the stacked input (K N 4 bytes); the last column prints the difference in 
     .venv/bin/python scripts/bench_memory.py --clients 10,30 --size 1000000
     .venv/bin/python scripts/bench_memory.py --clients 10,30 --size resnet18 \
         --rows federated_sum,MeanFactory,factory:residual
+    .venv/bin/python scripts/bench_memory.py --clients 10,30 --size resnet18 --values worker \
+        --rows MeanFactory,factory:residual
 """
 
 from __future__ import annotations
@@ -48,6 +56,8 @@ ROWS = ("federated_sum", "MeanFactory", "aggregate_concat", "gather_sum", "facto
 
 SINGLE_VECTOR_ROWS = ("aggregate_concat", "gather_sum")
 """Rows written for one [N] vector per client (not for ``--size resnet18``)."""
+VALUES_AT = ("python", "worker")
+"""Where the client values are made (``--values``)."""
 
 
 def shapes_of(size: str) -> list[int]:
@@ -56,20 +66,59 @@ def shapes_of(size: str) -> list[int]:
   return model_shapes(size)
 
 
-def _computation(row: str, size: int | str):
+def _value_type(size: int | str):
   import numpy as np
+  import tensorflow_federated as tff
+  if size == "resnet18":
+    return tff.StructType([tff.TensorType(np.float32, [n]) for n in shapes_of(size)])
+  return tff.TensorType(np.float32, [size])
+
+
+def make_client_value(seed, size: int | str):
+  """Client ``seed``'s value, made in TensorFlow (in TFF's worker with ``--values worker``):
+  ``tf.random.stateless_normal`` seeded (seed, tensor index), a [N] vector or (resnet18)
+  a list of its 62 vectors."""
+  import tensorflow as tf
+  shapes = shapes_of(size) if size == "resnet18" else [size]
+  seed = tf.cast(seed, tf.int32)
+  leaves = [tf.random.stateless_normal([n], seed=tf.stack([seed, tf.constant(i, tf.int32)]))
+            for i, n in enumerate(shapes)]
+  return leaves if size == "resnet18" else leaves[0]
+
+
+def _computation(row: str, size: int | str, values_at: str = "python"):
+  """A callable of the K client values (``values_at="python"``) or of K int32 seeds
+  (``"worker"``: each value made at its client by ``make_client_value``) that runs ``row``."""
+  import numpy as np
+  import tensorflow_federated as tff
+  if values_at not in VALUES_AT:
+    raise ValueError(f"values_at must be one of {VALUES_AT}, got {values_at!r}")
+  aggregate = _aggregation(row, size)
+  if values_at == "python":
+    return _call_of(aggregate)
+  make = tff.tensorflow.computation(lambda seed: make_client_value(seed, size), np.int32)
+  seeds = tff.FederatedType(np.int32, tff.CLIENTS)
+  if isinstance(aggregate, tuple):   # a process: (next, state)
+    process_next, state = aggregate
+    next_of_seeds = tff.federated_computation(
+        lambda state, s: process_next(state, tff.federated_map(make, s)).result,
+        process_next.type_signature.parameter[0], seeds)
+    return lambda s: next_of_seeds(state, s)
+  return tff.federated_computation(lambda s: aggregate(tff.federated_map(make, s)), seeds)
+
+
+def _aggregation(row: str, size: int | str):
+  """A federated computation of the K client values, or (factory rows) ``(next, state)``
+  wrapped by ``_computation``."""
   import tensorflow as tf
   import tensorflow_federated as tff
 
   import tff_residual
   from tff_residual.aggregators import gather as gather_lib
 
-  if size == "resnet18":
-    if row in SINGLE_VECTOR_ROWS:
-      raise ValueError(f"row {row} takes one vector per client, not --size resnet18")
-    value_type = tff.StructType([tff.TensorType(np.float32, [n]) for n in shapes_of(size)])
-  else:
-    value_type = tff.TensorType(np.float32, [size])
+  if size == "resnet18" and row in SINGLE_VECTOR_ROWS:
+    raise ValueError(f"row {row} takes one vector per client, not --size resnet18")
+  value_type = _value_type(size)
   clients = tff.FederatedType(value_type, tff.CLIENTS)
   stacked = gather_lib.stacked_type(value_type)
   if row == "federated_sum":
@@ -89,8 +138,15 @@ def _computation(row: str, size: int | str):
   factory = (tff.aggregators.UnweightedMeanFactory() if row == "MeanFactory"
              else tff_residual.build_factory(row.split(":", 1)[1]))
   process = factory.create(value_type)
-  state = process.initialize()
-  return lambda values: process.next(state, values).result
+  return process.next, process.initialize()
+
+
+def _call_of(aggregation):
+  """The callable of values for ``_aggregation``'s result."""
+  if isinstance(aggregation, tuple):
+    process_next, state = aggregation
+    return lambda values: process_next(state, values).result
+  return aggregation
 
 
 def client_values(clients: int, size: int | str) -> list:
@@ -106,18 +162,21 @@ def client_values(clients: int, size: int | str) -> list:
   return values
 
 
-def measure(row: str, clients: int, size: int | str, calls: int) -> dict:
+def measure(row: str, clients: int, size: int | str, calls: int,
+            values_at: str = "python") -> dict:
   """{"python": MB, "worker": MB, "seconds": s, "absolute": MB}: medians over ``calls``
   of each process's peak and of the call's wall time; the largest VmHWM each process
   reached, summed."""
   import time
 
+  import numpy as np
   from bench_kernels import _status_bytes, reset_peak
 
   from tff_residual.runtime.managed import managed_tff_runtime
   with managed_tff_runtime() as runtime:
-    call = _computation(row, size)
-    values = client_values(clients, size)
+    call = _computation(row, size, values_at)
+    values = (client_values(clients, size) if values_at == "python"
+              else [np.int32(k) for k in range(clients)])
     call(values)  # tracing, the worker's first run
     pids = {"python": os.getpid(), "worker": runtime.pids[0]}
     peaks = {name: [] for name in pids}
@@ -143,6 +202,9 @@ def main(argv=None) -> int:
   parser.add_argument("--size", default="1000000", help="N, or resnet18")
   parser.add_argument("--rows", default=",".join(ROWS))
   parser.add_argument("--calls", type=int, default=3)
+  parser.add_argument("--values", choices=VALUES_AT, default="python",
+                      help="where the client values are made: sent from Python, or made at "
+                           "the clients in TFF's worker")
   parser.add_argument("--row", help=argparse.SUPPRESS)
   args = parser.parse_args(argv)
   size = args.size if args.size == "resnet18" else int(float(args.size))
@@ -151,14 +213,16 @@ def main(argv=None) -> int:
     if unusable and not args.row:
       parser.error(f"--size resnet18 takes no row of {unusable} (one vector per client)")
   if args.row:
-    print(json.dumps(measure(args.row, int(args.clients), size, args.calls)))
+    print(json.dumps(measure(args.row, int(args.clients), size, args.calls, args.values)))
     return 0
   coordinates = sum(shapes_of(size))
   described = (f"ResNet-18's 62 tensors ({coordinates:,} float32)" if size == "resnet18"
                else f"N = {coordinates:,} float32")
+  made = ("sent from the Python process" if args.values == "python"
+          else "made at the clients in TFF's worker")
   print(f"peak MB above the RSS before each call and seconds per call, medians of {args.calls} "
-        f"calls after a warm-up; {described} per client; each row in a fresh process with its "
-        f"own TFF worker")
+        f"calls after a warm-up; {described} per client, {made}; each row in a fresh process "
+        f"with its own TFF worker")
   print("| K | stack MB | row | Python MB | worker MB | total MB | total - MeanFactory's, "
         "in stacks | seconds | absolute GB |")
   print("|---|---|---|---|---|---|---|---|---|")
@@ -168,7 +232,7 @@ def main(argv=None) -> int:
     for row in args.rows.split(","):
       out = subprocess.run([sys.executable, os.path.abspath(__file__), "--row", row,
                             "--clients", str(clients), "--size", str(size),
-                            "--calls", str(args.calls)],
+                            "--calls", str(args.calls), "--values", args.values],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
       if out.returncode != 0:   # e.g. the worker killed for memory: a row, not a crash
         reason = (out.stderr.strip().splitlines() or [f"exit code {out.returncode}"])[-1]
@@ -181,7 +245,7 @@ def main(argv=None) -> int:
         mean_total = total
       extra = "" if mean_total is None else f"{(total - mean_total) / stack:+.1f}"
       print(f"| {clients} | {stack:.0f} | {row} | {peak['python']:.0f} | {peak['worker']:.0f} | "
-            f"{total:.0f} | {extra} | {peak['seconds']:.2f} | {peak['absolute'] / 1024:.1f} |",
+            f"{total:.0f} | {extra} | {peak['seconds']:.3f} | {peak['absolute'] / 1024:.1f} |",
             flush=True)
   return 0
 

@@ -27,8 +27,12 @@ def test_every_round_is_timed_for_each_training_and_the_updates_compared(capsys)
   for execution in bench.VARIANTS:  # 2 timed rounds each
     assert f"{execution} [" in progress[0]
     assert progress[0].split(f"{execution} [")[1].split("]")[0].count(",") == 1
-  first_round = progress[0].split("max |in_process - tff|: ")[1].split(", ")
+  first_round = progress[0].split("max |in_process - tff|: ")[1].split("; ")[0].split(", ")
   assert len(first_round) == 5 and all(float(d) <= 1e-5 for d in first_round)  # 5 clients
+  # rounding alone: a last-bit change of the initial weights moves every client's update,
+  # and a small model does not amplify it
+  ulp_apart = [float(d) for d in progress[0].split("1 ulp apart: ")[1].split(", ")]
+  assert len(ulp_apart) == 5 and all(0 < d < 1e-4 for d in ulp_apart), ulp_apart
   rows = [line for line in out.splitlines() if line.startswith("| loan_backdoor |")]
   assert len(rows) == 1
   cells = [c.strip() for c in rows[0].strip("|").split("|")]
@@ -38,6 +42,7 @@ def test_every_round_is_timed_for_each_training_and_the_updates_compared(capsys)
   # the ratio of the unrounded medians; the cells are rounded to 0.01 s
   assert float(cells[7].rstrip("x")) == pytest.approx(tff_seconds / at_once, rel=0.1)
   assert float(cells[8]) <= 1e-5
+  assert float(cells[9]) == pytest.approx(max(ulp_apart), rel=0.05)
 
 
 def test_bad_round_counts_are_an_error(capsys):

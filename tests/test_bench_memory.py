@@ -78,8 +78,28 @@ def test_a_row_that_fails_is_a_row_that_says_why(capsys, monkeypatch):
   assert bench_memory.main(["--clients", "2", "--size", "1000",
                             "--rows", "MeanFactory,factory:residual,factory:median"]) == 0
   rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 2 |")]
-  assert rows[0].startswith("| 2 | 0 | MeanFactory | 10 | 20 | 30 | +0.0 | 0.50 | 3.0 |")
+  assert rows[0].startswith("| 2 | 0 | MeanFactory | 10 | 20 | 30 | +0.0 | 0.500 | 3.0 |")
   assert rows[1].startswith("| 2 | 0 | factory:residual | failed: tff_residual.runtime.managed."
                             "WorkerLostError: TFF worker 1 of 1 (pid 7, localhost:1) exited "
                             "with code -9")
-  assert rows[2].startswith("| 2 | 0 | factory:median | 10 | 20 | 30 | +0.0 | 0.50 | 3.0 |")
+  assert rows[2].startswith("| 2 | 0 | factory:median | 10 | 20 | 30 | +0.0 | 0.500 | 3.0 |")
+
+
+@pytest.mark.parametrize("row", ["federated_sum", "MeanFactory", "factory:median"])
+def test_values_made_in_the_worker_are_the_seeded_ones(tff_runtime, row, monkeypatch):
+  """--values worker: client k's value is make_client_value(k) computed in TFF's worker;
+  the rows then compute their rule over exactly those values (here two small tensors)."""
+  monkeypatch.setattr(bench_memory, "shapes_of", lambda size: [3, 2])
+  expected = [[np.asarray(v) for v in bench_memory.make_client_value(k, "resnet18")]
+              for k in range(3)]
+  assert np.std(expected[0][0]) > 0 and not np.allclose(expected[0][0], expected[1][0])
+  result = bench_memory._computation(row, "resnet18", "worker")([np.int32(k) for k in range(3)])
+  rule = {"federated_sum": np.sum, "MeanFactory": np.mean, "factory:median": np.median}[row]
+  for position in range(2):
+    np.testing.assert_allclose(result[position], rule([v[position] for v in expected], 0),
+                               rtol=1e-6)
+
+
+def test_values_at_is_checked():
+  with pytest.raises(ValueError, match="values_at must be one of"):
+    bench_memory._computation("MeanFactory", 5, "disk")

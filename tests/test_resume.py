@@ -82,7 +82,15 @@ def test_a_stopped_run_resumes_to_the_uninterrupted_run(uninterrupted, tmp_path,
   saved = checkpoint.load_meta(str(out))
   assert [r["aggregator"] for r in saved["finished"]] == ["fedavg"]
   assert (saved["aggregator"], len(saved["rows"])) == ("centered_clipping", STOP_AFTER_ROWS - 1)
-  assert cli.main(["--resume", str(out), f"--execution={execution}", "--no_progress"]) == 0
+  assert json.loads((out / "config.json").read_text())["runs_on"] == {
+      "execution": execution, "aggregation": execution}
+  if execution == "in_process":  # the resume continues in process: no TFF worker starts
+    from tff_residual.runtime import managed
+
+    def no_worker(**options):
+      raise AssertionError("the resume of an in-process run started a TFF runtime")
+    monkeypatch.setattr(managed, "managed_tff_runtime", no_worker)
+  assert cli.main(["--resume", str(out), "--no_progress"]) == 0
   said = capsys.readouterr().out
   assert "1 of 3 aggregators done, centered_clipping after round 1" in said
   assert not os.path.exists(out / checkpoint.FILE)  # the finished run keeps no checkpoint
@@ -158,6 +166,24 @@ def test_resume_bad_input_is_one_line_exit_2(tmp_path, capsys, args, message):
   assert cli.main(args) == 2
   err = capsys.readouterr().err.strip().splitlines()
   assert len(err) == 1 and err[0].startswith("run.py: error: --resume") and message in err[0], err
+
+
+@pytest.mark.slow
+def test_a_resume_elsewhere_than_the_run_ran_is_refused(tmp_path, monkeypatch, capsys):
+  """A run stopped in process is not silently continued on TFF's worker (nor the reverse):
+  the rounds would change execution in the middle of the run."""
+  out = tmp_path / "stopped"
+  with monkeypatch.context() as patch:
+    stop_after(patch, 2)
+    assert cli.main([*RUN, "--execution=in_process", f"--output_dir={out}"]) == 130
+  capsys.readouterr()
+  for flags in (["--execution=tff"], ["--execution=tff", "--aggregation=in_process"]):
+    assert cli.main(["--resume", str(out), *flags, "--no_progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"run.py: error: --resume={out}: the stopped run ran with "
+                   "--execution=in_process --aggregation=in_process (its config.json); a "
+                   "resume continues it there: drop --execution and --aggregation"], err
+  assert cli.main(["--resume", str(out), "--execution=in_process", "--no_progress"]) == 0
 
 
 @pytest.mark.slow

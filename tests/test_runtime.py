@@ -205,3 +205,35 @@ def test_tff_worker_runs_jit_compiled_functions_without_xla():
     def in_worker(x):
       return digits(x)
     np.testing.assert_array_equal(in_worker(np.ones(3, np.float32)), [8, 8, 8])
+
+
+def test_the_worker_frees_each_value_as_soon_as_python_drops_it(monkeypatch):
+  """TFF's RemoteExecutor batches disposals by 20 by default, so the worker kept the
+  last few calls' values (ResNet-18 x 30: 19-21 GB). Ours sends each disposal at
+  once: after one call, every value it created on the worker is disposed of, one
+  value per request."""
+  import gc
+
+  import numpy as np
+  import tensorflow_federated as tff
+  from tensorflow_federated.python.core.impl.executors import remote_executor_grpc_stub
+  from tff_residual.runtime.managed import DISPOSE_BATCH_SIZE, managed_tff_runtime
+
+  assert DISPOSE_BATCH_SIZE == 1
+  requests = []
+  forward = remote_executor_grpc_stub.RemoteExecutorGrpcStub.dispose
+
+  def recorded(self, request):
+    requests.append(len(request.value_ref))
+    return forward(self, request)
+
+  monkeypatch.setattr(remote_executor_grpc_stub.RemoteExecutorGrpcStub, "dispose", recorded)
+  double = tff.tensorflow.computation(lambda x: x * 2.0, np.float32)
+  with managed_tff_runtime():
+    assert double(np.float32(3.0)) == 6.0
+    gc.collect()
+    assert requests and set(requests) == {1}, requests
+    done = len(requests)
+    assert double(np.float32(4.0)) == 8.0
+    gc.collect()
+    assert len(requests) > done, "the second call's values were not disposed of"

@@ -158,11 +158,13 @@ def build_parser() -> argparse.ArgumentParser:
                            "across them, with the same results")
   parser.add_argument("--resume", metavar="DIR",
                       help="continue the stopped run in DIR (a run saves its progress after "
-                           "every round) with DIR's own settings (config.json); only "
-                           "--execution, --aggregation, --workers and --no_progress may be "
-                           "given with it. Its metrics.csv and summary.json end equal to an "
-                           "uninterrupted run's, timings aside")
-  parser.add_argument("--execution", default="tff", choices=EXECUTIONS,
+                           "every round) with DIR's own settings (config.json), where it ran "
+                           "(its --execution and --aggregation, recorded there as runs_on); "
+                           "only --workers and --no_progress may be given with it, and "
+                           "--execution and --aggregation only as the run had them. Its "
+                           "metrics.csv and summary.json end equal to an uninterrupted run's, "
+                           "timings aside")
+  parser.add_argument("--execution", default=None, choices=EXECUTIONS,
                       help="where each round runs: the clients' training as one TFF "
                            "computation on TFF's worker (tff, the default; the CPU: TFF "
                            "0.87's worker is CPU-only), or the same training and the "
@@ -306,8 +308,14 @@ def main(argv=None) -> int:
     parser.error(str(error))
   runtime_options = dict(num_workers=num_workers, workers=addresses)
   output_dir = None
+  execution, aggregation = args.execution, args.aggregation
   try:
-    where_it_runs(args.execution, args.aggregation, runtime_options)  # before any data loads
+    if args.resume and execution is None and aggregation is None:
+      # A stopped run continues where it ran (its config.json's "runs_on"); runs
+      # recorded before "runs_on" existed ran on TFF unless --execution says otherwise.
+      execution, aggregation = runner.placement_of_run(args.resume)
+    execution = execution or "tff"
+    where_it_runs(execution, aggregation, runtime_options)  # before any data loads
     if args.resume:
       given = [name for name in ("task", *RUN_NAMES, "output_dir")
                if getattr(args, name) != parser.get_default(name)]
@@ -322,8 +330,8 @@ def main(argv=None) -> int:
     prepared = runner.prepare(config, family)
     with sigterm_stops_the_run():
       runner.run(prepared, output_dir, progress=not args.no_progress,
-                 runtime_options=runtime_options, aggregation=args.aggregation,
-                 execution=args.execution, resume=bool(args.resume))
+                 runtime_options=runtime_options, aggregation=aggregation,
+                 execution=execution, resume=bool(args.resume))
   except (ConfigError, DataError, FileExistsError) as error:
     print(f"run.py: error: {error}", file=sys.stderr)
     return 2

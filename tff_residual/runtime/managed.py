@@ -46,6 +46,13 @@ from tff_residual.runtime.worker_process import start_worker, stop_process
 
 _READY_TIMEOUT_SECONDS = 60.0
 _LIVE_RUNTIMES: "weakref.WeakSet[ManagedTffRuntime]" = weakref.WeakSet()
+DISPOSE_BATCH_SIZE = 1
+"""Values the Python side disposes of per request to the worker. TFF's
+``RemoteExecutor`` defaults to 20, so the worker keeps the arguments, results and
+intermediates of the last few calls until 20 disposals have piled up: with a
+ResNet-18-sized model and 30 clients that was 4-5 GB per call, and the worker grew
+to 19-21 GB over four calls (BENCHMARKS.md, "ResNet-18 x 30"). One request per value
+frees each as soon as Python drops it."""
 _NATIVE_CONTEXT_ARGS = dict(  # as tff.backends.native builds its contexts
     compiler_fn=tff.backends.native.desugar_and_transform_to_native,
     transform_args=tff.tensorflow.transform_args,
@@ -253,7 +260,8 @@ class ManagedTffRuntime:
       reason = worker.lost()
       if reason is not None:
         raise WorkerLostError(reason)
-      executor = tff.framework.RemoteExecutor(worker.stub)
+      executor = tff.framework.RemoteExecutor(worker.stub,
+                                              dispose_batch_size=DISPOSE_BATCH_SIZE)
       executor.set_cardinalities(cardinalities)
       return executor
     return tff.framework.ResourceManagingExecutorFactory(executor_stack_fn=stack_fn)

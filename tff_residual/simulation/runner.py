@@ -69,6 +69,28 @@ def config_of_run(output_dir: str) -> tuple[ExperimentConfig, TaskFamily]:
   return config, family
 
 
+def runs_on(execution: str, aggregation: str) -> dict[str, str]:
+  """Where a run's rounds run, as config.json records it (``"runs_on"``)."""
+  return {"execution": execution, "aggregation": aggregation}
+
+
+def placement_of_run(output_dir: str) -> tuple[str | None, str | None]:
+  """(execution, aggregation) of the run in ``output_dir`` from its config.json's
+  "runs_on", for ``--resume`` to continue it where it ran; (None, None) when there is
+  no config.json or it has no "runs_on" (a run recorded before it existed)."""
+  import json
+
+  path = os.path.join(output_dir, "config.json")
+  if not os.path.exists(path):
+    return None, None
+  with open(path, encoding="utf-8") as f:
+    recorded = json.load(f).get("runs_on")
+  if not recorded:
+    return None, None
+  execution = recorded["execution"]
+  return execution, (recorded["aggregation"] if execution == "tff" else None)
+
+
 def resumable_progress(output_dir: str, info: dict[str, Any]) -> dict[str, Any]:
   """The saved progress of the stopped run in ``output_dir`` (``checkpoint.load_meta``;
   none saved: start over); ConfigError if the run has finished, or if ``info`` (this
@@ -87,6 +109,13 @@ def resumable_progress(output_dir: str, info: dict[str, Any]) -> dict[str, Any]:
   with open(os.path.join(output_dir, "config.json"), encoding="utf-8") as f:
     recorded = json.load(f)
   now = json.loads(json.dumps(json_safe(info)))
+  if "runs_on" not in recorded:  # recorded before "runs_on" existed
+    now.pop("runs_on", None)
+  elif now.get("runs_on") != recorded["runs_on"]:
+    was = recorded["runs_on"]
+    raise ConfigError(f"--resume={output_dir}: the stopped run ran with --execution="
+                      f"{was['execution']} --aggregation={was['aggregation']} (its config.json); "
+                      "a resume continues it there: drop --execution and --aggregation")
   differ = sorted(k for k in set(now) | set(recorded) if now.get(k) != recorded.get(k))
   if differ:
     raise ConfigError(f"--resume={output_dir}: this run's {', '.join(differ)} differ(s) from "
@@ -254,7 +283,7 @@ def run(prepared: Prepared, output_dir: str, progress: bool = True,
   aggregation = where_it_runs(execution, aggregation, runtime_options)
   config, data = prepared.config, prepared.data
   model_spec, attack = model_and_attack(prepared)
-  info = describe(prepared, attack.describe())
+  info = {**describe(prepared, attack.describe()), "runs_on": runs_on(execution, aggregation)}
   saved = resumable_progress(output_dir, info) if resume else None
   outputs = RunOutputs(output_dir, info, resumed_rows=saved["rows"] if saved else None)
   for line in header_lines(prepared, info, output_dir):
