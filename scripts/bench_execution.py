@@ -80,10 +80,8 @@ def bench_task(cli, task: str, preset: str, warmup_rounds: int, timed_rounds: in
         if round_index >= warmup_rounds:
           seconds[execution].append(time.perf_counter() - start)
       for other in names[1:]:
-        for a, b in zip(results["tff"], results[other]):
-          for ua, ub in zip(a.update, b.update):
-            largest_difference = max(largest_difference,
-                                     float(np.max(np.abs(ua - ub), initial=0)))
+        largest_difference = max(largest_difference,
+                                 *client_differences(results["tff"], results[other]))
       if round_index == 0:  # each client's, from the same initial model
         first_round = client_differences(results["tff"], results["in_process"])
         nudged = Experiment(config.round_settings(), prepared.data, model_spec, attack,

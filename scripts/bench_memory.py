@@ -28,8 +28,9 @@ type a ``tff.learning`` process hands its model aggregator; rows ``federated_sum
 ``MeanFactory`` and ``factory:NAME`` only. "seconds" is the median call's wall time.
 "absolute GB" is the two processes' own peaks summed, from their start, warm-up included
 (the largest VmHWM each reached): an upper bound of what has to fit in the machine's memory
-at once (the two need not peak together). TFF's worker keeps the values of earlier calls for
-a while, so it grows over the first calls.
+at once (the two need not peak together). TFF's worker keeps the memory of its largest call
+so far between calls (BENCHMARKS.md, "ResNet-18 x 30 through a TFF factory fits"), so the
+warm-up call counts too.
 
 The target of the performance issue is a factory's total within ``MeanFactory``'s plus
 twice the stacked input (K N 4 bytes); the last column prints the difference in stacks.
@@ -67,6 +68,7 @@ def shapes_of(size: str) -> list[int]:
 
 
 def _value_type(size: int | str):
+  """T[N] float32, or (resnet18) the structure of its 62 float32 vectors."""
   import numpy as np
   import tensorflow_federated as tff
   if size == "resnet18":
@@ -87,29 +89,24 @@ def make_client_value(seed, size: int | str):
 
 
 def _computation(row: str, size: int | str, values_at: str = "python"):
-  """A callable of the K client values (``values_at="python"``) or of K int32 seeds
-  (``"worker"``: each value made at its client by ``make_client_value``) that runs ``row``."""
+  """A federated computation of the K client values (``values_at="python"``) or of K
+  int32 seeds (``"worker"``: each value made at its client by ``make_client_value``)
+  that runs ``row``."""
   import numpy as np
   import tensorflow_federated as tff
   if values_at not in VALUES_AT:
     raise ValueError(f"values_at must be one of {VALUES_AT}, got {values_at!r}")
   aggregate = _aggregation(row, size)
   if values_at == "python":
-    return _call_of(aggregate)
+    return tff.federated_computation(aggregate, tff.FederatedType(_value_type(size), tff.CLIENTS))
   make = tff.tensorflow.computation(lambda seed: make_client_value(seed, size), np.int32)
-  seeds = tff.FederatedType(np.int32, tff.CLIENTS)
-  if isinstance(aggregate, tuple):   # a process: (next, state)
-    process_next, state = aggregate
-    next_of_seeds = tff.federated_computation(
-        lambda state, s: process_next(state, tff.federated_map(make, s)).result,
-        process_next.type_signature.parameter[0], seeds)
-    return lambda s: next_of_seeds(state, s)
-  return tff.federated_computation(lambda s: aggregate(tff.federated_map(make, s)), seeds)
+  return tff.federated_computation(lambda seeds: aggregate(tff.federated_map(make, seeds)),
+                                   tff.FederatedType(np.int32, tff.CLIENTS))
 
 
 def _aggregation(row: str, size: int | str):
-  """A federated computation of the K client values, or (factory rows) ``(next, state)``
-  wrapped by ``_computation``."""
+  """``row`` as a function of the clients' federated value, for ``_computation`` to call
+  inside a federated computation (a factory's process from its initial state)."""
   import tensorflow as tf
   import tensorflow_federated as tff
 
@@ -119,34 +116,23 @@ def _aggregation(row: str, size: int | str):
   if size == "resnet18" and row in SINGLE_VECTOR_ROWS:
     raise ValueError(f"row {row} takes one vector per client, not --size resnet18")
   value_type = _value_type(size)
-  clients = tff.FederatedType(value_type, tff.CLIENTS)
   stacked = gather_lib.stacked_type(value_type)
   if row == "federated_sum":
-    return tff.federated_computation(lambda v: tff.federated_sum(v), clients)
+    return tff.federated_sum
   if row == "gather_sum":
     reduce = tff.tensorflow.computation(lambda s: tf.reduce_sum(s, axis=0), stacked)
-    return tff.federated_computation(
-        lambda v: tff.federated_map(reduce, gather_lib.gather(v, value_type)), clients)
+    return lambda v: tff.federated_map(reduce, gather_lib.gather(v, value_type))
   if row == "aggregate_concat":
     zero = tff.tensorflow.computation(lambda: tf.zeros([0, size], tf.float32))
     accumulate = tff.tensorflow.computation(lambda a, v: tf.concat([a, v[None]], 0),
                                             stacked, value_type)
     merge = tff.tensorflow.computation(lambda a, b: tf.concat([a, b], 0), stacked, stacked)
     report = tff.tensorflow.computation(lambda a: tf.reduce_sum(a, 0), stacked)
-    return tff.federated_computation(
-        lambda v: tff.federated_aggregate(v, zero(), accumulate, merge, report), clients)
+    return lambda v: tff.federated_aggregate(v, zero(), accumulate, merge, report)
   factory = (tff.aggregators.UnweightedMeanFactory() if row == "MeanFactory"
              else tff_residual.build_factory(row.split(":", 1)[1]))
   process = factory.create(value_type)
-  return process.next, process.initialize()
-
-
-def _call_of(aggregation):
-  """The callable of values for ``_aggregation``'s result."""
-  if isinstance(aggregation, tuple):
-    process_next, state = aggregation
-    return lambda values: process_next(state, values).result
-  return aggregation
+  return lambda v: process.next(process.initialize(), v).result
 
 
 def client_values(clients: int, size: int | str) -> list:

@@ -217,9 +217,8 @@ def test_the_worker_frees_each_value_as_soon_as_python_drops_it(monkeypatch):
   import numpy as np
   import tensorflow_federated as tff
   from tensorflow_federated.python.core.impl.executors import remote_executor_grpc_stub
-  from tff_residual.runtime.managed import DISPOSE_BATCH_SIZE, managed_tff_runtime
+  from tff_residual.runtime.managed import managed_tff_runtime
 
-  assert DISPOSE_BATCH_SIZE == 1
   requests = []
   forward = remote_executor_grpc_stub.RemoteExecutorGrpcStub.dispose
 

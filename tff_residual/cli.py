@@ -310,18 +310,19 @@ def main(argv=None) -> int:
   output_dir = None
   execution, aggregation = args.execution, args.aggregation
   try:
-    if args.resume and execution is None and aggregation is None:
-      # A stopped run continues where it ran (its config.json's "runs_on"); runs
-      # recorded before "runs_on" existed ran on TFF unless --execution says otherwise.
-      execution, aggregation = runner.placement_of_run(args.resume)
-    execution = execution or "tff"
-    where_it_runs(execution, aggregation, runtime_options)  # before any data loads
     if args.resume:
       given = [name for name in ("task", *RUN_NAMES, "output_dir")
                if getattr(args, name) != parser.get_default(name)]
       if given:
         raise ConfigError(f"--resume takes the run's settings from {args.resume}/config.json; "
                           f"drop --{', --'.join(given)}")
+      if execution is None and aggregation is None:
+        # A stopped run continues where it ran (its config.json's "runs_on"); runs
+        # recorded before "runs_on" existed ran on TFF unless --execution says otherwise.
+        execution, aggregation = runner.placement_of_run(args.resume)
+    execution = execution or "tff"
+    where_it_runs(execution, aggregation, runtime_options)  # before any data loads
+    if args.resume:
       config, family = runner.config_of_run(args.resume)
       output_dir = args.resume
     else:

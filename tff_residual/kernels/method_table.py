@@ -308,8 +308,8 @@ def parse(name: str) -> tuple[tuple[str, ...], str]:
   ValueError naming the problem: an unknown name or prefix, a prefix used twice,
   or a name no wrapper can hold (fedavg).
   """
-  if alias_of(name):
-    return parse(alias_of(name).target)
+  if alias := alias_of(name):
+    return parse(alias.target)
   expected = (f"expected one of {names()}, optionally after wrapper prefixes "
               f"{[w + SEPARATOR for w in WRAPPERS]} (e.g. 'arc+nnm+trimmed_mean'), or "
               f"{list(ALIASES)}")
@@ -438,8 +438,8 @@ def resolve(name: str, **params) -> Resolved:
   config's own error for a bad value. Each parameter goes to every level (wrapper
   or rule) whose config has the field.
   """
-  if alias_of(name):
-    return _resolve_alias(alias_of(name), params)
+  if alias := alias_of(name):
+    return _resolve_alias(alias, params)
   wrappers, base = parse(name)
   fields = fields_of(name)
   unknown = [k for k in params if k not in fields]
@@ -469,8 +469,7 @@ def _resolve_alias(alias: Alias, params: dict) -> Resolved:
 def fields_of(name: str) -> list[str]:
   """The config fields ``name`` takes (of every level of a wrapped name; an alias's
   target's, less those it ties to others)."""
-  alias = alias_of(name)
-  if alias:
+  if alias := alias_of(name):
     return [f for f in fields_of(alias.target) if f not in alias.tied and f not in alias.unused]
   wrappers, base = parse(name)
   setting = NAMED_SETTINGS.get(base)

@@ -45,18 +45,23 @@ def prepare(config: ExperimentConfig, family: TaskFamily) -> Prepared:
   return Prepared(config, family, data, targets, federation)
 
 
-def config_of_run(output_dir: str) -> tuple[ExperimentConfig, TaskFamily]:
-  """(config, family) of the run in ``output_dir``, from its config.json (``--resume``);
-  ConfigError if there is none."""
+def recorded_run(output_dir: str) -> dict[str, Any]:
+  """The config.json of the run in ``output_dir`` (``--resume``); ConfigError if there is none."""
   import json
 
-  from tff_residual.simulation.experiment_config import validate
-  from tff_residual.tasks.task_table import parse_task
   path = os.path.join(output_dir, "config.json")
   if not os.path.exists(path):
     raise ConfigError(f"--resume={output_dir}: no run to continue there (no config.json)")
   with open(path, encoding="utf-8") as f:
-    settings = dict(json.load(f)["settings"])
+    return json.load(f)
+
+
+def config_of_run(output_dir: str) -> tuple[ExperimentConfig, TaskFamily]:
+  """(config, family) of the run in ``output_dir``, from its config.json (``--resume``);
+  ConfigError if there is none."""
+  from tff_residual.simulation.experiment_config import validate
+  from tff_residual.tasks.task_table import parse_task
+  settings = dict(recorded_run(output_dir)["settings"])
   family, _ = parse_task(settings["task"])
   for name in ("aggregators", "trigger_features"):
     settings[name] = tuple(settings[name])
@@ -69,26 +74,12 @@ def config_of_run(output_dir: str) -> tuple[ExperimentConfig, TaskFamily]:
   return config, family
 
 
-def runs_on(execution: str, aggregation: str) -> dict[str, str]:
-  """Where a run's rounds run, as config.json records it (``"runs_on"``)."""
-  return {"execution": execution, "aggregation": aggregation}
-
-
 def placement_of_run(output_dir: str) -> tuple[str | None, str | None]:
   """(execution, aggregation) of the run in ``output_dir`` from its config.json's
-  "runs_on", for ``--resume`` to continue it where it ran; (None, None) when there is
-  no config.json or it has no "runs_on" (a run recorded before it existed)."""
-  import json
-
-  path = os.path.join(output_dir, "config.json")
-  if not os.path.exists(path):
-    return None, None
-  with open(path, encoding="utf-8") as f:
-    recorded = json.load(f).get("runs_on")
-  if not recorded:
-    return None, None
-  execution = recorded["execution"]
-  return execution, (recorded["aggregation"] if execution == "tff" else None)
+  "runs_on", for ``--resume`` to continue it where it ran; (None, None) for a run
+  recorded before "runs_on" existed. ConfigError if there is no config.json."""
+  placed = recorded_run(output_dir).get("runs_on") or {}
+  return placed.get("execution"), placed.get("aggregation")
 
 
 def resumable_progress(output_dir: str, info: dict[str, Any]) -> dict[str, Any]:
@@ -98,16 +89,13 @@ def resumable_progress(output_dir: str, info: dict[str, Any]) -> dict[str, Any]:
   import json
 
   from tff_residual.simulation.outputs import json_safe
-  if not os.path.exists(os.path.join(output_dir, "config.json")):
-    raise ConfigError(f"--resume={output_dir}: no run to continue there (no config.json)")
+  recorded = recorded_run(output_dir)
   meta = checkpoint.load_meta(output_dir)
   if meta is None:
     if os.path.exists(os.path.join(output_dir, "summary.json")):
       raise ConfigError(f"--resume={output_dir}: that run has finished (summary.json); "
                         "nothing to continue")
     meta = {"finished": [], "rows": [], "aggregator": None}
-  with open(os.path.join(output_dir, "config.json"), encoding="utf-8") as f:
-    recorded = json.load(f)
   now = json.loads(json.dumps(json_safe(info)))
   if "runs_on" not in recorded:  # recorded before "runs_on" existed
     now.pop("runs_on", None)
@@ -283,7 +271,8 @@ def run(prepared: Prepared, output_dir: str, progress: bool = True,
   aggregation = where_it_runs(execution, aggregation, runtime_options)
   config, data = prepared.config, prepared.data
   model_spec, attack = model_and_attack(prepared)
-  info = {**describe(prepared, attack.describe()), "runs_on": runs_on(execution, aggregation)}
+  info = {**describe(prepared, attack.describe()),
+          "runs_on": {"execution": execution, "aggregation": aggregation}}
   saved = resumable_progress(output_dir, info) if resume else None
   outputs = RunOutputs(output_dir, info, resumed_rows=saved["rows"] if saved else None)
   for line in header_lines(prepared, info, output_dir):
